@@ -1,0 +1,3 @@
+from sac_ivr.cli import main
+
+raise SystemExit(main())

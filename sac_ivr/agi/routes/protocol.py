@@ -1,0 +1,62 @@
+"""Route ``protocol``: issue the call's number, store it, read it to the caller.
+
+The number is committed before the first digit is played (Decreto 6.523 art. 15,
+11.034 art. 12). If no number can be issued, the route sets ``SAC_RESULT=ERROR``
+and returns: the dialplan tells the caller an attendant will give the number and
+goes on to the menu. The caller is never left without service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from sac_ivr.agi import channel_vars
+from sac_ivr.agi.announcement import announce
+from sac_ivr.asterisk.fastagi import AgiCall
+from sac_ivr.protocols.issuer import CallInfo, ProtocolIssueError
+from sac_ivr.services import Services
+
+log = logging.getLogger(__name__)
+
+# A caller should not sit in silence waiting for a database: past this, go on
+# without a number (the row may still be committed; it is then simply not spoken).
+ISSUE_TIMEOUT_S = 4.0
+
+
+def call_info(call: AgiCall) -> CallInfo:
+    return CallInfo(
+        caller_number=call.header("agi_callerid"),
+        caller_name=call.header("agi_calleridname"),
+        called_number=call.header("agi_dnid") or call.header("agi_extension"),
+        uniqueid=call.header("agi_uniqueid"),
+        channel=call.header("agi_channel"),
+    )
+
+
+async def handle(call: AgiCall, services: Services) -> None:
+    settings = services.settings
+    try:
+        issued = await asyncio.wait_for(services.issuer.issue(call_info(call)), ISSUE_TIMEOUT_S)
+    except (ProtocolIssueError, TimeoutError) as exc:
+        log.error(
+            "uniqueid=%s: no protocol number issued (%s); caller goes on to the menu",
+            call.uniqueid,
+            exc or "timed out",
+        )
+        await call.set_variable(channel_vars.RESULT, "ERROR")
+        return
+    log.info("uniqueid=%s: protocol %s issued", call.uniqueid, issued.number)
+    await call.set_variable(channel_vars.PROTOCOL, issued.number)
+    await call.set_variable(channel_vars.RESULT, "OK")
+    result = await announce(
+        call,
+        issued.number,
+        group_size=settings.say_group_size,
+        max_repeats=settings.announce_repeats,
+        digit_timeout_ms=settings.announce_digit_timeout_ms,
+        offer_sms=services.sms_requested is not None,
+    )
+    if result.sms_requested and services.sms_requested is not None:
+        await call.set_variable(channel_vars.SMS_REQUESTED, "1")
+        await services.sms_requested(issued.number, call.uniqueid)

@@ -1,0 +1,33 @@
+"""Builds the FastAGI server with every route bound to the running services."""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from sac_ivr.agi.routes import ROUTE_MODULES
+from sac_ivr.asterisk.fastagi import AgiCall, FastAgiServer, RouteHandler
+from sac_ivr.services import Services
+
+
+def route_name(module: ModuleType) -> str:
+    return module.__name__.rsplit(".", 1)[-1]
+
+
+def _bind(module: ModuleType, services: Services) -> RouteHandler:
+    async def route(call: AgiCall) -> None:
+        await module.handle(call, services)
+
+    route.__name__ = f"agi_{route_name(module)}"
+    return route
+
+
+def build_agi_server(services: Services) -> FastAgiServer:
+    settings = services.settings
+    server = FastAgiServer(
+        header_timeout=settings.agi_header_timeout,
+        command_timeout=settings.agi_command_timeout,
+        max_connections=settings.agi_max_connections,
+    )
+    for module in ROUTE_MODULES:
+        server.add_route(route_name(module), _bind(module, services))
+    return server

@@ -1,0 +1,376 @@
+"""A FastAGI server on panoramisk, hardened against panoramisk 1.4's failures.
+
+What is fixed here, and why:
+
+1. Header read: panoramisk loops on ``reader.read()`` until it sees a blank line;
+   a peer that closes first makes it spin on ``b''`` for ever and freezes the whole
+   event loop (a port scan or a TCP health check is enough). Ours reads line by
+   line, stops on EOF, gives the peer ``header_timeout`` seconds for the whole block
+   and refuses blocks larger than ``MAX_HEADER_BYTES``.
+2. Routes: panoramisk wraps plain functions with ``asyncio.coroutine``, gone since
+   Python 3.11. ``add_route`` refuses anything but ``async def`` at start-up.
+3. Hangup: with ``AGISIGHUP`` on, Asterisk writes ``HANGUP`` in-band and then the
+   real result; panoramisk takes ``HANGUP`` as the answer and every later reply
+   drifts by one. We consume the real result, mark the call hung up and raise
+   :class:`AgiHangup`; nothing more is sent on that connection.
+4. Every command has a timeout; a 520 usage error is read to its last line.
+6. ``Application(loop=...)``: created inside the running loop only (``start``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from panoramisk import fast_agi
+from panoramisk.utils import parse_agi_result
+
+log = logging.getLogger(__name__)
+
+MAX_HEADER_BYTES = 16 * 1024
+MAX_LINE_BYTES = 4 * 1024
+# Asterisk 22 sends 22 agi_* lines plus agi_arg_N; anything near this is not Asterisk.
+MAX_HEADER_LINES = 128
+
+
+class AgiError(Exception):
+    """The FastAGI conversation cannot go on."""
+
+
+class AgiHangup(AgiError):
+    """The channel hung up (or the connection closed): stop, this is normal."""
+
+
+class AgiProtocolError(AgiError):
+    """The peer sent something that is not FastAGI."""
+
+
+class AgiCommandError(AgiError):
+    """Asterisk refused a command (510/520): a bug on our side, not the caller's."""
+
+
+@dataclass(frozen=True)
+class AgiResult:
+    code: int
+    result: str
+    data: str
+    endpos: int | None
+    line: str
+
+    @property
+    def digit(self) -> str | None:
+        """The DTMF key for STREAM FILE / WAIT FOR DIGIT results, else None."""
+        try:
+            value = int(self.result)
+        except ValueError:
+            return None
+        return chr(value) if value > 0 else None
+
+
+RouteHandler = Callable[["AgiCall"], Awaitable[None]]
+
+
+class AgiCall(fast_agi.Request):
+    """One FastAGI session: the channel's headers and commands sent to it."""
+
+    def __init__(
+        self,
+        app: FastAgiServer,
+        headers: dict[str, str],
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        command_timeout: float,
+    ) -> None:
+        super().__init__(app=app, headers=headers, reader=reader, writer=writer)
+        self.command_timeout = command_timeout
+        self.hung_up = False
+
+    # -- channel facts
+    @property
+    def route(self) -> str:
+        return route_name(self.headers.get("agi_network_script", ""))
+
+    @property
+    def uniqueid(self) -> str:
+        return self.headers.get("agi_uniqueid", "")
+
+    @property
+    def args(self) -> list[str]:
+        """agi_arg_1, agi_arg_2, ... in order."""
+        out = []
+        n = 1
+        while f"agi_arg_{n}" in self.headers:
+            out.append(self.headers[f"agi_arg_{n}"])
+            n += 1
+        return out
+
+    def header(self, name: str) -> str | None:
+        """An agi_* header, None when Asterisk sent "unknown" or nothing."""
+        value = self.headers.get(name, "").strip()
+        return None if value in ("", "unknown") else value
+
+    # -- commands
+    async def send_command(self, command: str) -> dict[str, Any]:  # panoramisk's signature
+        result = await self.command(command)
+        return parse_agi_result(result.line)
+
+    async def command(self, command: str, timeout: float | None = None) -> AgiResult:
+        """Send one AGI command and read its result line.
+
+        Raises AgiHangup when the channel is gone (EOF, in-band HANGUP, result -1 or
+        511), AgiCommandError on 510/520.
+        """
+        if self.hung_up:
+            raise AgiHangup("channel already hung up")
+        if "\n" in command or "\r" in command:
+            raise ValueError("an AGI command is one line")
+        try:
+            self.writer.write(command.encode(self.encoding) + b"\n")
+            await self.writer.drain()
+        except (ConnectionError, RuntimeError) as exc:
+            self.hung_up = True
+            raise AgiHangup(f"connection lost while sending: {exc}") from exc
+        async with asyncio.timeout(timeout or self.command_timeout):
+            line = await self._read_line()
+            while line.startswith("100"):  # "100 result=0 Trying..."
+                line = await self._read_line()
+            if line == "HANGUP":
+                # In-band hangup (AGISIGHUP=yes): the command's own result follows.
+                self.hung_up = True
+                try:
+                    async with asyncio.timeout(1.0):
+                        await self._read_line()
+                except (TimeoutError, AgiHangup):
+                    pass
+                raise AgiHangup("caller hung up")
+            if line.startswith("520-"):
+                usage = [line]
+                while not line.startswith("520 "):
+                    line = await self._read_line()
+                    usage.append(line)
+                raise AgiCommandError(f"{command!r}: " + " / ".join(usage))
+        return self._parse(command, line)
+
+    async def _read_line(self) -> str:
+        try:
+            raw = await self.reader.readuntil(b"\n")
+        except asyncio.IncompleteReadError as exc:
+            self.hung_up = True
+            raise AgiHangup("connection closed by Asterisk") from exc
+        except asyncio.LimitOverrunError as exc:
+            raise AgiProtocolError("reply line too long") from exc
+        except ConnectionError as exc:
+            self.hung_up = True
+            raise AgiHangup(f"connection lost: {exc}") from exc
+        return raw.decode(self.encoding, errors="replace").rstrip("\r\n")
+
+    def _parse(self, command: str, line: str) -> AgiResult:
+        code_text, _, rest = line.partition(" ")
+        if not code_text.isdigit():
+            raise AgiProtocolError(f"unexpected reply to {command!r}: {line[:80]!r}")
+        code = int(code_text)
+        if code == 511:  # "Command Not Permitted on a dead channel"
+            self.hung_up = True
+            raise AgiHangup("channel is dead")
+        if code != 200:
+            raise AgiCommandError(f"{command!r} answered {line!r}")
+        head, data = rest, ""
+        if "(" in rest and rest.endswith(")"):  # "result=1 (the value)"
+            head, _, data = rest[:-1].partition("(")
+        fields = dict(token.partition("=")[::2] for token in head.split() if "=" in token)
+        result = fields.get("result", "")
+        if result == "-1":
+            self.hung_up = True
+            raise AgiHangup(f"{command.split()[0]} failed: channel hung up")
+        endpos = fields.get("endpos")
+        return AgiResult(
+            code=code,
+            result=result,
+            data=data,
+            endpos=int(endpos) if endpos and endpos.isdigit() else None,
+            line=line,
+        )
+
+    # -- the few commands the routes use
+    async def set_variable(self, name: str, value: str) -> None:
+        await self.command(f'SET VARIABLE {name} "{_quote(value)}"')
+
+    async def get_variable(self, name: str) -> str | None:
+        result = await self.command(f"GET VARIABLE {name}")
+        return result.data if result.result == "1" else None
+
+    async def stream_file(self, prompt: str, escape_digits: str = "") -> str | None:
+        """Play a prompt; returns the key that interrupted it, or None."""
+        result = await self.command(f'STREAM FILE {prompt} "{escape_digits}"')
+        return result.digit
+
+    async def wait_for_digit(self, timeout_ms: int) -> str | None:
+        result = await self.command(
+            f"WAIT FOR DIGIT {timeout_ms}", timeout=timeout_ms / 1000 + self.command_timeout
+        )
+        return result.digit
+
+    async def verbose(self, message: str, level: int = 1) -> None:
+        await self.command(f'VERBOSE "{_quote(message)}" {level}')
+
+
+def _quote(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
+
+
+def route_name(script: str) -> str:
+    """``agi://host/protocol?x=1`` arrives as agi_network_script ``protocol?x=1``."""
+    return script.split("?", 1)[0].strip("/")
+
+
+class FastAgiServer(fast_agi.Application):
+    """panoramisk's Application with a hardened connection handler."""
+
+    def __init__(
+        self,
+        *,
+        header_timeout: float = 5.0,
+        command_timeout: float = 120.0,
+        max_connections: int = 1000,
+        on_error: Callable[[AgiCall, BaseException], Awaitable[None]] | None = None,
+    ) -> None:
+        asyncio.get_running_loop()  # fix 6: never build it outside the loop it serves
+        super().__init__()
+        self.header_timeout = header_timeout
+        self.command_timeout = command_timeout
+        self._slots = asyncio.Semaphore(max_connections)
+        self._on_error = on_error
+        self._server: asyncio.Server | None = None
+        self.active_calls = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def add_route(self, path: str, endpoint: RouteHandler) -> None:  # type: ignore[override]
+        if not asyncio.iscoroutinefunction(endpoint):
+            raise TypeError(f"AGI route {path!r} must be an async function")  # fix 2
+        super().add_route(path, endpoint)
+
+    @property
+    def routes(self) -> list[str]:
+        return list(self._route)
+
+    async def start(self, host: str, port: int) -> asyncio.Server:
+        self._server = await asyncio.start_server(
+            self.handler, host, port, limit=MAX_LINE_BYTES, backlog=1024
+        )
+        return self._server
+
+    async def wait_idle(self, seconds: float) -> bool:
+        """Wait until no call is in progress; False if some still are after ``seconds``."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), seconds)
+        except TimeoutError:
+            return False
+        return True
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def handler(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername")
+        async with self._slots:
+            try:
+                headers = await read_agi_headers(reader, self.header_timeout)
+            except AgiError as exc:
+                log.warning("FastAGI connection from %s dropped: %s", peer, exc)
+                await _close(writer)
+                return
+            call = AgiCall(self, headers, reader, writer, self.command_timeout)
+            self.active_calls += 1
+            self._idle.clear()
+            try:
+                await self._dispatch(call)
+            finally:
+                self.active_calls -= 1
+                if not self.active_calls:
+                    self._idle.set()
+                await _close(writer)
+
+    async def _dispatch(self, call: AgiCall) -> None:
+        route = self._route.get(call.route)
+        if route is None:
+            log.error("uniqueid=%s: no FastAGI route %r", call.uniqueid, call.route)
+            await _report_error(call)
+            return
+        try:
+            await route(call)
+        except AgiHangup as exc:
+            log.info("uniqueid=%s route=%s: %s", call.uniqueid, call.route, exc)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("uniqueid=%s route=%s failed", call.uniqueid, call.route)
+            if self._on_error is not None:
+                await self._on_error(call, exc)
+            await _report_error(call)
+
+
+async def _report_error(call: AgiCall) -> None:
+    """Tell the dialplan this route failed; it then takes the caller to the menu."""
+    from sac_ivr.agi.channel_vars import RESULT
+
+    if call.hung_up:
+        return
+    try:
+        await call.set_variable(RESULT, "ERROR")
+    except (AgiError, TimeoutError):
+        pass
+
+
+async def read_agi_headers(reader: asyncio.StreamReader, timeout: float) -> dict[str, str]:
+    """Read the ``agi_*: value`` block up to its blank line (fix 1).
+
+    Raises AgiProtocolError on EOF, timeout, an oversized block or a non-AGI line.
+    """
+    headers: dict[str, str] = {}
+    size = 0
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                try:
+                    raw = await reader.readuntil(b"\n")
+                except asyncio.IncompleteReadError as exc:
+                    if not exc.partial and not headers:
+                        raise AgiProtocolError("peer closed without sending anything") from None
+                    raise AgiProtocolError("peer closed before the end of the headers") from None
+                except asyncio.LimitOverrunError:
+                    raise AgiProtocolError("header line too long") from None
+                size += len(raw)
+                if size > MAX_HEADER_BYTES or len(headers) >= MAX_HEADER_LINES:
+                    raise AgiProtocolError("header block too large")
+                line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+                if line == "":
+                    if headers:
+                        break
+                    continue  # stray blank lines before the block (seen from Asterisk)
+                key, sep, value = line.partition(": ")
+                if not sep:
+                    key, sep, value = line.partition(":")
+                if not sep or not key.startswith("agi_"):
+                    raise AgiProtocolError(f"not a FastAGI header: {line[:60]!r}")
+                headers[key] = value.strip()
+    except TimeoutError:
+        raise AgiProtocolError(f"headers not complete after {timeout:g} s") from None
+    except ConnectionError as exc:
+        raise AgiProtocolError(f"connection lost during headers: {exc}") from None
+    if "agi_network_script" not in headers:
+        raise AgiProtocolError("no agi_network_script header (not a FastAGI request)")
+    return headers
+
+
+async def _close(writer: asyncio.StreamWriter) -> None:
+    writer.close()
+    try:
+        await asyncio.wait_for(writer.wait_closed(), 1.0)
+    except (ConnectionError, TimeoutError, OSError):
+        pass

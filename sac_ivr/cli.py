@@ -1,0 +1,143 @@
+"""The ``sac-ivr`` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from sac_ivr import __version__
+from sac_ivr.config import ConfigError, Settings, setting_help
+
+
+def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config", metavar="FILE", help="TOML settings file (also SAC_IVR_CONFIG)."
+    )
+    group = parser.add_argument_group(
+        "settings", "each also from the environment as SAC_IVR_<NAME> or the TOML file"
+    )
+    for name, help_text, default in setting_help():
+        flag = "--" + name.replace("_", "-")
+        shown = "***" if "secret" in name else default
+        group.add_argument(flag, dest=name, metavar="VALUE", help=f"{help_text} [{shown!r}]")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {name: getattr(args, name, None) for name, _, _ in setting_help()}
+    return Settings.load(config_file=args.config, overrides=overrides)
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from sac_ivr.runner import serve
+
+    settings = _settings(args)
+    _setup_logging(settings.log_level)
+    try:
+        asyncio.run(serve(settings, migrate=not args.no_migrate))
+    except OSError as exc:
+        print(f"sac-ivr: cannot listen: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from sac_ivr.db.migrate import upgrade
+
+    settings = _settings(args)
+    _setup_logging(settings.log_level)
+    upgrade(settings.database_url, args.revision)
+    print(f"database at {args.revision}")
+    return 0
+
+
+def cmd_token_create(args: argparse.Namespace) -> int:
+    from sac_ivr.auth.services import TokenError, create_token
+    from sac_ivr.db.engine import create_engine, make_sessionmaker
+    from sac_ivr.db.migrate import upgrade
+
+    settings = _settings(args)
+    upgrade(settings.database_url)
+
+    async def run() -> str:
+        engine = create_engine(settings.database_url)
+        try:
+            return await create_token(
+                make_sessionmaker(engine), args.name, args.role, extension=args.extension
+            )
+        finally:
+            await engine.dispose()
+
+    try:
+        token = asyncio.run(run())
+    except TokenError as exc:
+        print(f"sac-ivr: {exc}", file=sys.stderr)
+        return 2
+    print(token)
+    print(f"(token for {args.name}, role {args.role}: shown once, store it now)", file=sys.stderr)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sac-ivr", description="Brazilian SAC protocol numbers and call center on Asterisk."
+    )
+    parser.add_argument("--version", action="version", version=f"sac-ivr {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run FastAGI + HTTP (+ AMI) in one process")
+    _add_setting_flags(serve)
+    serve.add_argument(
+        "--no-migrate", action="store_true", help="don't upgrade the database schema at start"
+    )
+    serve.set_defaults(func=cmd_serve)
+
+    db = commands.add_parser("db", help="database schema").add_subparsers(
+        dest="db_command", required=True
+    )
+    db_upgrade = db.add_parser("upgrade", help="apply alembic migrations")
+    _add_setting_flags(db_upgrade)
+    db_upgrade.add_argument("revision", nargs="?", default="head")
+    db_upgrade.set_defaults(func=cmd_db_upgrade)
+
+    token = commands.add_parser("token", help="API tokens").add_subparsers(
+        dest="token_command", required=True
+    )
+    create = token.add_parser("create", help="create a token and print it once")
+    _add_setting_flags(create)
+    create.add_argument("name", help="who holds it (an agent's login, a system)")
+    create.add_argument("--role", choices=["agent", "supervisor", "admin"], default="agent")
+    create.add_argument("--extension", help="agent's interface, e.g. PJSIP/1001")
+    create.set_defaults(func=cmd_token_create)
+
+    for extra in _extra_commands():
+        extra(commands)
+    return parser
+
+
+def _extra_commands() -> list[Any]:
+    """Commands that live in their feature package (sounds, retention, ...)."""
+    from sac_ivr.sounds import cli as sounds_cli
+
+    return [sounds_cli.add_parser]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as exc:
+        print(f"sac-ivr: configuration error: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,202 @@
+"""Settings: defaults < TOML file < environment (SAC_IVR_*) < command-line flags.
+
+Every setting is one field of :class:`Settings`; its ``help`` metadata is what
+``sac-ivr serve --help`` prints, so the reference in the README and the CLI agree.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+ENV_PREFIX = "SAC_IVR_"
+CONFIG_ENV = "SAC_IVR_CONFIG"
+
+
+class ConfigError(ValueError):
+    """A setting has a value the service cannot run with."""
+
+
+def _setting(default: Any, help: str) -> Any:
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass
+class Settings:
+    # -- listeners
+    agi_host: str = _setting("127.0.0.1", "FastAGI bind address (where Asterisk connects).")
+    agi_port: int = _setting(4573, "FastAGI port (4573 is Asterisk's usual).")
+    agi_header_timeout: float = _setting(
+        5.0, "Seconds a FastAGI peer has to send its whole agi_* header block."
+    )
+    agi_command_timeout: float = _setting(
+        120.0, "Seconds to wait for Asterisk's answer to one AGI command (prompts included)."
+    )
+    agi_max_connections: int = _setting(
+        1000, "FastAGI connections served at once; more wait in the kernel backlog."
+    )
+    http_host: str = _setting("127.0.0.1", "HTTP bind address (API, panels).")
+    http_port: int = _setting(8080, "HTTP port.")
+    public_base_url: str = _setting(
+        "", "URL agents use to reach this service (links in SIP headers); default http://HOST:PORT."
+    )
+    # -- storage
+    database_url: str = _setting(
+        "sqlite+aiosqlite:///var/sac-ivr.sqlite3",
+        "SQLAlchemy URL: sqlite+aiosqlite:///PATH (embedded) or postgresql+asyncpg://...",
+    )
+    # -- protocol numbers
+    timezone: str = _setting("America/Sao_Paulo", "Local time zone of the dates in numbers.")
+    protocol_format: str = _setting(
+        "date-seq-check",
+        "date-seq-check (YYYYMMDD + 6-digit daily sequence + Damm check digit), "
+        "ans (6-digit ANS registry + YYYYMMDD + 6-digit daily sequence), "
+        "or sequence (one global sequence, protocol_sequence_width digits).",
+    )
+    ans_registry: str = _setting("", "6-digit ANS operator registry (protocol_format=ans).")
+    protocol_sequence_width: int = _setting(
+        12, "Digits of the global sequence (protocol_format=sequence)."
+    )
+    say_group_size: int = _setting(3, "Digits read together before a short pause.")
+    announce_repeats: int = _setting(2, "How many times the caller may hear the number again.")
+    announce_digit_timeout_ms: int = _setting(
+        3000, "Milliseconds to wait for a key after the closing prompt."
+    )
+    # -- AMI (call log, live panels)
+    ami_enabled: bool = _setting(False, "Follow calls over the Asterisk Manager Interface.")
+    ami_host: str = _setting("127.0.0.1", "AMI host.")
+    ami_port: int = _setting(5038, "AMI port.")
+    ami_username: str = _setting("sac-ivr", "AMI user (see dialplan/manager.conf.sample).")
+    ami_secret: str = _setting("", "AMI secret (never logged).")
+    ami_action_timeout: float = _setting(5.0, "Seconds to wait for the answer to one AMI action.")
+    ami_ping_interval: float = _setting(10.0, "Seconds between AMI pings that prove the link.")
+    # -- logging
+    log_level: str = _setting("INFO", "DEBUG, INFO, WARNING or ERROR.")
+
+    # ---------------------------------------------------------------- loading
+    @classmethod
+    def load(
+        cls,
+        config_file: str | os.PathLike[str] | None = None,
+        env: dict[str, str] | None = None,
+        overrides: dict[str, Any] | None = None,
+    ) -> Settings:
+        """Build settings from a TOML file, the environment and explicit overrides."""
+        env = dict(os.environ if env is None else env)
+        values: dict[str, Any] = {}
+        path = config_file or env.get(CONFIG_ENV)
+        if path:
+            try:
+                data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+            except (OSError, tomllib.TOMLDecodeError) as exc:
+                raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+            values.update(_flatten_toml(data))
+        for f in dataclasses.fields(cls):
+            key = ENV_PREFIX + f.name.upper()
+            if key in env:
+                values[f.name] = env[key]
+        for name, value in (overrides or {}).items():
+            if value is not None:
+                values[name] = value
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ConfigError(f"unknown setting(s): {', '.join(unknown)}")
+        converted = {name: _convert(known[name], value) for name, value in values.items()}
+        settings = cls(**converted)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        """Refuse at start-up what would otherwise fail on the first call."""
+        from sac_ivr.protocols.numbering import make_format  # local: avoids an import cycle
+
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ConfigError(f"timezone: unknown time zone {self.timezone!r}") from exc
+        make_format(self)  # raises ConfigError with the reason
+        for name in ("agi_port", "http_port", "ami_port"):
+            port = getattr(self, name)
+            if not 0 <= port <= 65535:
+                raise ConfigError(f"{name}: {port} is not a TCP port")
+        if self.say_group_size < 1:
+            raise ConfigError("say_group_size: must be at least 1")
+        if not 0 <= self.announce_repeats <= 5:
+            raise ConfigError("announce_repeats: must be between 0 and 5")
+        if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ConfigError(f"log_level: {self.log_level!r} is not a log level")
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def base_url(self) -> str:
+        if self.public_base_url:
+            return self.public_base_url.rstrip("/")
+        host = "127.0.0.1" if self.http_host in ("0.0.0.0", "::", "") else self.http_host
+        return f"http://{host}:{self.http_port}"
+
+    def redacted(self) -> dict[str, Any]:
+        """Settings as a dict with secrets masked: safe to log."""
+        out = dataclasses.asdict(self)
+        for key in out:
+            if "secret" in key or "password" in key:
+                out[key] = "***" if out[key] else ""
+        return out
+
+
+def setting_help() -> list[tuple[str, str, Any]]:
+    """(name, help, default) for every setting, in declaration order."""
+    rows = []
+    for f in dataclasses.fields(Settings):
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        rows.append((f.name, f.metadata.get("help", ""), default))
+    return rows
+
+
+def _flatten_toml(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``[ami] host = "x"`` and ``ami_host = "x"`` mean the same setting."""
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}".replace("-", "_")
+        if isinstance(value, dict):
+            flat.update(_flatten_toml(value, prefix=f"{name}_"))
+        else:
+            flat[name] = value
+    return flat
+
+
+def _convert(f: dataclasses.Field[Any], value: Any) -> Any:
+    kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+    try:
+        if kind == "bool":
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in {"1", "true", "yes", "on"}:
+                return True
+            if text in {"0", "false", "no", "off", ""}:
+                return False
+            raise ValueError(f"{value!r} is not a yes/no value")
+        if kind == "int":
+            if isinstance(value, bool):
+                raise ValueError("expected a whole number")
+            return int(value)
+        if kind == "float":
+            return float(value)
+        if kind.startswith("list"):
+            if isinstance(value, str):
+                return [item.strip() for item in value.split(",") if item.strip()]
+            return list(value)
+        return str(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{f.name}: {exc}") from exc

@@ -1,0 +1,11 @@
+"""Imports every feature's tables so that ``Base.metadata`` is complete.
+
+Alembic's env.py and the test fixtures import this module; a new feature adds its
+``models`` import here.
+"""
+
+from sac_ivr.auth import models as auth_models
+from sac_ivr.db.base import Base
+from sac_ivr.protocols import models as protocol_models
+
+__all__ = ["Base", "auth_models", "protocol_models"]

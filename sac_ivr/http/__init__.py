@@ -1,0 +1,1 @@
+"""HTTP: the aiohttp application, shared error and listing conventions."""

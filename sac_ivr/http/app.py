@@ -1,0 +1,55 @@
+"""The aiohttp application: every feature's routes, errors as JSON, health."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from aiohttp import web
+from sqlalchemy import text
+
+from sac_ivr import __version__
+from sac_ivr.http.context import SERVICES_KEY, services_of
+from sac_ivr.http.errors import error_middleware
+from sac_ivr.http.openapi import build_openapi
+from sac_ivr.protocols import http as protocols_http
+from sac_ivr.services import Services
+
+STARTED_KEY: web.AppKey[float] = web.AppKey("started", float)
+HEALTH_DB_TIMEOUT_S = 2.0
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/healthz")
+async def healthz(request: web.Request) -> web.Response:
+    services = services_of(request)
+    body = {
+        "status": "ok",
+        "version": __version__,
+        "uptime_s": round(time.monotonic() - request.app[STARTED_KEY], 1),
+        "database": "ok",
+    }
+    try:
+        async with asyncio.timeout(HEALTH_DB_TIMEOUT_S):
+            async with services.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+    except Exception as exc:
+        body["status"] = "degraded"
+        body["database"] = f"unavailable: {type(exc).__name__}"
+        return web.json_response(body, status=503)
+    return web.json_response(body)
+
+
+@routes.get("/api/v1/openapi.json")
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(build_openapi())
+
+
+def create_app(services: Services) -> web.Application:
+    app = web.Application(middlewares=[error_middleware], client_max_size=256 * 1024)
+    app[SERVICES_KEY] = services
+    app[STARTED_KEY] = time.monotonic()
+    app.add_routes(routes)
+    app.add_routes(protocols_http.routes)
+    return app

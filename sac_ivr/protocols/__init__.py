@@ -1,0 +1,1 @@
+"""Protocol numbers (registro numérico): issuing, storing, looking up."""

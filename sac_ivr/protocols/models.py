@@ -1,0 +1,85 @@
+"""Tables of the protocols feature."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Date, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from sac_ivr.db.base import Base, UtcDateTime, utcnow
+
+
+class ProtocolCounter(Base):
+    """One row per sequence (a day, or ``global``): the last value handed out.
+
+    Incremented with a single ``INSERT … ON CONFLICT DO UPDATE … RETURNING``, so the
+    database, not the process, decides who gets which value.
+    """
+
+    __tablename__ = "protocol_counters"
+
+    key: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
+class Protocol(Base):
+    __tablename__ = "protocols"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    number: Mapped[str] = mapped_column(String(40), unique=True, nullable=False)
+    issued_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False, default=utcnow)
+    issue_date: Mapped[date] = mapped_column(Date, nullable=False)  # local date in the number
+    channel_kind: Mapped[str] = mapped_column(String(16), nullable=False, default="phone")
+    # The call that opened it
+    caller_number: Mapped[str | None] = mapped_column(String(64))  # as Asterisk gave it
+    caller_e164: Mapped[str | None] = mapped_column(String(20), index=True)
+    caller_name: Mapped[str | None] = mapped_column(String(128))
+    called_number: Mapped[str | None] = mapped_column(String(64))  # DNID
+    uniqueid: Mapped[str | None] = mapped_column(String(64), index=True)
+    linkedid: Mapped[str | None] = mapped_column(String(64), index=True)
+    channel: Mapped[str | None] = mapped_column(String(128))
+    # The request it tracks
+    status: Mapped[str] = mapped_column(String(24), nullable=False, default="open", index=True)
+    subject: Mapped[str | None] = mapped_column(String(64))
+    department: Mapped[str | None] = mapped_column(String(64))
+    agent: Mapped[str | None] = mapped_column(String(64))
+    customer_document: Mapped[str | None] = mapped_column(String(20), index=True)
+    customer_name: Mapped[str | None] = mapped_column(String(128))
+    customer_email: Mapped[str | None] = mapped_column(String(254))
+    notes: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(
+        UtcDateTime, nullable=False, default=utcnow, onupdate=utcnow
+    )
+    due_at: Mapped[datetime | None] = mapped_column(UtcDateTime, index=True)
+    resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    anonymised_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    events: Mapped[list[ProtocolEvent]] = relationship(
+        back_populates="protocol", order_by="ProtocolEvent.id", cascade="all, delete-orphan"
+    )
+
+    __table_args__ = (Index("ix_protocols_issued_at", "issued_at"),)
+
+
+class ProtocolEvent(Base):
+    """The timeline of a protocol: every change, who made it and when."""
+
+    __tablename__ = "protocol_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    protocol_id: Mapped[int] = mapped_column(
+        ForeignKey("protocols.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False, default=utcnow)
+    actor: Mapped[str] = mapped_column(String(64), nullable=False)  # "system", token name
+    kind: Mapped[str] = mapped_column(String(32), nullable=False)  # opened, status, field, ...
+    from_status: Mapped[str | None] = mapped_column(String(24))
+    to_status: Mapped[str | None] = mapped_column(String(24))
+    department: Mapped[str | None] = mapped_column(String(64))
+    customer_note: Mapped[str | None] = mapped_column(Text)  # what the customer is told
+    internal_note: Mapped[str | None] = mapped_column(Text)  # agents only
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+    protocol: Mapped[Protocol] = relationship(back_populates="events")

@@ -1,0 +1,104 @@
+"""How protocols look over HTTP, and how their query parameters are read."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from sac_ivr.customers import InvalidDocument, normalize_document
+from sac_ivr.http.errors import bad_request
+from sac_ivr.phones import mask_phone, normalize_phone
+from sac_ivr.protocols.models import Protocol, ProtocolEvent
+from sac_ivr.protocols.services import ProtocolFilter
+
+STATUS_MAX = 24
+
+
+def iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def public_view(p: Protocol) -> dict[str, Any]:
+    """What anyone holding the number may see: no personal data."""
+    return {
+        "number": p.number,
+        "status": p.status,
+        "opened_at": iso(p.issued_at),
+        "updated_at": iso(p.updated_at),
+        "subject": p.subject,
+        "due_at": iso(p.due_at),
+    }
+
+
+def agent_view(p: Protocol) -> dict[str, Any]:
+    return {
+        **public_view(p),
+        "caller_number": p.caller_number,
+        "caller_e164": p.caller_e164,
+        "caller_masked": mask_phone(p.caller_e164 or p.caller_number),
+        "caller_name": p.caller_name,
+        "called_number": p.called_number,
+        "uniqueid": p.uniqueid,
+        "linkedid": p.linkedid,
+        "channel": p.channel,
+        "department": p.department,
+        "agent": p.agent,
+        "customer_document": p.customer_document,
+        "customer_name": p.customer_name,
+        "customer_email": p.customer_email,
+        "notes": p.notes,
+        "resolved_at": iso(p.resolved_at),
+    }
+
+
+def event_view(e: ProtocolEvent) -> dict[str, Any]:
+    return {
+        "at": iso(e.at),
+        "actor": e.actor,
+        "kind": e.kind,
+        "from_status": e.from_status,
+        "to_status": e.to_status,
+        "department": e.department,
+        "customer_note": e.customer_note,
+        "internal_note": e.internal_note,
+        "data": e.data,
+    }
+
+
+LIST_COLUMNS = (
+    "number",
+    "status",
+    "opened_at",
+    "updated_at",
+    "subject",
+    "due_at",
+    "caller_e164",
+    "customer_document",
+    "department",
+    "agent",
+)
+
+
+def parse_filter(request: web.Request) -> ProtocolFilter:
+    query = request.query
+    phone = query.get("phone", "").strip()
+    document = query.get("document", "").strip()
+    status = query.get("status", "").strip()
+    phone_e164 = None
+    if phone:
+        phone_e164 = normalize_phone(phone[:40])
+        if phone_e164 is None:
+            raise bad_request(
+                "phone is not a valid Brazilian phone number (e.g. +5511987654321)",
+                field="phone",
+            )
+    doc = None
+    if document:
+        try:
+            doc = normalize_document(document)
+        except InvalidDocument as exc:
+            raise bad_request(str(exc), field="document") from None
+    if status and (len(status) > STATUS_MAX or not status.replace("_", "").isalpha()):
+        raise bad_request("status is not a status name", field="status")
+    return ProtocolFilter(phone_e164=phone_e164, document=doc, status=status or None)

@@ -1,0 +1,53 @@
+"""The running service's shared parts, built once at start-up and handed to every
+AGI route and HTTP handler (no globals)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from sac_ivr.config import Settings
+from sac_ivr.db.engine import create_engine, make_sessionmaker
+from sac_ivr.protocols.issuer import ProtocolIssuer
+from sac_ivr.protocols.numbering import ProtocolFormat, make_format
+
+# Called when a caller presses the "send me this protocol by SMS" key.
+SmsRequestHandler = Callable[[str, str | None], Awaitable[None]]
+
+
+@dataclass
+class Services:
+    settings: Settings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    protocol_format: ProtocolFormat
+    issuer: ProtocolIssuer
+    sms_requested: SmsRequestHandler | None = None
+    # Feature objects that need to live as long as the process (AMI client, outbox
+    # worker, live event hub): name -> object; closed in reverse order.
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def create(cls, settings: Settings, **engine_kwargs: Any) -> Services:
+        engine = create_engine(settings.database_url, **engine_kwargs)
+        sessionmaker = make_sessionmaker(engine)
+        fmt = make_format(settings)
+        issuer = ProtocolIssuer(sessionmaker, fmt, settings.tz)
+        return cls(
+            settings=settings,
+            engine=engine,
+            sessionmaker=sessionmaker,
+            protocol_format=fmt,
+            issuer=issuer,
+        )
+
+    async def close(self) -> None:
+        for extra in reversed(list(self.extras.values())):
+            close = getattr(extra, "close", None)
+            if close is not None:
+                await close()
+        await self.issuer.close()
+        await self.engine.dispose()

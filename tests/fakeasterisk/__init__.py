@@ -1,0 +1,1 @@
+"""A protocol-faithful fake Asterisk: speaks FastAGI (and AMI) on real sockets."""

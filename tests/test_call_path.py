@@ -1,0 +1,129 @@
+"""A call from the fake Asterisk peer gets a committed number and hears it."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy import select
+
+from sac_ivr.protocols.models import Protocol, ProtocolEvent
+from sac_ivr.runner import RunningService
+from tests.fakeasterisk.agi import HANGUP, FakeCallScript, fake_call
+
+
+async def stored(running: RunningService, number: str) -> Protocol | None:
+    async with running.services.sessionmaker() as session:
+        return await session.scalar(select(Protocol).where(Protocol.number == number))
+
+
+async def test_call_gets_a_committed_number_read_digit_by_digit(running: RunningService) -> None:
+    result = await fake_call("127.0.0.1", running.agi_port, uniqueid="1732280000.7")
+    number = result.variables["SAC_PROTOCOL"]
+    assert result.variables["SAC_RESULT"] == "OK"
+    assert result.digits_between() == [number]
+    assert result.played[0] == "sac/protocol-intro"
+    assert "sac/pause" in result.played
+    assert result.played[-1] == "sac/protocol-repeat-offer"
+    protocol = await stored(running, number)
+    assert protocol is not None
+    assert protocol.status == "open"
+    assert protocol.caller_number == "11987654321"
+    assert protocol.caller_e164 == "+5511987654321"
+    assert protocol.called_number == "08001234567"
+    assert protocol.uniqueid == "1732280000.7"
+    assert protocol.channel == "PJSIP/trunk-00000001"
+    assert protocol.issued_at.tzinfo is not None
+    # The SET VARIABLE of the number came before the first prompt.
+    first_stream = next(i for i, c in enumerate(result.commands) if c.startswith("STREAM FILE"))
+    set_number = next(i for i, c in enumerate(result.commands) if "SAC_PROTOCOL" in c)
+    assert set_number < first_stream
+
+
+async def test_pressing_1_repeats_at_most_twice(running: RunningService) -> None:
+    script = FakeCallScript(wait_keys=["1", "1", "1"])
+    result = await fake_call("127.0.0.1", running.agi_port, script=script)
+    number = result.variables["SAC_PROTOCOL"]
+    assert result.digits_between() == [number, number, number]
+    # After the second repeat no repeat is offered any more.
+    assert result.played.count("sac/protocol-repeat-offer") == 2
+    assert sum(c.startswith("WAIT FOR DIGIT") for c in result.commands) == 2
+
+
+async def test_pressing_1_during_the_digits_starts_over(running: RunningService) -> None:
+    script = FakeCallScript(keys={3: "1"})  # intro, digit, digit, digit <- 1
+    result = await fake_call("127.0.0.1", running.agi_port, script=script)
+    number = result.variables["SAC_PROTOCOL"]
+    assert result.played[:4] == [
+        "sac/protocol-intro",
+        f"digits/{number[0]}",
+        f"digits/{number[1]}",
+        f"digits/{number[2]}",
+    ]
+    assert result.played[4] == "sac/protocol-intro"
+    assert result.digits_between() == [number]
+
+
+async def test_hangup_mid_announcement_keeps_the_protocol(running: RunningService, caplog) -> None:
+    for sighup in (False, True):
+        script = FakeCallScript(keys={5: HANGUP}, sighup=sighup)
+        result = await fake_call("127.0.0.1", running.agi_port, script=script)
+        number = result.variables["SAC_PROTOCOL"]
+        assert len(result.played) == 6
+        assert result.closed_by_server
+        # After the hangup the server sends nothing more (no drift, no 511 loop).
+        assert result.commands[-1].startswith("STREAM FILE")
+        protocol = await stored(running, number)
+        assert protocol is not None and protocol.status == "open"
+    assert "Traceback" not in caplog.text
+
+
+async def test_concurrent_calls_get_distinct_numbers(running: RunningService) -> None:
+    results = await asyncio.gather(
+        *(fake_call("127.0.0.1", running.agi_port, uniqueid=f"17000.{i}") for i in range(60))
+    )
+    numbers = [r.variables["SAC_PROTOCOL"] for r in results]
+    assert len(set(numbers)) == 60
+    for r in results:
+        assert r.digits_between() == [r.variables["SAC_PROTOCOL"]]
+    async with running.services.sessionmaker() as session:
+        opened = (
+            await session.scalars(select(ProtocolEvent).where(ProtocolEvent.kind == "opened"))
+        ).all()
+    assert len(opened) == 60
+
+
+async def test_health_route_touches_only_its_variables(running: RunningService) -> None:
+    result = await fake_call("127.0.0.1", running.agi_port, route="health")
+    assert result.variables == {"SAC_HEALTH": "ok", "SAC_RESULT": "OK"}
+    assert result.played == []
+
+
+async def test_announce_route_reads_an_existing_number(running: RunningService) -> None:
+    first = await fake_call("127.0.0.1", running.agi_port)
+    number = first.variables["SAC_PROTOCOL"]
+    again = await fake_call("127.0.0.1", running.agi_port, route="announce", args=(number,))
+    assert again.digits_between() == [number]
+    bad = await fake_call(
+        "127.0.0.1", running.agi_port, route="announce", args=(number[:-1] + "x",)
+    )
+    assert bad.variables["SAC_RESULT"] == "ERROR" and bad.played == []
+
+
+async def test_subject_route_records_the_menu_choice(running: RunningService) -> None:
+    first = await fake_call("127.0.0.1", running.agi_port)
+    number = first.variables["SAC_PROTOCOL"]
+    done = await fake_call(
+        "127.0.0.1", running.agi_port, route="subject", args=(number, "complaint-billing")
+    )
+    assert done.variables["SAC_RESULT"] == "OK"
+    assert (await stored(running, number)).subject == "complaint"
+    unknown = await fake_call(
+        "127.0.0.1", running.agi_port, route="subject", args=(number, "nonsense")
+    )
+    assert unknown.variables["SAC_RESULT"] == "ERROR"
+
+
+async def test_unknown_route_sets_error_and_closes(running: RunningService) -> None:
+    result = await fake_call("127.0.0.1", running.agi_port, route="nope")
+    assert result.variables == {"SAC_RESULT": "ERROR"}
+    assert result.closed_by_server
