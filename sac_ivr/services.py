@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from sac_ivr.config import Settings
 from sac_ivr.db.engine import create_engine, make_sessionmaker
+from sac_ivr.live import LiveHub
 from sac_ivr.protocols.issuer import ProtocolIssuer
 from sac_ivr.protocols.numbering import ProtocolFormat, make_format
 
@@ -26,6 +27,7 @@ class Services:
     protocol_format: ProtocolFormat
     issuer: ProtocolIssuer
     sms_requested: SmsRequestHandler | None = None
+    live: LiveHub = field(default_factory=LiveHub)
     # Feature objects that need to live as long as the process (AMI client, outbox
     # worker, live event hub): name -> object; closed in reverse order.
     extras: dict[str, Any] = field(default_factory=dict)
