@@ -31,6 +31,7 @@ async def test_call_gets_a_committed_number_read_digit_by_digit(running: Running
     assert protocol.caller_e164 == "+5511987654321"
     assert protocol.called_number == "08001234567"
     assert protocol.uniqueid == "1732280000.7"
+    assert protocol.linkedid == "1732280000.7"
     assert protocol.channel == "PJSIP/trunk-00000001"
     assert protocol.issued_at.tzinfo is not None
     # The SET VARIABLE of the number came before the first prompt.

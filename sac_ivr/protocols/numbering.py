@@ -203,5 +203,6 @@ def spoken_groups(number: str, group_size: int) -> list[str]:
     """
     groups = [number[i : i + group_size] for i in range(0, len(number), group_size)]
     if len(groups) > 1 and len(groups[-1]) == 1 and group_size > 1:
-        groups[-2] += groups.pop()
+        last = groups.pop()
+        groups[-1] += last
     return groups

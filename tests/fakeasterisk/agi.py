@@ -40,6 +40,7 @@ class FakeCallResult:
     first_audio_at: float | None = None  # monotonic time of the first STREAM FILE
     connected_at: float = 0.0
     closed_by_server: bool = False
+    linkedid: str = ""
 
     @property
     def first_audio_latency(self) -> float | None:
@@ -122,7 +123,7 @@ async def fake_call(
 ) -> FakeCallResult:
     """Run one FastAGI session against the server and return what it did."""
     script = script or FakeCallScript()
-    result = FakeCallResult()
+    result = FakeCallResult(linkedid=header_kwargs.get("uniqueid", "1700000000.1"))
     reader, writer = await asyncio.open_connection(host, port)
     result.connected_at = time.monotonic()
     writer.write(agi_headers(route, port=port, args=args, **header_kwargs))
@@ -191,6 +192,8 @@ def _answer(
         return "200 result=1"
     if verb == "GET VARIABLE":
         value = result.variables.get(parts[0]) if parts else None
+        if parts and parts[0] == "CHANNEL(linkedid)":
+            value = result.linkedid
         return "200 result=0" if value is None else f"200 result=1 ({value})"
     if verb == "STREAM FILE":
         result.played.append(parts[0])

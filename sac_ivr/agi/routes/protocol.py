@@ -24,20 +24,25 @@ log = logging.getLogger(__name__)
 ISSUE_TIMEOUT_S = 4.0
 
 
-def call_info(call: AgiCall) -> CallInfo:
+def call_info(call: AgiCall, linkedid: str | None) -> CallInfo:
     return CallInfo(
         caller_number=call.header("agi_callerid"),
         caller_name=call.header("agi_calleridname"),
         called_number=call.header("agi_dnid") or call.header("agi_extension"),
         uniqueid=call.header("agi_uniqueid"),
         channel=call.header("agi_channel"),
+        linkedid=linkedid,
     )
 
 
 async def handle(call: AgiCall, services: Services) -> None:
     settings = services.settings
+    # The linkedid ties the protocol to the call log (all legs of the call).
+    linkedid = await call.get_variable("CHANNEL(linkedid)")
     try:
-        issued = await asyncio.wait_for(services.issuer.issue(call_info(call)), ISSUE_TIMEOUT_S)
+        issued = await asyncio.wait_for(
+            services.issuer.issue(call_info(call, linkedid)), ISSUE_TIMEOUT_S
+        )
     except (ProtocolIssueError, TimeoutError) as exc:
         log.error(
             "uniqueid=%s: no protocol number issued (%s); caller goes on to the menu",
