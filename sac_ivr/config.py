@@ -77,6 +77,22 @@ class Settings:
     ami_secret: str = _setting("", "AMI secret (never logged).")
     ami_action_timeout: float = _setting(5.0, "Seconds to wait for the answer to one AMI action.")
     ami_ping_interval: float = _setting(10.0, "Seconds between AMI pings that prove the link.")
+    # -- panels (agent panel, supervisor view)
+    panels_max_wait_s: int = _setting(
+        60,
+        "Longest wait to reach an attendant before the panels flag it (Portaria MJ "
+        "2.014/2008: 60 s; 45 s for financial services; up to 90 s on Mondays, the days "
+        "before and after holidays and the 5th business day).",
+    )
+    panels_mask_queue_callers: bool = _setting(
+        True, "Agents see only the last 4 digits of callers in the queue (their own calls in full)."
+    )
+    panels_heartbeat_s: float = _setting(
+        15.0, "Seconds between heartbeats on the live event stream (keeps proxies from closing it)."
+    )
+    panels_session_hours: float = _setting(
+        12.0, "Hours the panel's login cookie lasts (one shift); the token itself does not expire."
+    )
     # -- logging
     log_level: str = _setting("INFO", "DEBUG, INFO, WARNING or ERROR.")
 
@@ -131,6 +147,12 @@ class Settings:
             raise ConfigError("say_group_size: must be at least 1")
         if not 0 <= self.announce_repeats <= 5:
             raise ConfigError("announce_repeats: must be between 0 and 5")
+        if not 1 <= self.panels_max_wait_s <= 3600:
+            raise ConfigError("panels_max_wait_s: must be between 1 and 3600 seconds")
+        if not 1.0 <= self.panels_heartbeat_s <= 300.0:
+            raise ConfigError("panels_heartbeat_s: must be between 1 and 300 seconds")
+        if not 0 < self.panels_session_hours <= 24 * 31:
+            raise ConfigError("panels_session_hours: must be more than 0 and at most 744")
         if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ConfigError(f"log_level: {self.log_level!r} is not a log level")
 

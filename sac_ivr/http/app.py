@@ -12,6 +12,7 @@ from sac_ivr import __version__
 from sac_ivr.http.context import SERVICES_KEY, services_of
 from sac_ivr.http.errors import error_middleware
 from sac_ivr.http.openapi import build_openapi
+from sac_ivr.panels import http as panels_http
 from sac_ivr.protocols import http as protocols_http
 from sac_ivr.services import Services
 
@@ -52,4 +53,5 @@ def create_app(services: Services) -> web.Application:
     app[STARTED_KEY] = time.monotonic()
     app.add_routes(routes)
     app.add_routes(protocols_http.routes)
+    panels_http.setup(app)  # routes + ends live streams at shutdown
     return app

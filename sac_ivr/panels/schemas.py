@@ -1,0 +1,243 @@
+"""How live calls and queues look to a panel, and how the session body is read.
+
+The call tracker (``sac_ivr/calls/tracker.py``) is the source of the raw state; this
+module turns one tracker snapshot into what one viewer may see: an agent gets the
+calls ringing or connected on their own extension (caller in full) plus the calls
+waiting in their queues (caller masked unless configured otherwise); a supervisor
+gets everything. Views hold no values that change by themselves (no "seconds
+waited"): the browser ticks the clocks from the timestamps and ``server_time``, so
+two views differ only when something really happened.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiohttp import web
+
+from sac_ivr.auth.services import Identity
+from sac_ivr.http.errors import bad_request
+from sac_ivr.phones import mask_phone
+
+CALL_STATES = ("ivr", "queued", "ringing", "connected")
+MEMBER_STATUSES = ("available", "busy", "paused", "unavailable")
+TOKEN_MAX = 200
+
+
+@dataclass(frozen=True)
+class ViewOptions:
+    """What one viewer may see (derived from their token and the settings)."""
+
+    supervisor: bool
+    extension: str | None
+    mask_queue_callers: bool
+
+    @classmethod
+    def of(cls, identity: Identity, mask_queue_callers: bool) -> ViewOptions:
+        return cls(
+            supervisor=identity.has_role("supervisor"),
+            extension=identity.extension,
+            mask_queue_callers=mask_queue_callers,
+        )
+
+    def is_mine(self, interface: Any) -> bool:
+        return bool(self.extension) and same_interface(interface, self.extension)
+
+
+def same_interface(a: Any, b: Any) -> bool:
+    """``PJSIP/1001`` and ``pjsip/1001`` are the same softphone."""
+    if not isinstance(a, str) or not isinstance(b, str):
+        return False
+    return a.strip().casefold() == b.strip().casefold() != ""
+
+
+def iso_utc(value: Any) -> str | None:
+    """A tracker timestamp (datetime, ISO text or epoch seconds) as ISO 8601 UTC, ms."""
+    moment = to_datetime(value)
+    if moment is None:
+        return None
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def to_datetime(value: Any) -> datetime | None:
+    if value is None or value == "" or isinstance(value, bool):
+        return None
+    try:
+        if isinstance(value, datetime):
+            moment = value
+        elif isinstance(value, (int, float)):
+            if not math.isfinite(value):
+                return None
+            moment = datetime.fromtimestamp(value, UTC)
+        elif isinstance(value, str):
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        else:
+            return None
+    except (ValueError, OverflowError, OSError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def call_view(call: dict[str, Any], opts: ViewOptions) -> dict[str, Any] | None:
+    """One tracker call as this viewer sees it, or None when it is not theirs to see."""
+    linkedid = _text(call.get("linkedid"))
+    state = call.get("state")
+    if linkedid is None or state not in CALL_STATES:
+        return None
+    mine = opts.is_mine(call.get("agent")) and state in ("ringing", "connected")
+    if not opts.supervisor and not mine and state != "queued":
+        return None
+    raw_caller = _text(call.get("caller_e164")) or _text(call.get("caller"))
+    masked = not opts.supervisor and not mine and opts.mask_queue_callers
+    view: dict[str, Any] = {
+        "linkedid": linkedid,
+        "protocol": _text(call.get("protocol")),
+        "caller": mask_phone(raw_caller) if masked else raw_caller,
+        "caller_masked": masked and raw_caller is not None,
+        "caller_e164": None if masked else _text(call.get("caller_e164")),
+        "queue": _text(call.get("queue")),
+        "state": state,
+        "entered_queue_at": iso_utc(call.get("entered_queue_at")),
+        "answered_at": iso_utc(call.get("answered_at")),
+        "agent": _text(call.get("agent")) if (opts.supervisor or mine) else None,
+        "agent_name": _text(call.get("agent_name")) if (opts.supervisor or mine) else None,
+        "mine": mine,
+    }
+    if opts.supervisor:
+        view["channel"] = _text(call.get("channel"))
+    return view
+
+
+def member_view(member: dict[str, Any]) -> dict[str, Any]:
+    status = member.get("status")
+    return {
+        "interface": _text(member.get("interface")),
+        "name": _text(member.get("name")),
+        "status": status if status in MEMBER_STATUSES else "unavailable",
+    }
+
+
+def queue_view(
+    name: str,
+    queue: dict[str, Any],
+    waiting_calls: list[dict[str, Any]],
+    opts: ViewOptions,
+    now: datetime,
+) -> dict[str, Any]:
+    """A queue: how many wait, since when the oldest waits, who serves it.
+
+    ``oldest_entered_at`` comes from the waiting calls' own timestamps; only when
+    none has one is it derived from the tracker's ``longest_wait_s`` (to the second,
+    so that the view stays stable between two snapshots).
+    """
+    waiting = queue.get("waiting")
+    count = len(waiting) if isinstance(waiting, list) else len(waiting_calls)
+    stamps = [to_datetime(c.get("entered_queue_at")) for c in waiting_calls]
+    if isinstance(waiting, list):
+        stamps += [to_datetime(w.get("entered_queue_at")) for w in waiting if isinstance(w, dict)]
+    known = [s for s in stamps if s is not None]
+    oldest = min(known) if known else None
+    longest = queue.get("longest_wait_s")
+    if oldest is None and count and isinstance(longest, (int, float)) and longest > 0:
+        oldest = (now - timedelta(seconds=float(longest))).replace(microsecond=0)
+    raw_members = queue.get("members")
+    members = [member_view(m) for m in raw_members if isinstance(m, dict)] if raw_members else []
+    counts = {status: 0 for status in MEMBER_STATUSES}
+    for member in members:
+        counts[member["status"]] += 1
+    view: dict[str, Any] = {
+        "name": name,
+        "waiting": count,
+        "oldest_entered_at": iso_utc(oldest) if count else None,
+        "agents": counts,
+    }
+    if opts.supervisor:
+        view["members"] = sorted(members, key=lambda m: m["name"] or m["interface"] or "")
+    else:
+        me = next((m for m in members if opts.is_mine(m["interface"])), None)
+        view["me"] = me["status"] if me else None
+    return view
+
+
+def live_view(
+    snapshot: dict[str, Any], opts: ViewOptions, now: datetime
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """(calls by linkedid, queues by name) this viewer may see in a tracker snapshot."""
+    raw_calls = [c for c in snapshot.get("calls") or () if isinstance(c, dict)]
+    raw_queues = snapshot.get("queues") or {}
+    if not isinstance(raw_queues, dict):
+        raw_queues = {}
+    queue_names = [str(n) for n in raw_queues]
+    if not opts.supervisor:
+        # An agent sees the queues they serve; when the tracker does not say (no
+        # member list mentions them), every queue: a one-queue SAC is the usual case.
+        own = [
+            str(name)
+            for name, queue in raw_queues.items()
+            if isinstance(queue, dict)
+            and any(
+                isinstance(m, dict) and opts.is_mine(m.get("interface"))
+                for m in queue.get("members") or ()
+            )
+        ]
+        queue_names = own or queue_names
+    calls: dict[str, dict[str, Any]] = {}
+    for call in raw_calls:
+        view = call_view(call, opts)
+        if view is None:
+            continue
+        if not opts.supervisor and not view["mine"] and view["queue"] not in queue_names:
+            if queue_names:  # a queue this agent does not serve
+                continue
+        calls[view["linkedid"]] = view
+    queues: dict[str, dict[str, Any]] = {}
+    for name in queue_names:
+        queue = raw_queues.get(name)
+        if not isinstance(queue, dict):
+            queue = {}
+        waiting_calls = [
+            c for c in raw_calls if c.get("state") == "queued" and _text(c.get("queue")) == name
+        ]
+        queues[name] = queue_view(name, queue, waiting_calls, opts, now)
+    return calls, queues
+
+
+def viewer_view(identity: Identity) -> dict[str, Any]:
+    return {"name": identity.name, "role": identity.role, "extension": identity.extension}
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def parse_session_body(body: Any) -> str:
+    """The token of ``POST /api/v1/session``: ``{"token": "sac_..."}``."""
+    if not isinstance(body, dict):
+        raise bad_request('send a JSON object: {"token": "..."}')
+    token = body.get("token")
+    if not isinstance(token, str) or not token.strip():
+        raise bad_request("token is required", field="token")
+    token = token.strip()
+    if len(token) > TOKEN_MAX:
+        raise bad_request("token is too long", field="token")
+    return token
+
+
+async def read_json(request: web.Request) -> Any:
+    try:
+        return await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise bad_request("the body is not valid JSON") from None

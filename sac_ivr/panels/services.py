@@ -1,0 +1,140 @@
+"""The live state a panel shows: read from the call tracker, filtered per viewer, and
+turned into a first snapshot followed by changes.
+
+The tracker (``services.extras["calls"]``, built by the AMI feature) keeps the state
+and publishes every change to ``services.live``. A stream does not trust the
+events' contents: an event only says "something changed", the stream re-reads the
+tracker's snapshot, filters it for its viewer and sends what differs from what it
+sent last. Bursts are coalesced, a lost event (hub overflow) heals itself on the
+next one, and an agent can never be sent a call that is not theirs to see.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+from sac_ivr.auth.services import Identity
+from sac_ivr.panels import schemas
+from sac_ivr.services import Services
+
+log = logging.getLogger(__name__)
+
+TRACKER_KEY = "calls"  # services.extras key of sac_ivr.calls.tracker.CallTracker
+EMPTY_SNAPSHOT: dict[str, Any] = {"calls": [], "queues": {}}
+
+Message = tuple[str, dict[str, Any]]  # (SSE event name, JSON data)
+
+
+def tracker_of(services: Services) -> Any | None:
+    return services.extras.get(TRACKER_KEY)
+
+
+async def read_snapshot(services: Services) -> dict[str, Any]:
+    """The tracker's snapshot; no tracker (AMI off) is an empty call center."""
+    tracker = tracker_of(services)
+    if tracker is None:
+        return EMPTY_SNAPSHOT
+    snapshot = tracker.snapshot()
+    if inspect.isawaitable(snapshot):
+        snapshot = await snapshot
+    return snapshot if isinstance(snapshot, dict) else EMPTY_SNAPSHOT
+
+
+def server_time(now: datetime | None = None) -> str:
+    return schemas.iso_utc(now or datetime.now(UTC)) or ""
+
+
+class LiveView:
+    """What one viewer was last sent, and how to bring them up to date."""
+
+    def __init__(self, services: Services, identity: Identity) -> None:
+        self.services = services
+        self.identity = identity
+        self.opts = schemas.ViewOptions.of(identity, services.settings.panels_mask_queue_callers)
+        self.calls: dict[str, dict[str, Any]] = {}
+        self.queues: dict[str, dict[str, Any]] = {}
+
+    async def _read(self) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]] | None:
+        try:
+            snapshot = await read_snapshot(self.services)
+        except Exception:
+            log.exception("call tracker snapshot failed; the panels keep the last state")
+            return None
+        return schemas.live_view(snapshot, self.opts, datetime.now(UTC))
+
+    async def snapshot(self) -> dict[str, Any]:
+        """The full state, and remember it as sent."""
+        read = await self._read()
+        if read is not None:
+            self.calls, self.queues = read
+        return {
+            "server_time": server_time(),
+            "ami": tracker_of(self.services) is not None,
+            "max_wait_s": self.services.settings.panels_max_wait_s,
+            "heartbeat_s": self.services.settings.panels_heartbeat_s,
+            "viewer": schemas.viewer_view(self.identity),
+            "calls": sorted(self.calls.values(), key=_call_order),
+            "queues": sorted(self.queues.values(), key=lambda q: q["name"]),
+        }
+
+    async def changes(self) -> list[Message]:
+        """What changed since the last snapshot/changes, as SSE messages."""
+        read = await self._read()
+        if read is None:
+            return []
+        calls, queues = read
+        now = server_time()
+        out: list[Message] = []
+        for linkedid in self.calls.keys() - calls.keys():
+            out.append(("call_removed", {"server_time": now, "linkedid": linkedid}))
+        for linkedid, call in sorted(calls.items(), key=lambda kv: _call_order(kv[1])):
+            if self.calls.get(linkedid) != call:
+                out.append(("call", {"server_time": now, "call": call}))
+        for name in sorted(self.queues.keys() - queues.keys()):
+            out.append(("queue_removed", {"server_time": now, "name": name}))
+        for name, queue in sorted(queues.items()):
+            if self.queues.get(name) != queue:
+                out.append(("queue", {"server_time": now, "queue": queue}))
+        self.calls, self.queues = calls, queues
+        return out
+
+
+def _call_order(call: dict[str, Any]) -> tuple[str, str]:
+    return (call.get("entered_queue_at") or call.get("answered_at") or "~", call["linkedid"])
+
+
+async def live_messages(
+    services: Services, identity: Identity, heartbeat_s: float, stop: asyncio.Event
+) -> AsyncIterator[Message]:
+    """A snapshot, then changes as they happen, with a heartbeat when nothing does.
+
+    Subscribes before reading the snapshot, so a change that happens in between is
+    not lost. Ends when ``stop`` is set (shutdown).
+    """
+    view = LiveView(services, identity)
+    async with services.live.subscribe() as events:
+        yield "snapshot", await view.snapshot()
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            while not stop.is_set():
+                getting = asyncio.ensure_future(events.get())
+                done, _ = await asyncio.wait(
+                    {getting, stopping}, timeout=heartbeat_s, return_when=asyncio.FIRST_COMPLETED
+                )
+                if getting not in done:
+                    getting.cancel()
+                    if stopping in done:
+                        return
+                    yield "heartbeat", {"server_time": server_time()}
+                    continue
+                while not events.empty():  # coalesce a burst into one re-read
+                    events.get_nowait()
+                for message in await view.changes():
+                    yield message
+        finally:
+            stopping.cancel()

@@ -1,0 +1,105 @@
+// Formatting for people: durations, dates, phone numbers, protocol numbers.
+
+/** A clock that follows the server's, so wait times agree with the supervisor's. */
+export const clock = {
+  offsetMs: 0,
+  sync(serverTime) {
+    const server = Date.parse(serverTime);
+    if (!Number.isNaN(server)) this.offsetMs = server - Date.now();
+  },
+  now() {
+    return Date.now() + this.offsetMs;
+  },
+};
+
+export function secondsSince(iso) {
+  const at = Date.parse(iso);
+  if (Number.isNaN(at)) return null;
+  return Math.max(0, Math.floor((clock.now() - at) / 1000));
+}
+
+export function secondsBetween(fromIso, toIso) {
+  const from = Date.parse(fromIso);
+  const to = Date.parse(toIso);
+  if (Number.isNaN(from) || Number.isNaN(to)) return null;
+  return Math.max(0, Math.floor((to - from) / 1000));
+}
+
+/** 42 -> "0:42", 3725 -> "1:02:05" */
+export function duration(seconds) {
+  if (seconds === null || seconds === undefined) return "—";
+  const s = Math.floor(seconds % 60);
+  const m = Math.floor((seconds / 60) % 60);
+  const h = Math.floor(seconds / 3600);
+  const ss = String(s).padStart(2, "0");
+  return h ? `${h}:${String(m).padStart(2, "0")}:${ss}` : `${m}:${ss}`;
+}
+
+const dateTime = new Intl.DateTimeFormat("pt-BR", { dateStyle: "short", timeStyle: "short" });
+const timeOnly = new Intl.DateTimeFormat("pt-BR", { timeStyle: "medium" });
+
+export function formatDateTime(iso) {
+  if (!iso) return "—";
+  const at = new Date(iso);
+  return Number.isNaN(at.getTime()) ? "—" : dateTime.format(at);
+}
+
+export function formatTime(iso) {
+  if (!iso) return "—";
+  const at = new Date(iso);
+  return Number.isNaN(at.getTime()) ? "—" : timeOnly.format(at);
+}
+
+/** +5511987654321 -> "(11) 98765-4321"; anything else as it came. */
+export function formatPhone(raw) {
+  if (!raw) return "Número não identificado";
+  const m = /^\+55(\d{2})(\d{4,5})(\d{4})$/.exec(raw);
+  if (m) return `(${m[1]}) ${m[2]}-${m[3]}`;
+  const masked = /^\*+(\d{4})$/.exec(raw);
+  if (masked) return `•••• ${masked[1]}`;
+  return raw;
+}
+
+/** Digits in groups of three, as the caller heard them. */
+export function groupDigits(number, size = 3) {
+  if (!number) return "";
+  const groups = [];
+  for (let i = 0; i < number.length; i += size) groups.push(number.slice(i, i + size));
+  return groups.join(" ");
+}
+
+export const CALL_STATES = {
+  ivr: "No menu",
+  queued: "Na fila",
+  ringing: "Tocando",
+  connected: "Em atendimento",
+};
+
+export const MEMBER_STATUSES = {
+  available: "Livre",
+  busy: "Ocupado",
+  paused: "Em pausa",
+  unavailable: "Indisponível",
+};
+
+/**
+ * Every [data-since] element shows the time elapsed since that instant; with
+ * [data-limit] it gets the class "over" once past the limit (seconds).
+ */
+export function startTicker(root = document, onTick = null) {
+  const tick = () => {
+    for (const node of root.querySelectorAll("[data-since]")) {
+      const seconds = secondsSince(node.dataset.since);
+      node.textContent = duration(seconds);
+      if (node.dataset.limit) {
+        const limit = Number(node.dataset.limit);
+        const over = seconds !== null && seconds > limit;
+        node.classList.toggle("over", over);
+        node.closest("[data-wait-row]")?.classList.toggle("over", over);
+      }
+    }
+    if (onTick) onTick();
+  };
+  tick();
+  return setInterval(tick, 1000);
+}
