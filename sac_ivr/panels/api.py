@@ -82,6 +82,7 @@ SCHEMAS = {
         "type": "object",
         "required": [
             "server_time",
+            "view",
             "ami",
             "max_wait_s",
             "heartbeat_s",
@@ -91,6 +92,7 @@ SCHEMAS = {
         ],
         "properties": {
             "server_time": {"type": "string", "format": "date-time"},
+            "view": {"enum": ["agent", "supervisor"]},
             "ami": {
                 "type": "boolean",
                 "description": "False when no call tracker runs (AMI disabled): "
@@ -110,6 +112,15 @@ SCHEMAS = {
             "queues": {"type": "array", "items": ref("LiveQueue")},
         },
     },
+}
+
+VIEW_PARAM = {
+    "name": "view",
+    "in": "query",
+    "description": "agent (default): calls ringing or connected on the viewer's extension and "
+    "the calls waiting in their queues, other callers masked. supervisor: every call, queue "
+    "and agent; needs the supervisor role (403 otherwise).",
+    "schema": {"enum": ["agent", "supervisor"], "default": "agent"},
 }
 
 HTML_PAGE = {"description": "The page", "content": {"text/html": {"schema": {"type": "string"}}}}
@@ -192,12 +203,11 @@ PATHS = {
     "/api/v1/live/snapshot": {
         "get": {
             "summary": "Calls and queues now, as the viewer may see them",
-            "description": "Agents: calls ringing or connected on their extension, and the "
-            "calls waiting in their queues. Supervisors: every call, queue and agent.",
+            "parameters": [VIEW_PARAM],
             "security": [{"bearer": []}],
             "responses": {
                 "200": json_body(ref("LiveSnapshot"), "The state"),
-                **error_responses(401, 403),
+                **error_responses(400, 401, 403),
             },
         }
     },
@@ -210,13 +220,14 @@ PATHS = {
             "(`{server_time, name}`), and `heartbeat` (`{server_time}`) every "
             "panels_heartbeat_s seconds when nothing happens. A reconnecting client gets "
             "a new snapshot. Browsers authenticate with the sac_token cookie.",
+            "parameters": [VIEW_PARAM],
             "security": [{"bearer": []}],
             "responses": {
                 "200": {
                     "description": "The event stream",
                     "content": {"text/event-stream": {"schema": {"type": "string"}}},
                 },
-                **error_responses(401, 403),
+                **error_responses(400, 401, 403),
             },
         }
     },

@@ -145,9 +145,10 @@ async def delete_session(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/live/snapshot")
 async def live_snapshot(request: web.Request) -> web.Response:
-    identity = await require(request, "agent")
-    view = LiveView(services_of(request), identity)
-    return web.json_response(await view.snapshot(), dumps=schemas.dumps)
+    view = schemas.parse_view(request)
+    identity = await require(request, view)
+    live = LiveView(services_of(request), identity, view)
+    return web.json_response(await live.snapshot(), dumps=schemas.dumps)
 
 
 @routes.get("/api/v1/live/events")
@@ -155,7 +156,8 @@ async def live_events(request: web.Request) -> web.StreamResponse:
     """Server-Sent Events: ``snapshot`` first, then ``call``/``call_removed``/``queue``/
     ``queue_removed`` changes and a ``heartbeat`` when idle. A reconnecting browser
     simply gets a fresh snapshot, so no event ids are needed."""
-    identity = await require(request, "agent")
+    view = schemas.parse_view(request)
+    identity = await require(request, view)
     services = services_of(request)
     response = web.StreamResponse(
         headers={
@@ -167,7 +169,8 @@ async def live_events(request: web.Request) -> web.StreamResponse:
     await response.prepare(request)
     await response.write(f"retry: {SSE_RETRY_MS}\n\n".encode())
     stop = request.app[LIVE_STREAMS_KEY].stop
-    messages = live_messages(services, identity, services.settings.panels_heartbeat_s, stop)
+    heartbeat_s = services.settings.panels_heartbeat_s
+    messages = live_messages(services, identity, view, heartbeat_s, stop)
     try:
         async with contextlib.aclosing(messages):
             async for event, data in messages:

@@ -37,9 +37,11 @@ class ViewOptions:
     mask_queue_callers: bool
 
     @classmethod
-    def of(cls, identity: Identity, mask_queue_callers: bool) -> ViewOptions:
+    def of(cls, identity: Identity, view: str, mask_queue_callers: bool) -> ViewOptions:
+        """``view`` is "agent" (own calls + queue, for anyone who takes calls) or
+        "supervisor" (everything; the caller has checked the role)."""
         return cls(
-            supervisor=identity.has_role("supervisor"),
+            supervisor=view == "supervisor",
             extension=identity.extension,
             mask_queue_callers=mask_queue_callers,
         )
@@ -208,15 +210,40 @@ def live_view(
         queue = raw_queues.get(name)
         if not isinstance(queue, dict):
             queue = {}
+        waiting_ids = _waiting_ids(queue.get("waiting"))
         waiting_calls = [
-            c for c in raw_calls if c.get("state") == "queued" and _text(c.get("queue")) == name
+            c
+            for c in raw_calls
+            if _text(c.get("queue")) == name
+            and (c.get("state") == "queued" or _text(c.get("linkedid")) in waiting_ids)
         ]
         queues[name] = queue_view(name, queue, waiting_calls, opts, now)
     return calls, queues
 
 
+def _waiting_ids(waiting: Any) -> set[str]:
+    """The tracker's ``waiting`` list may hold linkedids or call dicts."""
+    ids: set[str] = set()
+    for item in waiting if isinstance(waiting, list) else ():
+        linkedid = _text(item.get("linkedid")) if isinstance(item, dict) else _text(item)
+        if linkedid:
+            ids.add(linkedid)
+    return ids
+
+
 def viewer_view(identity: Identity) -> dict[str, Any]:
     return {"name": identity.name, "role": identity.role, "extension": identity.extension}
+
+
+VIEWS = ("agent", "supervisor")
+
+
+def parse_view(request: web.Request) -> str:
+    """``?view=agent`` (default) or ``?view=supervisor``; the view is also the role needed."""
+    view = request.query.get("view", "agent")
+    if view not in VIEWS:
+        raise bad_request("view must be agent or supervisor", field="view")
+    return view
 
 
 def dumps(value: Any) -> str:

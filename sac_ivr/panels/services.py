@@ -52,10 +52,13 @@ def server_time(now: datetime | None = None) -> str:
 class LiveView:
     """What one viewer was last sent, and how to bring them up to date."""
 
-    def __init__(self, services: Services, identity: Identity) -> None:
+    def __init__(self, services: Services, identity: Identity, view: str = "agent") -> None:
         self.services = services
         self.identity = identity
-        self.opts = schemas.ViewOptions.of(identity, services.settings.panels_mask_queue_callers)
+        self.view = view
+        self.opts = schemas.ViewOptions.of(
+            identity, view, services.settings.panels_mask_queue_callers
+        )
         self.calls: dict[str, dict[str, Any]] = {}
         self.queues: dict[str, dict[str, Any]] = {}
 
@@ -74,6 +77,7 @@ class LiveView:
             self.calls, self.queues = read
         return {
             "server_time": server_time(),
+            "view": self.view,
             "ami": tracker_of(self.services) is not None,
             "max_wait_s": self.services.settings.panels_max_wait_s,
             "heartbeat_s": self.services.settings.panels_heartbeat_s,
@@ -109,16 +113,16 @@ def _call_order(call: dict[str, Any]) -> tuple[str, str]:
 
 
 async def live_messages(
-    services: Services, identity: Identity, heartbeat_s: float, stop: asyncio.Event
+    services: Services, identity: Identity, view: str, heartbeat_s: float, stop: asyncio.Event
 ) -> AsyncIterator[Message]:
     """A snapshot, then changes as they happen, with a heartbeat when nothing does.
 
     Subscribes before reading the snapshot, so a change that happens in between is
     not lost. Ends when ``stop`` is set (shutdown).
     """
-    view = LiveView(services, identity)
+    live = LiveView(services, identity, view)
     async with services.live.subscribe() as events:
-        yield "snapshot", await view.snapshot()
+        yield "snapshot", await live.snapshot()
         stopping = asyncio.ensure_future(stop.wait())
         try:
             while not stop.is_set():
@@ -134,7 +138,7 @@ async def live_messages(
                     continue
                 while not events.empty():  # coalesce a burst into one re-read
                     events.get_nowait()
-                for message in await view.changes():
+                for message in await live.changes():
                     yield message
         finally:
             stopping.cancel()

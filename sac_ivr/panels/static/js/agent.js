@@ -18,7 +18,7 @@ import {
 import { LiveClient, bindStatus } from "./live.js";
 import { startSession } from "./session.js";
 
-const FALLBACK_FINAL = new Set(["resolved", "closed", "cancelled", "canceled"]);
+const FALLBACK_FINAL = new Set(["closed", "cancelled"]); // until /api/v1/lifecycle answers
 const FALLBACK_STATUS_LABELS = { open: "Aberto" };
 const EVENT_KINDS = {
   opened: "Protocolo aberto",

@@ -13,7 +13,7 @@ import {
 import { LiveClient, bindStatus } from "./live.js";
 import { startSession } from "./session.js";
 
-const live = new LiveClient();
+const live = new LiveClient("/api/v1/live/events?view=supervisor");
 
 startSession({ role: "supervisor", onReady });
 
