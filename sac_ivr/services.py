@@ -37,7 +37,7 @@ class Services:
         engine = create_engine(settings.database_url, **engine_kwargs)
         sessionmaker = make_sessionmaker(engine)
         fmt = make_format(settings)
-        issuer = ProtocolIssuer(sessionmaker, fmt, settings.tz)
+        issuer = ProtocolIssuer(engine, fmt, settings.tz)
         return cls(
             settings=settings,
             engine=engine,

@@ -17,7 +17,9 @@ async def stored(running: RunningService, number: str) -> Protocol | None:
 
 
 async def test_call_gets_a_committed_number_read_digit_by_digit(running: RunningService) -> None:
-    result = await fake_call("127.0.0.1", running.agi_port, uniqueid="1732280000.7")
+    result = await fake_call(
+        "127.0.0.1", running.agi_port, args=("1732280000.5",), uniqueid="1732280000.7"
+    )
     number = result.variables["SAC_PROTOCOL"]
     assert result.variables["SAC_RESULT"] == "OK"
     assert result.digits_between() == [number]
@@ -31,13 +33,15 @@ async def test_call_gets_a_committed_number_read_digit_by_digit(running: Running
     assert protocol.caller_e164 == "+5511987654321"
     assert protocol.called_number == "08001234567"
     assert protocol.uniqueid == "1732280000.7"
-    assert protocol.linkedid == "1732280000.7"
+    assert protocol.linkedid == "1732280000.5"  # from the dialplan's ${CHANNEL(linkedid)}
     assert protocol.channel == "PJSIP/trunk-00000001"
     assert protocol.issued_at.tzinfo is not None
-    # The SET VARIABLE of the number came before the first prompt.
-    first_stream = next(i for i, c in enumerate(result.commands) if c.startswith("STREAM FILE"))
+    # The first command is the intro: the caller hears audio as soon as the number is
+    # committed; the variable is set while the intro plays, before any digit.
+    assert result.commands[0].startswith("STREAM FILE sac/protocol-intro")
     set_number = next(i for i, c in enumerate(result.commands) if "SAC_PROTOCOL" in c)
-    assert set_number < first_stream
+    first_digit = next(i for i, c in enumerate(result.commands) if "digits/" in c)
+    assert set_number < first_digit
 
 
 async def test_pressing_1_repeats_at_most_twice(running: RunningService) -> None:

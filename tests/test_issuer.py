@@ -36,7 +36,7 @@ async def test_numbers_restart_at_local_midnight_not_utc(db_url: str) -> None:
     )
     engine = create_engine(db_url)
     issuer = ProtocolIssuer(
-        make_sessionmaker(engine), DateSequenceCheck(), SAO_PAULO, clock=lambda: next(times)
+        engine, DateSequenceCheck(), SAO_PAULO, clock=lambda: next(times)
     )
     try:
         numbers = [(await issuer.issue(CallInfo())).number for _ in range(3)]
@@ -55,7 +55,7 @@ async def test_one_batch_across_midnight_keeps_both_days_right(db_url: str) -> N
     moments = iter([midnight - timedelta(milliseconds=5), midnight, midnight, midnight])
     engine = create_engine(db_url)
     issuer = ProtocolIssuer(
-        make_sessionmaker(engine), DateSequenceCheck(), SAO_PAULO, clock=lambda: next(moments)
+        engine, DateSequenceCheck(), SAO_PAULO, clock=lambda: next(moments)
     )
     try:
         issued = await asyncio.gather(*(issuer.issue(CallInfo()) for _ in range(4)))
@@ -74,7 +74,7 @@ async def test_restart_continues_the_sequence(db_url: str) -> None:
     seen: list[str] = []
     for _ in range(3):  # three "process lifetimes" on the same database
         engine = create_engine(db_url)
-        issuer = ProtocolIssuer(make_sessionmaker(engine), GlobalSequence(width=6), SAO_PAULO)
+        issuer = ProtocolIssuer(engine, GlobalSequence(width=6), SAO_PAULO)
         seen += [
             p.number for p in await asyncio.gather(*(issuer.issue(CallInfo()) for _ in range(5)))
         ]
@@ -86,7 +86,7 @@ async def test_restart_continues_the_sequence(db_url: str) -> None:
 async def test_many_issuers_on_one_database_never_collide(db_url: str) -> None:
     engines = [create_engine(db_url) for _ in range(4)]
     issuers = [
-        ProtocolIssuer(make_sessionmaker(e), DateSequenceCheck(), SAO_PAULO) for e in engines
+        ProtocolIssuer(e, DateSequenceCheck(), SAO_PAULO) for e in engines
     ]
     try:
         issued = await asyncio.gather(
@@ -160,6 +160,7 @@ async def test_database_gone_caller_goes_on_and_service_recovers(
         # Take the database away under the running service.
         db_file = Path(sqlite_url.split("///", 1)[1])
         await running.services.engine.dispose()
+        running.services.issuer.dispose_connections()
         moved = tmp_path / "moved"
         moved.mkdir()
         for f in tmp_path.glob("sac.sqlite3*"):
@@ -172,6 +173,7 @@ async def test_database_gone_caller_goes_on_and_service_recovers(
         assert "Traceback" not in caplog.text
         # The database comes back: calls get numbers again, the sequence goes on.
         await running.services.engine.dispose()
+        running.services.issuer.dispose_connections()
         db_file.rmdir()
         for f in moved.iterdir():
             shutil.move(f, tmp_path / f.name)
@@ -186,7 +188,7 @@ async def test_database_gone_caller_goes_on_and_service_recovers(
 
 async def test_issue_error_reaches_every_waiting_caller(tmp_path: Path) -> None:
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}")  # a directory: cannot open
-    issuer = ProtocolIssuer(make_sessionmaker(engine), DateSequenceCheck(), SAO_PAULO)
+    issuer = ProtocolIssuer(engine, DateSequenceCheck(), SAO_PAULO)
     try:
         outcomes = await asyncio.gather(
             *(issuer.issue(CallInfo()) for _ in range(5)), return_exceptions=True
@@ -199,7 +201,7 @@ async def test_issue_error_reaches_every_waiting_caller(tmp_path: Path) -> None:
 
 async def test_stored_row_has_every_call_fact(db_url: str) -> None:
     engine = create_engine(db_url)
-    issuer = ProtocolIssuer(make_sessionmaker(engine), DateSequenceCheck(), SAO_PAULO)
+    issuer = ProtocolIssuer(engine, DateSequenceCheck(), SAO_PAULO)
     call = CallInfo(
         caller_number="021 11 98765-4321",
         caller_name="Joana",

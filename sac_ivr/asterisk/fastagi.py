@@ -30,8 +30,10 @@ from panoramisk.utils import parse_agi_result
 
 log = logging.getLogger(__name__)
 
+# The stream's buffer limit: caps the header block and any reply line.
 MAX_HEADER_BYTES = 16 * 1024
-MAX_LINE_BYTES = 4 * 1024
+# How often a call's watchdog looks for an overdue reply.
+WATCHDOG_INTERVAL_S = 0.5
 # Asterisk 22 sends 22 agi_* lines plus agi_arg_N; anything near this is not Asterisk.
 MAX_HEADER_LINES = 128
 
@@ -87,6 +89,9 @@ class AgiCall(fast_agi.Request):
         super().__init__(app=app, headers=headers, reader=reader, writer=writer)
         self.command_timeout = command_timeout
         self.hung_up = False
+        self.timed_out = False
+        self._reply_deadline: float | None = None
+        self._watchdog: asyncio.TimerHandle | None = None
 
     # -- channel facts
     @property
@@ -133,7 +138,11 @@ class AgiCall(fast_agi.Request):
         except (ConnectionError, RuntimeError) as exc:
             self.hung_up = True
             raise AgiHangup(f"connection lost while sending: {exc}") from exc
-        async with asyncio.timeout(timeout or self.command_timeout):
+        loop = asyncio.get_running_loop()
+        self._reply_deadline = loop.time() + (timeout or self.command_timeout)
+        if self._watchdog is None:
+            self._watch()
+        try:
             line = await self._read_line()
             while line.startswith("100"):  # "100 result=0 Trying..."
                 line = await self._read_line()
@@ -152,19 +161,50 @@ class AgiCall(fast_agi.Request):
                     line = await self._read_line()
                     usage.append(line)
                 raise AgiCommandError(f"{command!r}: " + " / ".join(usage))
+        finally:
+            self._reply_deadline = None
         return self._parse(command, line)
+
+    def _watch(self) -> None:
+        """Per-call watchdog for reply timeouts (fix 4).
+
+        One timer per call that re-arms itself, instead of an ``asyncio.timeout``
+        per command: a call sends ~25 commands, and the timers were a tenth of the
+        CPU a call costs. An overdue reply aborts the connection; the pending read
+        then raises TimeoutError.
+        """
+        if self.writer.is_closing():
+            self._watchdog = None
+            return
+        loop = asyncio.get_running_loop()
+        deadline = self._reply_deadline
+        if deadline is not None and loop.time() >= deadline:
+            self.timed_out = True
+            self._watchdog = None
+            self.writer.transport.abort()
+            return
+        interval = min(WATCHDOG_INTERVAL_S, self.command_timeout / 4)
+        self._watchdog = loop.call_later(interval, self._watch)
+
+    def stop_watchdog(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
 
     async def _read_line(self) -> str:
         try:
             raw = await self.reader.readuntil(b"\n")
-        except asyncio.IncompleteReadError as exc:
+        except (asyncio.IncompleteReadError, ConnectionError) as exc:
+            if self.timed_out:
+                self.hung_up = True
+                raise TimeoutError("Asterisk did not answer the AGI command in time") from exc
+            if isinstance(exc, ConnectionError):
+                self.hung_up = True
+                raise AgiHangup(f"connection lost: {exc}") from exc
             self.hung_up = True
             raise AgiHangup("connection closed by Asterisk") from exc
         except asyncio.LimitOverrunError as exc:
             raise AgiProtocolError("reply line too long") from exc
-        except ConnectionError as exc:
-            self.hung_up = True
-            raise AgiHangup(f"connection lost: {exc}") from exc
         return raw.decode(self.encoding, errors="replace").rstrip("\r\n")
 
     def _parse(self, command: str, line: str) -> AgiResult:
@@ -259,7 +299,7 @@ class FastAgiServer(fast_agi.Application):
 
     async def start(self, host: str, port: int) -> asyncio.Server:
         self._server = await asyncio.start_server(
-            self.handler, host, port, limit=MAX_LINE_BYTES, backlog=1024
+            self.handler, host, port, limit=MAX_HEADER_BYTES, backlog=1024
         )
         return self._server
 
@@ -291,6 +331,7 @@ class FastAgiServer(fast_agi.Application):
             try:
                 await self._dispatch(call)
             finally:
+                call.stop_watchdog()
                 self.active_calls -= 1
                 if not self.active_calls:
                     self._idle.set()
@@ -330,39 +371,36 @@ async def _report_error(call: AgiCall) -> None:
 async def read_agi_headers(reader: asyncio.StreamReader, timeout: float) -> dict[str, str]:
     """Read the ``agi_*: value`` block up to its blank line (fix 1).
 
-    Raises AgiProtocolError on EOF, timeout, an oversized block or a non-AGI line.
+    One ``readuntil`` for the whole block (the stream's limit caps its size), so a
+    call costs one wake-up, not one per line. Raises AgiProtocolError on EOF,
+    timeout, an oversized block or a non-AGI line.
     """
-    headers: dict[str, str] = {}
-    size = 0
     try:
         async with asyncio.timeout(timeout):
             while True:
                 try:
-                    raw = await reader.readuntil(b"\n")
+                    block = await reader.readuntil(b"\n\n")
                 except asyncio.IncompleteReadError as exc:
-                    if not exc.partial and not headers:
+                    if not exc.partial.strip():
                         raise AgiProtocolError("peer closed without sending anything") from None
                     raise AgiProtocolError("peer closed before the end of the headers") from None
                 except asyncio.LimitOverrunError:
-                    raise AgiProtocolError("header line too long") from None
-                size += len(raw)
-                if size > MAX_HEADER_BYTES or len(headers) >= MAX_HEADER_LINES:
-                    raise AgiProtocolError("header block too large")
-                line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
-                if line == "":
-                    if headers:
-                        break
-                    continue  # stray blank lines before the block (seen from Asterisk)
-                key, sep, value = line.partition(": ")
-                if not sep:
-                    key, sep, value = line.partition(":")
-                if not sep or not key.startswith("agi_"):
-                    raise AgiProtocolError(f"not a FastAGI header: {line[:60]!r}")
-                headers[key] = value.strip()
+                    raise AgiProtocolError("header block too large") from None
+                if block.strip():
+                    break  # else: stray blank lines before the block (seen from Asterisk)
     except TimeoutError:
         raise AgiProtocolError(f"headers not complete after {timeout:g} s") from None
     except ConnectionError as exc:
         raise AgiProtocolError(f"connection lost during headers: {exc}") from None
+    headers: dict[str, str] = {}
+    lines = block.decode("utf-8", errors="replace").replace("\r", "").strip("\n").split("\n")
+    if len(lines) > MAX_HEADER_LINES:
+        raise AgiProtocolError("header block too large")
+    for line in lines:
+        key, sep, value = line.partition(":")
+        if not sep or not key.startswith("agi_"):
+            raise AgiProtocolError(f"not a FastAGI header: {line[:60]!r}")
+        headers[key] = value.strip()
     if "agi_network_script" not in headers:
         raise AgiProtocolError("no agi_network_script header (not a FastAGI request)")
     return headers
@@ -371,6 +409,7 @@ async def read_agi_headers(reader: asyncio.StreamReader, timeout: float) -> dict
 async def _close(writer: asyncio.StreamWriter) -> None:
     writer.close()
     try:
-        await asyncio.wait_for(writer.wait_closed(), 1.0)
+        async with asyncio.timeout(1.0):
+            await writer.wait_closed()
     except (ConnectionError, TimeoutError, OSError):
         pass

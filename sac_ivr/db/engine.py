@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine, event
+from sqlalchemy import create_engine as create_sync_sqlalchemy_engine
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 SQLITE_BUSY_TIMEOUT_MS = 15000
@@ -31,6 +32,20 @@ def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     return create_async_engine(url, **kwargs)
+
+
+def create_sync_engine(url: str | URL) -> Engine:
+    """A blocking engine on the same SQLite file (pysqlite), with the same settings.
+
+    The protocol issuer runs its batch transactions on it (see protocols/issuer.py).
+    """
+    url = make_url(url)
+    if url.get_backend_name() != "sqlite":
+        raise ValueError("create_sync_engine is for SQLite only")
+    engine = create_sync_sqlalchemy_engine(url.set(drivername="sqlite+pysqlite"))
+    event.listen(engine, "connect", _sqlite_pragmas)
+    event.listen(engine, "begin", _sqlite_begin_immediate)
+    return engine
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

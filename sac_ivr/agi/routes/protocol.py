@@ -37,12 +37,12 @@ def call_info(call: AgiCall, linkedid: str | None) -> CallInfo:
 
 async def handle(call: AgiCall, services: Services) -> None:
     settings = services.settings
-    # The linkedid ties the protocol to the call log (all legs of the call).
-    linkedid = await call.get_variable("CHANNEL(linkedid)")
+    # The dialplan passes ${CHANNEL(linkedid)} as the first argument: it ties the
+    # protocol to the call log (all legs of the call) without a round trip here.
+    linkedid = (call.args or [""])[0].strip() or None
     try:
-        issued = await asyncio.wait_for(
-            services.issuer.issue(call_info(call, linkedid)), ISSUE_TIMEOUT_S
-        )
+        async with asyncio.timeout(ISSUE_TIMEOUT_S):
+            issued = await services.issuer.issue(call_info(call, linkedid))
     except (ProtocolIssueError, TimeoutError) as exc:
         log.error(
             "uniqueid=%s: no protocol number issued (%s); caller goes on to the menu",
@@ -52,8 +52,6 @@ async def handle(call: AgiCall, services: Services) -> None:
         await call.set_variable(channel_vars.RESULT, "ERROR")
         return
     log.info("uniqueid=%s: protocol %s issued", call.uniqueid, issued.number)
-    await call.set_variable(channel_vars.PROTOCOL, issued.number)
-    await call.set_variable(channel_vars.RESULT, "OK")
     result = await announce(
         call,
         issued.number,
@@ -61,6 +59,9 @@ async def handle(call: AgiCall, services: Services) -> None:
         max_repeats=settings.announce_repeats,
         digit_timeout_ms=settings.announce_digit_timeout_ms,
         offer_sms=services.sms_requested is not None,
+        # Set while the intro plays, so the caller hears audio as soon as the number
+        # is committed; the dialplan reads them only after the route returns.
+        variables={channel_vars.PROTOCOL: issued.number, channel_vars.RESULT: "OK"},
     )
     if result.sms_requested and services.sms_requested is not None:
         await call.set_variable(channel_vars.SMS_REQUESTED, "1")
