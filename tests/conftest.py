@@ -21,6 +21,21 @@ from sac_ivr.db.migrate import upgrade
 from sac_ivr.runner import RunningService, start_service
 from sac_ivr.services import Services
 
+STRICT_SKIPS = os.environ.get("SAC_IVR_STRICT_SKIPS") == "1"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    """With SAC_IVR_STRICT_SKIPS=1 (.ci/run) every skip is a failure: in CI a test
+    skipped for a missing Asterisk, PostgreSQL, Chromium or tool hides a gap."""
+    outcome = yield
+    report = outcome.get_result()
+    if STRICT_SKIPS and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = f"skipped in CI (SAC_IVR_STRICT_SKIPS=1): {reason}"
+
+
 PG_ADMIN_URL = os.environ.get(
     "SAC_IVR_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 )
