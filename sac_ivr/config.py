@@ -77,6 +77,14 @@ class Settings:
     ami_secret: str = _setting("", "AMI secret (never logged).")
     ami_action_timeout: float = _setting(5.0, "Seconds to wait for the answer to one AMI action.")
     ami_ping_interval: float = _setting(10.0, "Seconds between AMI pings that prove the link.")
+    ami_reconnect_max: float = _setting(
+        30.0, "Longest wait between AMI reconnection attempts (the wait doubles from 0.5 s)."
+    )
+    ami_reconcile_interval: float = _setting(
+        300.0,
+        "Seconds between checks of the call log against Asterisk's channel list (it is also "
+        "checked after every AMI reconnect); 0: only after reconnects.",
+    )
     # -- panels (agent panel, supervisor view)
     panels_max_wait_s: int = _setting(
         60,
@@ -147,6 +155,13 @@ class Settings:
             raise ConfigError("say_group_size: must be at least 1")
         if not 0 <= self.announce_repeats <= 5:
             raise ConfigError("announce_repeats: must be between 0 and 5")
+        for name in ("ami_action_timeout", "ami_ping_interval", "ami_reconnect_max"):
+            if not 0 < getattr(self, name) <= 3600:
+                raise ConfigError(f"{name}: must be more than 0 and at most 3600 seconds")
+        if not 0 <= self.ami_reconcile_interval <= 86400:
+            raise ConfigError("ami_reconcile_interval: must be between 0 and 86400 seconds")
+        if self.ami_enabled and not self.ami_secret:
+            raise ConfigError("ami_secret: required when ami_enabled is on")
         if not 1 <= self.panels_max_wait_s <= 3600:
             raise ConfigError("panels_max_wait_s: must be between 1 and 3600 seconds")
         if not 1.0 <= self.panels_heartbeat_s <= 300.0:

@@ -1,0 +1,404 @@
+"""The AMI client (sac_ivr/asterisk/ami.py) against a fake Asterisk Manager on a real
+socket: each failure panoramisk 1.4's Manager has (see the project notes) is shown
+not to happen here, plus reconnects, reconciliation callbacks and secrecy."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from sac_ivr.asterisk.ami import (
+    AmiActionError,
+    AmiClient,
+    AmiNotConnected,
+    AmiTimeout,
+)
+from tests.fakeasterisk.ami import FakeAmi, load_trace, trace_bytes, wait_until
+
+SECRET = "Sup3r-S3cret-AMI"
+
+
+def client_for(fake: FakeAmi, **overrides: Any) -> AmiClient:
+    options: dict[str, Any] = {
+        "action_timeout": 1.0,
+        "ping_interval": 30.0,
+        "backoff_min": 0.01,
+        "backoff_max": 0.05,
+    }
+    options.update(overrides)
+    secret = options.pop("secret", fake.secret)
+    return AmiClient("127.0.0.1", fake.port, fake.username, secret, **options)
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeAmi]:
+    server = await FakeAmi(secret=SECRET).start()
+    yield server
+    await server.close()
+
+
+@pytest.fixture
+async def client(fake: FakeAmi) -> AsyncIterator[AmiClient]:
+    ami = client_for(fake)
+    await ami.start()
+    assert await ami.wait_connected(5)
+    yield ami
+    await ami.close()
+
+
+# -- panoramisk #6: Manager(loop=...) -------------------------------------------------
+def test_client_is_built_without_a_loop_and_started_inside_one() -> None:
+    # No running loop here: building the client must not bind to one.
+    ami = AmiClient("127.0.0.1", 1, "sac-ivr", SECRET, backoff_min=0.01, backoff_max=0.02)
+
+    async def use() -> str:
+        fake = await FakeAmi(secret=SECRET).start()
+        ami.port = fake.port
+        await ami.start()
+        try:
+            assert await ami.wait_connected(5)
+            await ami.ping()
+            return ami.version or ""
+        finally:
+            await ami.close()
+            await fake.close()
+
+    assert asyncio.run(use()) == "11.0.0"
+
+
+# -- panoramisk #4: actions that wait for ever -----------------------------------------
+async def test_action_while_the_link_is_down_fails_fast_with_a_clear_error(
+    fake: FakeAmi,
+) -> None:
+    await fake.stop_listening()
+    ami = client_for(fake, action_timeout=300.0)
+    await ami.start()
+    try:
+        with pytest.raises(AmiNotConnected, match="is down; Originate was not sent"):
+            await ami.originate({"Channel": "Local/s@sac-test", "Application": "Wait"})
+    finally:
+        await ami.close()
+    assert fake.actions == []
+
+
+async def test_action_without_an_answer_times_out(fake: FakeAmi, client: AmiClient) -> None:
+    fake.go_silent()
+    with pytest.raises(AmiTimeout, match="no answer to AMI Ping within"):
+        await client.send_action("Ping", timeout=0.2)
+
+
+async def test_actions_waiting_when_the_link_drops_fail_and_are_never_resent(
+    fake: FakeAmi, client: AmiClient
+) -> None:
+    fake.go_silent()
+    pending = asyncio.ensure_future(
+        client.originate({"Channel": "Local/s@sac-test", "Application": "Wait"})
+    )
+    await fake.wait_action("Originate")
+    await fake.drop()
+    with pytest.raises(AmiNotConnected):
+        await pending
+    await fake.wait_logins(2)
+    await client.ping()  # the new link works...
+    assert len(fake.actions_named("Originate")) == 1  # ...and the call was not placed twice
+
+
+# -- panoramisk #5: a dead link goes unnoticed -----------------------------------------
+async def test_half_open_link_is_detected_by_the_ping_and_rebuilt(
+    fake: FakeAmi, caplog: pytest.LogCaptureFixture
+) -> None:
+    ami = client_for(fake, ping_interval=0.05, action_timeout=0.2)
+    events: list[dict[str, Any]] = []
+    ami.subscribe(events.append)
+    await ami.start()
+    try:
+        assert await ami.wait_connected(5)
+        first_link_pings = len(fake.actions_named("Ping"))
+        fake.go_silent()  # the socket stays open; nothing comes back
+        await fake.wait_logins(2)
+        assert await ami.wait_connected(5)
+        assert len(fake.actions_named("Ping")) > first_link_pings
+        assert ami.link_lost_at is not None
+        assert "no answer to Ping" in caplog.text
+        await fake.push({"Event": "PeerStatus", "Peer": "PJSIP/agent1"})
+        await ami.ping()
+        assert events[-1]["Event"] == "PeerStatus"  # the new link delivers events
+    finally:
+        await ami.close()
+
+
+# -- reconnects ------------------------------------------------------------------------
+async def test_reconnect_backoff_doubles_up_to_its_cap_and_restarts_after_a_login(
+    fake: FakeAmi, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="sac_ivr.asterisk.ami")
+    ami = client_for(fake, backoff_min=0.01, backoff_max=0.04)
+    await ami.start()
+    try:
+        assert await ami.wait_connected(5)
+        port = fake.port
+        await fake.stop_listening()  # Asterisk down: every attempt is refused
+        await wait_until(lambda: len(delays(caplog)) >= 5)
+        assert delays(caplog)[:5] == [0.01, 0.02, 0.04, 0.04, 0.04]
+        await fake.start(port)
+        await fake.wait_logins(2)
+        caplog.clear()
+        await fake.drop()
+        await wait_until(lambda: len(delays(caplog)) >= 1)
+        assert delays(caplog)[0] == 0.01  # a link that worked starts the backoff over
+    finally:
+        await ami.close()
+
+
+def delays(caplog: pytest.LogCaptureFixture) -> list[float]:
+    found = (re.search(r"reconnecting to .* in ([0-9.]+)s", r.getMessage()) for r in caplog.records)
+    return [float(m.group(1)) for m in found if m]
+
+
+async def test_every_login_runs_the_connect_callbacks_in_order(fake: FakeAmi) -> None:
+    ami = client_for(fake)
+    calls: list[tuple[str, bool]] = []
+
+    async def reconcile(client: AmiClient) -> None:
+        response = await client.send_action("CoreShowChannels")  # actions work in here
+        assert response.ok
+        calls.append(("reconcile", client.link_lost_at is not None))
+
+    async def seed(client: AmiClient) -> None:
+        calls.append(("seed", client.link_lost_at is not None))
+
+    ami.add_connect_callback(reconcile)
+    ami.add_connect_callback(seed)
+    await ami.start()
+    try:
+        await wait_until(lambda: len(calls) == 2)
+        await fake.drop()
+        await wait_until(lambda: len(calls) == 4)
+        await fake.drop()
+        await wait_until(lambda: len(calls) == 6)
+    finally:
+        await ami.close()
+    assert calls == [
+        ("reconcile", False),
+        ("seed", False),
+        ("reconcile", True),
+        ("seed", True),
+        ("reconcile", True),
+        ("seed", True),
+    ]
+    assert fake.logins == 3
+
+
+async def test_link_callbacks_report_up_and_down(fake: FakeAmi) -> None:
+    ami = client_for(fake)
+    states: list[bool] = []
+    ami.add_link_callback(states.append)
+    await ami.start()
+    try:
+        assert await ami.wait_connected(5)
+        await fake.drop()
+        await fake.wait_logins(2)
+        await wait_until(lambda: len(states) == 3)
+    finally:
+        await ami.close()
+    assert states == [True, False, True, False]  # the last one: close()
+
+
+async def test_refused_login_is_logged_and_retried_without_the_secret(
+    fake: FakeAmi, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    wrong = "Wr0ng-S3cret-given"
+    ami = client_for(fake, secret=wrong)
+    await ami.start()
+    try:
+        await wait_until(lambda: fake.failed_logins >= 2)
+        assert not ami.connected
+    finally:
+        await ami.close()
+    assert "refused: Authentication failed" in caplog.text
+    assert wrong not in caplog.text
+    assert wrong not in repr(ami)
+
+
+async def test_the_secret_never_appears_in_any_log_line(
+    fake: FakeAmi, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    ami = client_for(fake, ping_interval=0.05, action_timeout=0.2)
+    await ami.start()
+    try:
+        assert await ami.wait_connected(5)
+        await ami.send_action("QueueStatus")
+        with pytest.raises(AmiActionError):
+            await ami.send_action("NoSuchAction", {"Secret": SECRET})
+        fake.go_silent()
+        await fake.wait_logins(2)
+        await fake.drop()
+        await fake.wait_logins(3)
+    finally:
+        await ami.close()
+    assert fake.actions_named("Login")[0]["Secret"] == SECRET  # it was really sent
+    assert "Login" in caplog.text  # and the logins were logged...
+    assert SECRET not in caplog.text  # ...without it
+    assert SECRET not in repr(ami)
+
+
+# -- panoramisk issue #90: Originate with Async ----------------------------------------
+async def test_originate_async_answers_and_its_event_reaches_subscribers(
+    fake: FakeAmi, client: AmiClient
+) -> None:
+    events: list[dict[str, Any]] = []
+    client.subscribe(events.append)
+    response = await client.originate(
+        {"Channel": "Local/s@sac-test", "Application": "Wait", "Data": "1"}
+    )
+    assert response.ok and response.message == "Originate successfully queued"
+    await wait_until(lambda: any(e["Event"] == "OriginateResponse" for e in events))
+    originate = next(e for e in events if e["Event"] == "OriginateResponse")
+    assert originate["ActionID"] == response.get("ActionID")
+    assert originate["Response"] == "Success"
+    # Without Async (panoramisk looked up a missing 'async' key here)
+    sync = await client.send_action("Originate", {"Channel": "Local/s@sac-test"})
+    assert sync.ok
+    await client.ping()
+    assert client.connected
+
+
+# -- panoramisk PR #79 and garbage -----------------------------------------------------
+async def test_blank_lines_garbage_and_odd_messages_do_not_break_the_link(
+    fake: FakeAmi, client: AmiClient
+) -> None:
+    events: list[dict[str, Any]] = []
+    client.subscribe(events.append)
+    await fake.push_raw(b"\r\n\r\n\r\n")
+    await fake.push_trace("noise.ami")
+    await fake.push_raw(b"\n\nEvent: PeerStatus\nPeer: PJSIP/agent2\n\n\n")  # bare LF too
+    await client.ping()
+    names = [e["Event"] for e in events]
+    assert names == [
+        "PeerStatus",
+        "DeviceStateChange",
+        "RTCPSent",
+        "UserEvent",
+        "SuccessfulAuth",
+        "Hangup",
+        "Newchannel",
+        "Cdr",
+        "PeerStatus",
+    ]
+    auth = events[4]
+    assert auth["Service"] == "AMI" and "this line is garbage" not in str(auth)
+    assert events[-1]["Peer"] == "PJSIP/agent2"
+    assert fake.connections_made == 1 and client.connected
+
+
+async def test_a_failing_subscriber_is_logged_and_the_others_still_get_events(
+    fake: FakeAmi, client: AmiClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    got: list[str] = []
+
+    def broken(event: dict[str, Any]) -> None:
+        raise RuntimeError("subscriber bug")
+
+    client.subscribe(broken)
+    client.subscribe(lambda e: got.append(e["Event"]))
+    await fake.push({"Event": "PeerStatus"}, {"Event": "DeviceStateChange"})
+    await client.ping()
+    assert got == ["PeerStatus", "DeviceStateChange"]
+    assert "subscriber" in caplog.text and client.connected
+
+
+async def test_subscribers_get_copies_and_repeated_headers_as_lists(
+    fake: FakeAmi, client: AmiClient
+) -> None:
+    first: list[dict[str, Any]] = []
+    second: list[dict[str, Any]] = []
+
+    def mutate(event: dict[str, Any]) -> None:
+        event["Event"] = "Changed"
+        first.append(event)
+
+    client.subscribe(mutate)
+    client.subscribe(second.append)
+    await fake.push({"Event": "VarSet", "ChanVariable": ["A=1", "B=2"], "Value": "x: y"})
+    await client.ping()
+    assert first[0]["Event"] == "Changed"
+    assert second[0]["Event"] == "VarSet"
+    assert second[0]["ChanVariable"] == ["A=1", "B=2"]
+    assert second[0]["Value"] == "x: y"
+
+
+# -- event-list actions ----------------------------------------------------------------
+async def test_list_actions_return_their_items(fake: FakeAmi, client: AmiClient) -> None:
+    fake.channels = [
+        {"Channel": "PJSIP/trunk-00000001", "Uniqueid": "1.1", "Linkedid": "1.1"},
+        {"Channel": "PJSIP/agent1-00000002", "Uniqueid": "1.2", "Linkedid": "1.1"},
+    ]
+    fake.queue_status = load_trace("queuestatus.ami")
+    events: list[dict[str, Any]] = []
+    client.subscribe(events.append)
+    channels = await client.send_action("CoreShowChannels")
+    queues = await client.send_action("QueueStatus")
+    assert [c["Uniqueid"] for c in channels.events] == ["1.1", "1.2"]
+    assert [e["Event"] for e in queues.events] == ["QueueParams", *["QueueMember"] * 3]
+    assert events == []  # list items go to the action, not to subscribers
+
+
+async def test_refused_action_raises_with_asterisks_reason(client: AmiClient) -> None:
+    with pytest.raises(AmiActionError, match="Invalid/unknown command"):
+        await client.send_action("NoSuchAction")
+    response = await client.send_action("NoSuchAction", check=False)
+    assert not response.ok
+
+
+async def test_a_line_break_in_a_field_is_refused_before_sending(
+    fake: FakeAmi, client: AmiClient
+) -> None:
+    with pytest.raises(ValueError, match="line break"):
+        await client.send_action("Originate", {"Channel": "Local/s\r\nAction: Logoff"})
+    await client.ping()
+    assert fake.actions_named("Logoff") == []
+
+
+async def test_a_peer_that_is_not_asterisk_is_refused(caplog: pytest.LogCaptureFixture) -> None:
+    async def http_server(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(http_server, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    ami = AmiClient("127.0.0.1", port, "u", "s", backoff_min=0.01, backoff_max=0.02)
+    await ami.start()
+    try:
+        await wait_until(lambda: "not an AMI server" in caplog.text)
+        assert not ami.connected
+    finally:
+        await ami.close()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_close_logs_off(fake: FakeAmi) -> None:
+    ami = client_for(fake)
+    await ami.start()
+    assert await ami.wait_connected(5)
+    await ami.close()
+    assert len(fake.actions_named("Logoff")) == 1
+    assert not ami.connected
+    with pytest.raises(AmiNotConnected):
+        await ami.ping()
+
+
+def test_traces_parse_to_asterisk_messages() -> None:
+    messages = load_trace("queue_answered.ami")
+    assert all("Event" in m and "Timestamp" in m for m in messages)
+    assert all(m["Linkedid"] == "1732280000.1" for m in messages if "Uniqueid" in m)
+    assert b"\r\n\r\n" in trace_bytes("queue_answered.ami")
+    assert b";" not in trace_bytes("noise.ami").split(b"\r\n")[0]
