@@ -91,6 +91,20 @@ def ami(asterisk: AsteriskInstance) -> Iterator[AmiClient]:
 
 
 @pytest.fixture(scope="session")
+def service_ami(asterisk: AsteriskInstance) -> Iterator[AmiClient]:
+    """An AMI connection as the service's user (dialplan/manager.conf.sample rights)."""
+    client = AmiClient(
+        asterisk.ami_host,
+        asterisk.ports.ami,
+        asterisk.service_ami_user,
+        asterisk.service_ami_secret,
+    )
+    client.connect()
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
 def prompts(asterisk: AsteriskInstance) -> PromptLibrary:
     """The prompts as this instance plays them (the project's, or the stand-in)."""
     return PromptLibrary(asterisk.sounds_dir)

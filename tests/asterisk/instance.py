@@ -90,7 +90,9 @@ STUB_CONFIGS = {
     "udptl.conf": "",
     "pjproject.conf": "",
     "stasis.conf": "",
-    "indications.conf": "",
+    "indications.conf": "[general]\ncountry = br\n\n[br]\ndescription = Brazil\n"
+    "ringcadence = 1000,4000\ndial = 425\nbusy = 425/250,0/250\nring = 425/1000,0/4000\n"
+    "congestion = 425/250,0/250,425/750,0/250\ncallwaiting = 425/50,0/1000\n",
     "codecs.conf": "",
     "ari.conf": "",
     "http.conf": "[general]\nenabled=no\n",
@@ -126,6 +128,9 @@ PROMPTS = (
 
 AMI_USER = "sac-test"
 AMI_SECRET = "sac-test-secret"
+# The service's AMI user, exactly as dialplan/manager.conf.sample grants it.
+SERVICE_AMI_USER = "sac-ivr"
+SERVICE_AMI_SECRET = "sac-ivr-test-secret"
 CALLER_ENDPOINT = "sac-test-caller"
 AGENT_ENDPOINTS = ("sac-agent-1", "sac-agent-2")
 
@@ -241,6 +246,22 @@ def write_synthetic_prompts(target: Path, names: tuple[str, ...] = PROMPTS) -> P
     return target
 
 
+def sample_section(path: Path, section: str) -> list[str]:
+    """The lines of ``[section]`` in an Asterisk config file (comments dropped)."""
+    out: list[str] = []
+    inside = False
+    for raw in path.read_text().splitlines():
+        line = raw.split(";", 1)[0].rstrip()
+        if line.startswith("["):
+            inside = line.split("]", 1)[0] == f"[{section}"
+            continue
+        if inside and line.strip():
+            out.append(line.strip())
+    if not out:
+        raise AsteriskError(f"{path}: no section [{section}]")
+    return out
+
+
 def choose_sounds(base_dir: Path, project_dir: Path = PROJECT_DIR) -> tuple[Path, bool]:
     """The pt_BR folder Asterisk gets, and whether it is the synthetic stand-in.
 
@@ -326,17 +347,25 @@ class AsteriskInstance:
         values.update(self.dialplan_globals)
         return values
 
+    @property
+    def service_ami_user(self) -> str:
+        return SERVICE_AMI_USER
+
+    @property
+    def service_ami_secret(self) -> str:
+        return SERVICE_AMI_SECRET
+
     def sac_ivr_env(self) -> dict[str, str]:
-        """Environment for ``sac-ivr serve`` talking to this instance (FastAGI on the
-        port the dialplan calls, AMI with the test user)."""
+        """Environment for ``sac-ivr serve`` talking to this instance: FastAGI on the
+        port the dialplan calls, AMI as the ``sac-ivr`` user of manager.conf.sample."""
         return {
             "SAC_IVR_AGI_HOST": "127.0.0.1",
             "SAC_IVR_AGI_PORT": str(self.ports.agi),
             "SAC_IVR_AMI_ENABLED": "true",
             "SAC_IVR_AMI_HOST": self.ami_host,
             "SAC_IVR_AMI_PORT": str(self.ports.ami),
-            "SAC_IVR_AMI_USERNAME": self.ami_user,
-            "SAC_IVR_AMI_SECRET": self.ami_secret,
+            "SAC_IVR_AMI_USERNAME": self.service_ami_user,
+            "SAC_IVR_AMI_SECRET": self.service_ami_secret,
         }
 
     # -- configuration
@@ -411,28 +440,24 @@ deny = 0.0.0.0/0.0.0.0
 permit = 127.0.0.1/255.255.255.255
 read = all
 write = all
+
+; the service's user, from dialplan/manager.conf.sample (only the secret differs)
+[{SERVICE_AMI_USER}]
+{self._service_ami_section()}
 """
         files["rtp.conf"] = f"""[general]
 rtpstart = {self.ports.rtp_start}
 rtpend = {self.ports.rtp_end}
 """
         files["pjsip.conf"] = self._pjsip_conf()
-        files["queues.conf"] = """[general]
-persistentmembers = no
-shared_lastcall = yes
-
-; Members are added by the tests (AMI QueueAdd) when an agent UAS is listening.
-[sac-agents]
-strategy = rrmemory
-joinempty = yes
-leavewhenempty = no
-ringinuse = no
-timeout = 15
-retry = 1
-wrapuptime = 0
-announce-frequency = 0
-periodic-announce-frequency = 0
-"""
+        # The queue exactly as dialplan/queues.conf.sample defines it; members are
+        # added by the tests (AMI QueueAdd) when an agent UAS is listening.
+        queue = sample_section(self.project_dir / "dialplan" / "queues.conf.sample", "sac-agents")
+        queue = [line for line in queue if not line.startswith("member")]
+        files["queues.conf"] = (
+            "[general]\npersistentmembers = no\nshared_lastcall = yes\n\n[sac-agents]\n"
+            + "".join(f"{line}\n" for line in queue)
+        )
         globals_ = "".join(f"{k} = {v}\n" for k, v in self.globals.items())
         files["extensions.conf"] = f"""[general]
 static = yes
@@ -462,6 +487,14 @@ exten => s,1,Wait(${{IF($[${{LEN(${{SAC_TEST_DTMF_AFTER}})}} > 0]?${{SAC_TEST_DT
 """
         for name, text in files.items():
             (etc / name).write_text(text)
+
+    def _service_ami_section(self) -> str:
+        lines = sample_section(self.project_dir / "dialplan" / "manager.conf.sample", "sac-ivr")
+        lines = [
+            f"secret = {SERVICE_AMI_SECRET}" if line.split("=")[0].strip() == "secret" else line
+            for line in lines
+        ]
+        return "\n".join(lines)
 
     def _pjsip_conf(self) -> str:
         media = """disallow = all

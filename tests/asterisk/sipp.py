@@ -19,14 +19,15 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from tests.asterisk.audio import ANCHOR, PromptLibrary, canonical_ulaw
-from tests.asterisk.instance import AsteriskInstance, free_port
+from tests.asterisk.instance import AGENT_ENDPOINTS, AsteriskInstance, free_port
 
 SCENARIOS_DIR = Path(__file__).resolve().parent / "scenarios"
 UAC_SCENARIO = SCENARIOS_DIR / "uac.xml"
+UAS_AGENT_SCENARIO = SCENARIOS_DIR / "uas_agent.xml"
 PCMU = 0
 TELEPHONE_EVENT = 101  # as offered in uac.xml
 FRAME = 160  # 20 ms of 8 kHz µ-law
@@ -258,12 +259,14 @@ class RtpPeer:
 
 @dataclass
 class CallResult:
+    """What one SIPp party got once its call ended."""
+
     returncode: int
-    audio: bytes
+    audio: bytes  # µ-law Asterisk sent, in RTP order
     audio_times: list[tuple[int, float]]
     packets: list[RtpPacket]
     sent_dtmf: list[tuple[str, float]]
-    bye_received: bool
+    bye_received: bool  # Asterisk hung up (the test's AMI Hangup, or the dialplan)
     duration: float
     log: str
     work_dir: Path
@@ -273,34 +276,23 @@ class CallResult:
         return prompts.sequence(self.audio)
 
 
-@dataclass
-class SipCall:
-    """One SIPp call into the instance's ``sac-entry`` (any extension).
-
-    ``caller_num`` is unique per call by default, so a test finds the call's channel
-    in AMI events (``CallerIDNum``). ``hangup_after`` (seconds, None = wait) makes the
-    caller hang up; otherwise the call lasts until Asterisk hangs up (or a test does it
-    with AMI ``Hangup``) or ``timeout`` runs out.
-    """
+class _SippParty:
+    """A SIPp process (one call) plus the RtpPeer that owns its media port."""
 
     instance: AsteriskInstance
-    extension: str = "s"
-    caller_num: str = field(default_factory=lambda: f"1199990{next(_caller_numbers):04d}")
-    caller_name: str = "sac-ivr test"
-    dtmf: Sequence[Dtmf] = ()
-    hangup_after: float | None = None
-    timeout: float = 120.0
-    prompts: PromptLibrary | None = None
-    rtp: RtpPeer = field(init=False)
-    _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
+    work_dir: Path
+    timeout: float
+    rtp: RtpPeer
+    _proc: subprocess.Popen[bytes] | None
 
-    def __post_init__(self) -> None:
-        self.work_dir = self.instance.work_dir / f"call-{self.caller_num}"
+    def _setup(self, name: str, dtmf: Sequence[Dtmf], prompts: PromptLibrary | None) -> None:
+        self.work_dir = self.instance.work_dir / name
         self.work_dir.mkdir(parents=True, exist_ok=True)
-        self.rtp = RtpPeer(dtmf=self.dtmf, prompts=self.prompts, remote_hint=self._remote_rtp)
+        self.rtp = RtpPeer(dtmf=dtmf, prompts=prompts, remote_hint=self._remote_rtp)
+        self._proc = None
 
     def _remote_rtp(self) -> tuple[str, int] | None:
-        """Asterisk's RTP address from the SDP answer (logged by the scenario)."""
+        """Asterisk's RTP address from its SDP (logged by the scenario)."""
         try:
             text = (self.work_dir / "actions.log").read_text(errors="replace")
         except OSError:
@@ -308,59 +300,24 @@ class SipCall:
         m = re.search(r"REMOTE_RTP .* PORT (\d+)", text)
         return ("127.0.0.1", int(m.group(1))) if m else None
 
-    def command(self) -> list[str]:
-        scenario = self.work_dir / "uac.xml"
-        hangup_ms = int(
-            (self.hangup_after if self.hangup_after is not None else self.timeout) * 1000
-        )
-        text = UAC_SCENARIO.read_text()
-        text = re.sub(
-            r'timeout="\d+" ontimeout="hangup"', f'timeout="{hangup_ms}" ontimeout="hangup"', text
-        )
-        scenario.write_text(text)
+    def _common_args(self, scenario: Path, sip_port: int) -> list[str]:
         return [
-            "sipp",
-            f"127.0.0.1:{self.instance.sip_port}",
-            "-sf",
-            str(scenario),
-            "-i",
-            "127.0.0.1",
-            "-p",
-            str(free_port(socket.SOCK_DGRAM)),
-            "-mi",
-            "127.0.0.1",
-            "-mp",
-            str(free_port(socket.SOCK_DGRAM)),
-            "-s",
-            self.extension,
-            "-key",
-            "rtp_port",
-            str(self.rtp.port),
-            "-key",
-            "caller_num",
-            self.caller_num,
-            "-key",
-            "caller_name",
-            self.caller_name,
-            "-m",
-            "1",
-            "-l",
-            "1",
-            "-timeout",
-            f"{int(self.timeout + 5)}s",
-            "-nostdin",
-            "-trace_msg",
-            "-message_file",
-            str(self.work_dir / "messages.log"),
-            "-trace_logs",
-            "-log_file",
-            str(self.work_dir / "actions.log"),
-            "-trace_err",
-            "-error_file",
-            str(self.work_dir / "errors.log"),
+            *("-sf", str(scenario)),
+            *("-i", "127.0.0.1", "-p", str(sip_port)),
+            # SIPp's own media socket is unused (the SDP names rtp.port) but must bind
+            *("-mi", "127.0.0.1", "-mp", str(free_port(socket.SOCK_DGRAM))),
+            *("-key", "rtp_port", str(self.rtp.port)),
+            *("-m", "1", "-l", "1"),
+            *("-timeout", f"{int(self.timeout + 5)}s", "-nostdin"),
+            *("-trace_msg", "-message_file", str(self.work_dir / "messages.log")),
+            *("-trace_logs", "-log_file", str(self.work_dir / "actions.log")),
+            *("-trace_err", "-error_file", str(self.work_dir / "errors.log")),
         ]
 
-    def start(self) -> SipCall:
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def _spawn(self) -> None:
         self.rtp.start()
         with open(self.work_dir / "sipp.out", "wb") as out:
             self._proc = subprocess.Popen(
@@ -370,10 +327,12 @@ class SipCall:
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
-        return self
+
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
 
     def wait(self, timeout: float | None = None) -> CallResult:
-        """Wait for SIPp to end (the call hung up) and return what the caller got."""
+        """Wait for SIPp to end (the call hung up) and return what this party got."""
         assert self._proc is not None, "start() first"
         try:
             rc = self._proc.wait(timeout if timeout is not None else self.timeout + 10)
@@ -402,3 +361,133 @@ class SipCall:
             self._proc.kill()
             self._proc.wait()
         self.rtp.stop()
+
+    def received_request(self, method: str = "INVITE") -> SipMessage | None:
+        """The first SIP request of ``method`` SIPp received (from its message trace)."""
+        path = self.work_dir / "messages.log"
+        text = path.read_text(errors="replace") if path.is_file() else ""
+        for block in re.split(r"\n-{20,}[^\n]*\n", text):
+            body = block.split("bytes :", 1)[-1].lstrip("\r\n")
+            if body.startswith(f"{method} ") and "message received" in block:
+                return SipMessage.parse(body)
+        return None
+
+
+@dataclass(frozen=True)
+class SipMessage:
+    start_line: str
+    headers: list[tuple[str, str]]
+
+    @classmethod
+    def parse(cls, text: str) -> SipMessage:
+        lines = text.replace("\r\n", "\n").split("\n")
+        headers = []
+        for line in lines[1:]:
+            if not line.strip():
+                break
+            name, _, value = line.partition(":")
+            headers.append((name.strip(), value.strip()))
+        return cls(lines[0].strip(), headers)
+
+    def header(self, name: str) -> str | None:
+        """The first value of header ``name`` (case-insensitive), or None."""
+        for key, value in self.headers:
+            if key.lower() == name.lower():
+                return value
+        return None
+
+    @property
+    def from_display_name(self) -> str | None:
+        m = re.match(r'\s*"([^"]*)"', self.header("From") or "")
+        return m.group(1) if m else None
+
+
+class SipCall(_SippParty):
+    """One SIPp call into the instance's ``sac-entry`` (any extension).
+
+    ``caller_num`` is unique per call by default, so a test finds the call's channel
+    in AMI events (``CallerIDNum``). ``hangup_after`` (seconds, None = wait) makes the
+    caller hang up; otherwise the call lasts until Asterisk hangs up (or a test does it
+    with AMI ``Hangup``) or ``timeout`` runs out.
+    """
+
+    def __init__(
+        self,
+        instance: AsteriskInstance,
+        *,
+        extension: str = "s",
+        caller_num: str | None = None,
+        caller_name: str = "sac-ivr test",
+        dtmf: Sequence[Dtmf] = (),
+        hangup_after: float | None = None,
+        timeout: float = 120.0,
+        prompts: PromptLibrary | None = None,
+    ) -> None:
+        self.instance = instance
+        self.extension = extension
+        self.caller_num = caller_num or f"1199990{next(_caller_numbers):04d}"
+        self.caller_name = caller_name
+        self.hangup_after = hangup_after
+        self.timeout = timeout
+        self._setup(f"call-{self.caller_num}", dtmf, prompts)
+
+    def command(self) -> list[str]:
+        scenario = self.work_dir / "uac.xml"
+        seconds = self.hangup_after if self.hangup_after is not None else self.timeout
+        text = re.sub(
+            r'timeout="\d+" ontimeout="hangup"',
+            f'timeout="{int(seconds * 1000)}" ontimeout="hangup"',
+            UAC_SCENARIO.read_text(),
+        )
+        scenario.write_text(text)
+        return [
+            "sipp",
+            f"127.0.0.1:{self.instance.sip_port}",
+            *self._common_args(scenario, free_port(socket.SOCK_DGRAM)),
+            *("-s", self.extension),
+            *("-key", "caller_num", self.caller_num),
+            *("-key", "caller_name", self.caller_name),
+        ]
+
+    def start(self) -> SipCall:
+        self._spawn()
+        return self
+
+
+class SipAgent(_SippParty):
+    """An agent's phone: a SIPp UAS on the port of the instance's agent endpoint
+    ``sac-agent-<index+1>``. It answers one call and waits for the BYE. Put it in the
+    queue with ``ami.action("QueueAdd", Queue="sac-agents", Interface=agent.interface)``.
+    """
+
+    def __init__(
+        self,
+        instance: AsteriskInstance,
+        *,
+        index: int = 0,
+        dtmf: Sequence[Dtmf] = (),
+        timeout: float = 120.0,
+        prompts: PromptLibrary | None = None,
+    ) -> None:
+        self.instance = instance
+        self.index = index
+        self.timeout = timeout
+        self._setup(f"agent-{self.endpoint}-{next(_caller_numbers)}", dtmf, prompts)
+
+    @property
+    def endpoint(self) -> str:
+        return AGENT_ENDPOINTS[self.index]
+
+    @property
+    def interface(self) -> str:
+        return f"PJSIP/{self.endpoint}"
+
+    def command(self) -> list[str]:
+        return [
+            "sipp",
+            *self._common_args(UAS_AGENT_SCENARIO, self.instance.ports.agents[self.index]),
+        ]
+
+    def start(self) -> SipAgent:
+        self._spawn()
+        return self

@@ -143,6 +143,7 @@ def _join_timeout(prompts: PromptLibrary) -> float:
 def fallback_calls(
     asterisk: AsteriskInstance,
     ami: AmiClient,
+    service_ami: AmiClient,
     prompts: PromptLibrary,
     sipp_available: None,
 ) -> Iterator[dict[str, Outcome]]:
@@ -325,3 +326,21 @@ def test_no_call_was_hung_up_by_the_system(
     # a HangupRequest event is raised only by the channel's own dialplan (Hangup());
     # the test's AMI Hangup shows as SoftHangupRequest
     assert not hangup_requests, hangup_requests
+
+
+def test_service_ami_user_gets_what_it_needs(
+    fallback_calls: dict[str, Outcome], service_ami: AmiClient
+) -> None:
+    """The sac-ivr user of manager.conf.sample: the events of the call log and panels
+    (VarSet of SAC_* included), none of the Newexten noise, and its status actions."""
+    names = {e["Event"] for e in service_ami.events}
+    for event in ("Newchannel", "VarSet", "QueueCallerJoin", "Hangup", "MixMonitorStart"):
+        assert event in names, sorted(names)
+    assert "Newexten" not in names
+    # the dialplan's SAC_* variables (inheritable ones show as __SAC_...)
+    variables = {e.get("Variable", "").lstrip("_") for e in service_ami.events}
+    assert {"SAC_PROTOCOL", "SAC_SUBJECT"} <= variables, sorted(variables)
+    for action in ("QueueStatus", "CoreShowChannels"):
+        assert service_ami.action(action)["Response"] == "Success", action
+    # no "system" or "command" rights
+    assert service_ami.action("Command", Command="core show uptime")["Response"] == "Error"
