@@ -64,6 +64,11 @@ def unavailable_reason() -> str | None:
     for tool in ("unshare", "nsenter", "chroot", "mount"):
         if shutil.which(tool) is None:
             return f"real Asterisk tests need {tool} (Debian package util-linux/coreutils)"
+    probe = subprocess.run(
+        ["unshare", "-m", "--propagation", "private", "true"], capture_output=True, check=False
+    )
+    if probe.returncode != 0:
+        return "real Asterisk tests need mount namespaces (unshare -m failed: no CAP_SYS_ADMIN?)"
     if is_ready():
         return None
     if not Path("/etc/debian_version").is_file():

@@ -19,7 +19,8 @@ from tests.asterisk import chroot
 from tests.asterisk.ami import AmiClient
 from tests.asterisk.audio import PromptLibrary
 from tests.asterisk.instance import AsteriskError, AsteriskInstance
-from tests.asterisk.sipp import SipCall
+from tests.asterisk.service import SacIvrService
+from tests.asterisk.sipp import SipAgent, SipCall
 
 _instance: AsteriskInstance | None = None
 
@@ -133,3 +134,39 @@ def sip_call(
     yield make
     for call in calls:
         call.stop()
+
+
+@pytest.fixture
+def sip_agent(
+    asterisk: AsteriskInstance, prompts: PromptLibrary, sipp_available: None
+) -> Iterator[Callable[..., SipAgent]]:
+    """Factory: ``sip_agent(index=0)`` starts an agent phone (SIPp UAS) for endpoint
+    ``sac-agent-<index+1>``; add ``agent.interface`` to the queue with AMI QueueAdd."""
+    agents: list[SipAgent] = []
+
+    def make(**kwargs: Any) -> SipAgent:
+        kwargs.setdefault("prompts", prompts)
+        agent = SipAgent(asterisk, **kwargs).start()
+        agents.append(agent)
+        return agent
+
+    yield make
+    for agent in agents:
+        agent.stop()
+
+
+@pytest.fixture
+def sac_ivr(asterisk: AsteriskInstance) -> Iterator[Callable[..., SacIvrService]]:
+    """Factory: ``sac_ivr(env={"SAC_IVR_...": ...})`` starts the real ``sac-ivr serve``
+    on the instance's AGI port (AMI as the sample's sac-ivr user, fresh SQLite) and
+    waits until it is READY; stopped at teardown. One at a time (one AGI port)."""
+    services: list[SacIvrService] = []
+
+    def start(**kwargs: Any) -> SacIvrService:
+        service = SacIvrService(asterisk, name=f"sac-ivr-{len(services)}", **kwargs).start()
+        services.append(service)
+        return service
+
+    yield start
+    for service in services:
+        service.stop()

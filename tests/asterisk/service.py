@@ -1,0 +1,112 @@
+"""Run the real ``sac-ivr serve`` against a test Asterisk.
+
+The service listens for FastAGI on the port the instance's dialplan calls
+(``SAC_AGI_PORT``) and follows AMI as the ``sac-ivr`` user of manager.conf.sample;
+its database is a fresh SQLite file and its HTTP port a free one. Use it for one
+module at a time (the AGI port is the instance's)::
+
+    with SacIvrService(asterisk) as service:
+        call = SipCall(asterisk, ...).start()
+        ...
+        service.log_text()  # what it logged
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+from tests.asterisk.instance import AsteriskInstance, free_port
+
+
+class ServiceError(RuntimeError):
+    pass
+
+
+class SacIvrService:
+    """``python -m sac_ivr serve`` as a subprocess; ``env`` adds or overrides settings
+    (``SAC_IVR_*``)."""
+
+    def __init__(
+        self,
+        instance: AsteriskInstance,
+        *,
+        env: Mapping[str, str] | None = None,
+        name: str = "sac-ivr",
+        args: tuple[str, ...] = (),
+    ) -> None:
+        self.instance = instance
+        self.work_dir: Path = instance.work_dir / name
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        self.http_port = free_port()
+        self.log_path = self.work_dir / "service.log"
+        self.env = {
+            **os.environ,
+            **instance.sac_ivr_env(),
+            "SAC_IVR_HTTP_HOST": "127.0.0.1",
+            "SAC_IVR_HTTP_PORT": str(self.http_port),
+            "SAC_IVR_DATABASE_URL": f"sqlite+aiosqlite:///{self.work_dir}/sac-ivr.sqlite3",
+            "SAC_IVR_LOG_LEVEL": "INFO",
+            **(env or {}),
+        }
+        self.args = args
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def start(self, timeout: float = 30.0) -> SacIvrService:
+        """Start it and wait until its FastAGI port accepts connections."""
+        with open(self.log_path, "ab") as log:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "sac_ivr", "serve", *self.args],
+                cwd=self.instance.project_dir,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        port = int(self.env["SAC_IVR_AGI_PORT"])
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise ServiceError(
+                    f"sac-ivr serve exited with {self._proc.returncode}; "
+                    f"log {self.log_path}:\n{self.log_text()[-3000:]}"
+                )
+            # the service prints "READY agi=PORT http=PORT" once it listens
+            if f"READY agi={port}" in self.log_text():
+                return self
+            time.sleep(0.05)
+        self.stop()
+        raise ServiceError(f"sac-ivr serve not listening on {port} within {timeout}s")
+
+    def stop(self, timeout: float = 10.0) -> int | None:
+        """SIGTERM (graceful), then SIGKILL; returns the exit code."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return None
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+        return proc.returncode
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.is_file() else ""
+
+    def __enter__(self) -> SacIvrService:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
