@@ -35,9 +35,7 @@ async def test_numbers_restart_at_local_midnight_not_utc(db_url: str) -> None:
         ]
     )
     engine = create_engine(db_url)
-    issuer = ProtocolIssuer(
-        engine, DateSequenceCheck(), SAO_PAULO, clock=lambda: next(times)
-    )
+    issuer = ProtocolIssuer(engine, DateSequenceCheck(), SAO_PAULO, clock=lambda: next(times))
     try:
         numbers = [(await issuer.issue(CallInfo())).number for _ in range(3)]
     finally:
@@ -54,9 +52,7 @@ async def test_one_batch_across_midnight_keeps_both_days_right(db_url: str) -> N
     midnight = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
     moments = iter([midnight - timedelta(milliseconds=5), midnight, midnight, midnight])
     engine = create_engine(db_url)
-    issuer = ProtocolIssuer(
-        engine, DateSequenceCheck(), SAO_PAULO, clock=lambda: next(moments)
-    )
+    issuer = ProtocolIssuer(engine, DateSequenceCheck(), SAO_PAULO, clock=lambda: next(moments))
     try:
         issued = await asyncio.gather(*(issuer.issue(CallInfo()) for _ in range(4)))
     finally:
@@ -85,9 +81,7 @@ async def test_restart_continues_the_sequence(db_url: str) -> None:
 
 async def test_many_issuers_on_one_database_never_collide(db_url: str) -> None:
     engines = [create_engine(db_url) for _ in range(4)]
-    issuers = [
-        ProtocolIssuer(e, DateSequenceCheck(), SAO_PAULO) for e in engines
-    ]
+    issuers = [ProtocolIssuer(e, DateSequenceCheck(), SAO_PAULO) for e in engines]
     try:
         issued = await asyncio.gather(
             *(issuers[i % 4].issue(CallInfo(uniqueid=str(i))) for i in range(400))
@@ -229,3 +223,27 @@ async def test_stored_row_has_every_call_fact(db_url: str) -> None:
     )
     assert row.issued_at.tzinfo is not None and row.issued_at.utcoffset() == timedelta(0)
     assert row.issue_date == row.issued_at.astimezone(SAO_PAULO).date()
+
+
+async def test_waiting_for_the_sqlite_lock_never_blocks_the_loop(sqlite_url: str) -> None:
+    """Another transaction of this process holds the write lock across an await: the
+    issuer must wait without blocking the loop (else neither could ever finish)."""
+    from sqlalchemy import text
+
+    from sac_ivr.runner import start_service
+
+    running = await start_service(make_settings(sqlite_url), migrate=False)
+    try:
+        async with running.services.sessionmaker() as session, session.begin():
+            await session.execute(text("UPDATE protocol_counters SET value = value"))
+            call = asyncio.create_task(fake_call("127.0.0.1", running.agi_port))
+            ticks = 0
+            for _ in range(20):  # the loop keeps running while the call waits
+                await asyncio.sleep(0.01)
+                ticks += 1
+            assert ticks == 20 and not call.done()
+        result = await call  # lock released: the call gets its number
+        assert result.variables["SAC_RESULT"] == "OK"
+        assert result.digits_between() == [result.variables["SAC_PROTOCOL"]]
+    finally:
+        await running.stop(drain_seconds=1.0)

@@ -130,7 +130,12 @@ def test_settings_from_toml_and_environment(tmp_path) -> None:
     config = tmp_path / "sac.toml"
     config.write_text('protocol_format = "ans"\n[ami]\nenabled = true\nport = 5039\n')
     settings = Settings.load(
-        config_file=config, env={"SAC_IVR_ANS_REGISTRY": "999999", "SAC_IVR_AMI_PORT": "5040"}
+        config_file=config,
+        env={
+            "SAC_IVR_ANS_REGISTRY": "999999",
+            "SAC_IVR_AMI_PORT": "5040",
+            "SAC_IVR_AMI_SECRET": "x",
+        },
     )
     assert settings.protocol_format == "ans"
     assert settings.ans_registry == "999999"

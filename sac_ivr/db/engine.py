@@ -34,27 +34,34 @@ def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
     return create_async_engine(url, **kwargs)
 
 
-def create_sync_engine(url: str | URL) -> Engine:
+def create_sync_engine(url: str | URL, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> Engine:
     """A blocking engine on the same SQLite file (pysqlite), with the same settings.
 
-    The protocol issuer runs its batch transactions on it (see protocols/issuer.py).
+    The protocol issuer runs its batch transactions on it (see protocols/issuer.py),
+    with ``busy_timeout_ms=0`` so that a held lock fails fast instead of blocking.
     """
     url = make_url(url)
     if url.get_backend_name() != "sqlite":
         raise ValueError("create_sync_engine is for SQLite only")
     engine = create_sync_sqlalchemy_engine(url.set(drivername="sqlite+pysqlite"))
-    event.listen(engine, "connect", _sqlite_pragmas)
+    event.listen(
+        engine,
+        "connect",
+        lambda conn, record: _sqlite_pragmas(conn, record, busy_timeout_ms),
+    )
     event.listen(engine, "begin", _sqlite_begin_immediate)
     return engine
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_pragmas(
+    dbapi_connection: Any, _record: Any, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS
+) -> None:
     # Let SQLAlchemy emit BEGIN itself (see the "begin" listener).
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=FULL")
-    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 

@@ -12,8 +12,10 @@ takes about a millisecond, while handing it to a thread costs more than that on 
 busy 2-core machine (each statement gives up the GIL and waits to get it back from
 a loop serving a hundred calls; measured in BENCHMARKS.md: 2,800 vs 4,100 calls/s).
 The price is that a slow disk pauses the loop for its fsync: deployments with slow
-storage or several sac-ivr processes belong on PostgreSQL, where the batch runs
-through the async engine (``run_sync``) and the loop never blocks.
+storage belong on PostgreSQL, where the batch runs through the async engine
+(``run_sync``) and the loop never blocks. Waiting for SQLite's write lock never
+blocks the loop: that connection has ``busy_timeout=0`` and the issuer yields and
+retries (another transaction in this very process may need the loop to finish).
 
 Uniqueness does not depend on this process: the counter is bumped by the database
 (``INSERT … ON CONFLICT DO UPDATE … RETURNING``), row-locked in PostgreSQL and under
@@ -31,6 +33,7 @@ from typing import Any
 
 from sqlalchemy import BigInteger, Connection, Engine, bindparam, insert, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sac_ivr.db.base import utcnow
@@ -42,6 +45,9 @@ from sac_ivr.protocols.numbering import ProtocolFormat
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 256
+# How long a batch waits for SQLite's write lock (held by another transaction or
+# process) before its callers go on without a number.
+SQLITE_LOCK_WAIT_S = 3.0
 
 
 @dataclass(frozen=True)
@@ -104,7 +110,7 @@ class ProtocolIssuer:
         self._worker: asyncio.Task[None] | None = None
         self._sync_engine: Engine | None = None
         if is_sqlite(engine):
-            self._sync_engine = create_sync_engine(engine.url)
+            self._sync_engine = create_sync_engine(engine.url, busy_timeout_ms=0)
 
     def add_hook(self, hook: OpenedHook) -> None:
         self._hooks.append(hook)
@@ -159,11 +165,22 @@ class ProtocolIssuer:
 
     async def _commit(self, batch: list[_Pending]) -> list[IssuedProtocol]:
         requests = [(p.call, p.at) for p in batch]
-        if self._sync_engine is not None:  # SQLite: on the loop, see the module docstring
-            with self._sync_engine.begin() as connection:
-                return self._write(connection, requests)
-        async with self._engine.begin() as connection:
-            return await connection.run_sync(self._write, requests)
+        if self._sync_engine is None:
+            async with self._engine.begin() as connection:
+                return await connection.run_sync(self._write, requests)
+        # SQLite: on the loop, see the module docstring.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SQLITE_LOCK_WAIT_S
+        pause = 0.0005
+        while True:
+            try:
+                with self._sync_engine.begin() as connection:
+                    return self._write(connection, requests)
+            except OperationalError as exc:
+                if not _sqlite_busy(exc) or loop.time() > deadline:
+                    raise
+            await asyncio.sleep(pause)  # let the lock holder finish
+            pause = min(pause * 2, 0.02)
 
     def _write(
         self, connection: Connection, requests: list[tuple[CallInfo, datetime]]
@@ -259,6 +276,11 @@ _BUMP_COUNTER = {
     "postgresql": _upsert_counter(postgresql.insert),
     "sqlite": _upsert_counter(sqlite.insert),
 }
+
+
+def _sqlite_busy(exc: OperationalError) -> bool:
+    code = getattr(exc.orig, "sqlite_errorcode", None)
+    return code in (5, 6) or "database is locked" in str(exc.orig)  # SQLITE_BUSY/LOCKED
 
 
 def _bump_counter(connection: Connection, key: str, count: int) -> int:
