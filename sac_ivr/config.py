@@ -103,6 +103,119 @@ class Settings:
     )
     # -- logging
     log_level: str = _setting("INFO", "DEBUG, INFO, WARNING or ERROR.")
+    # -- lifecycle (statuses, subjects, legal deadlines)
+    legal_profile: str = _setting(
+        "decreto-11034",
+        "Deadlines: decreto-11034 (reply in 7 calendar days, history in 5), decreto-6523 "
+        "(5 business days, history in 72 h), ans (5 business days, 10 for extended_subjects, "
+        "history in 72 h) or custom (the custom_* settings).",
+    )
+    custom_reply_deadline: str = _setting(
+        "7d",
+        "legal_profile=custom: reply deadline, e.g. 7d (calendar days), 5bd (business "
+        "days) or 72h (hours).",
+    )
+    custom_extended_reply_deadline: str = _setting(
+        "", "legal_profile=custom: deadline for extended_subjects (empty: same as the reply)."
+    )
+    custom_history_deadline: str = _setting(
+        "5d", "legal_profile=custom: deadline to send a customer's history of demands."
+    )
+    extended_subjects: list[str] = _setting(  # noqa: RUF009
+        ["high_complexity", "elective_admission"],
+        "Subjects with the profile's longer deadline (ANS: high complexity, elective admission).",
+    )
+    holidays_state: str = _setting(
+        "", "State (UF, e.g. SP) whose holidays also stop business days; empty: national only."
+    )
+    holidays_optional: list[str] = _setting(  # noqa: RUF009
+        ["carnival"],
+        "Optional national days off that stop business days: carnival, ash_wednesday, "
+        "corpus_christi, christmas_eve, new_years_eve.",
+    )
+    holidays_extra: list[str] = _setting(  # noqa: RUF009
+        [], "Local holidays: YYYY-MM-DD (once) or MM-DD (every year), e.g. 01-25."
+    )
+    subjects: list[str] = _setting(  # noqa: RUF009
+        [
+            "information:Informação",
+            "complaint:Reclamação",
+            "cancellation:Cancelamento",
+            "billing:Cobrança",
+            "technical:Suporte técnico",
+            "suggestion:Sugestão",
+            "compliment:Elogio",
+        ],
+        "Natures of a request, code:label (the label is what customers read).",
+    )
+    departments: list[str] = _setting(  # noqa: RUF009
+        [
+            "customer_service:Atendimento",
+            "billing:Financeiro",
+            "technical:Suporte técnico",
+            "retention:Cancelamento e retenção",
+            "ombudsman:Ouvidoria",
+        ],
+        "Departments a request can be forwarded to, code:label.",
+    )
+    # -- notifications (SMS, e-mail, outbox)
+    company_name: str = _setting("SAC", "Name customers see in SMS and e-mail.")
+    notify_open_sms: bool = _setting(
+        True, "SMS the protocol to the caller's mobile when it is opened."
+    )
+    notify_status_changes: bool = _setting(
+        True, "SMS and e-mail the customer at every status change."
+    )
+    sms_ascii: bool = _setting(
+        True, "Strip accents from SMS text (GSM-7: 160 characters per part instead of 70)."
+    )
+    smtp_host: str = _setting("", "SMTP server for e-mail; empty: no e-mail.")
+    smtp_port: int = _setting(587, "SMTP port (587 submission with STARTTLS, 465 TLS).")
+    smtp_username: str = _setting("", "SMTP login; empty: no authentication.")
+    smtp_password: str = _setting("", "SMTP password (never logged).")
+    smtp_from: str = _setting("", "From address, e.g. 'SAC Empresa <sac@empresa.com.br>'.")
+    smtp_starttls: bool = _setting(True, "Require STARTTLS (port 587).")
+    smtp_tls: bool = _setting(False, "Implicit TLS from the first byte (port 465).")
+    smtp_timeout: float = _setting(30.0, "Seconds for one SMTP delivery.")
+    sms_provider: str = _setting(
+        "", "SMS provider: webhook (generic JSON POST) or zenvia (Zenvia API v2); empty: no SMS."
+    )
+    sms_url: str = _setting(
+        "",
+        "SMS endpoint (webhook: required; zenvia: default "
+        "https://api.zenvia.com/v2/channels/sms/messages).",
+    )
+    sms_secret: str = _setting(
+        "", "SMS API token: webhook Bearer token, Zenvia X-API-TOKEN (never logged)."
+    )
+    sms_sender: str = _setting("", "SMS sender id (Zenvia: the account's sender alias).")
+    sms_timeout: float = _setting(15.0, "Seconds for one SMS API request.")
+    outbox_worker: bool = _setting(
+        True, "Send queued notifications from this process (off: another process does)."
+    )
+    outbox_poll_interval: float = _setting(
+        2.0, "Seconds between outbox scans when nothing woke the worker."
+    )
+    outbox_batch_size: int = _setting(20, "Notifications claimed per scan.")
+    outbox_concurrency: int = _setting(4, "Notifications sent at once by one worker.")
+    outbox_lease_seconds: float = _setting(
+        120.0, "A claimed notification is retried by any worker after this long without a result."
+    )
+    outbox_max_attempts: int = _setting(8, "Attempts before a notification is marked failed.")
+    outbox_backoff_seconds: float = _setting(
+        30.0, "Wait after the first failure; doubles at each further failure."
+    )
+    outbox_backoff_max_seconds: float = _setting(3600.0, "Longest wait between attempts.")
+    # -- retention
+    recordings_dir: str = _setting(
+        "", "Directory of call recordings the retention command purges; empty: none."
+    )
+    retention_recording_days: int = _setting(
+        90, "Recordings older than this are deleted (Decreto 11.034 art. 12 §3: at least 90)."
+    )
+    retention_record_days: int = _setting(
+        730, "Records are anonymised this many days after resolution (art. 12 §5: 2 years)."
+    )
 
     # ---------------------------------------------------------------- loading
     @classmethod
@@ -170,6 +283,9 @@ class Settings:
             raise ConfigError("panels_session_hours: must be more than 0 and at most 744")
         if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ConfigError(f"log_level: {self.log_level!r} is not a log level")
+        from sac_ivr.lifecycle.config import validate_feature_settings  # no cycle
+
+        validate_feature_settings(self)
 
     @property
     def tz(self) -> ZoneInfo:

@@ -1,0 +1,1 @@
+"""Request lifecycle: statuses and transitions, subjects, departments, legal deadlines."""
