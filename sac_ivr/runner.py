@@ -13,6 +13,7 @@ from aiohttp import web
 
 from sac_ivr.agi.server import build_agi_server
 from sac_ivr.asterisk.fastagi import FastAgiServer
+from sac_ivr.calls.services import start_calls
 from sac_ivr.config import Settings
 from sac_ivr.db.migrate import upgrade_async
 from sac_ivr.http.app import create_app
@@ -26,7 +27,7 @@ DRAIN_SECONDS = 10.0
 # Features that start background work (AMI client, outbox worker) register a
 # starter here: async fn(services, app) called once the listeners are up.
 Starter = Callable[[Services, web.Application], Awaitable[None]]
-STARTERS: list[Starter] = []
+STARTERS: list[Starter] = [start_calls]
 
 
 @dataclass

@@ -9,6 +9,7 @@ from aiohttp import web
 from sqlalchemy import text
 
 from sac_ivr import __version__
+from sac_ivr.calls import http as calls_http
 from sac_ivr.http.context import SERVICES_KEY, services_of
 from sac_ivr.http.errors import error_middleware
 from sac_ivr.http.openapi import build_openapi
@@ -53,5 +54,6 @@ def create_app(services: Services) -> web.Application:
     app[STARTED_KEY] = time.monotonic()
     app.add_routes(routes)
     app.add_routes(protocols_http.routes)
+    calls_http.register(app)  # /api/v1/calls + the "calls" section of a protocol
     panels_http.setup(app)  # routes + ends live streams at shutdown
     return app

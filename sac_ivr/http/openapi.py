@@ -12,7 +12,12 @@ from typing import Any
 from sac_ivr import __version__
 
 # Features whose api.py contributes PATHS (and optionally SCHEMAS).
-FEATURE_APIS = ["sac_ivr.http.health_api", "sac_ivr.protocols.api", "sac_ivr.panels.api"]
+FEATURE_APIS = [
+    "sac_ivr.http.health_api",
+    "sac_ivr.protocols.api",
+    "sac_ivr.panels.api",
+    "sac_ivr.calls.api",
+]
 
 
 def ref(name: str) -> dict[str, str]:
