@@ -22,6 +22,14 @@ from tests.live_fakes import FakeTracker, SseReader, ago
 AGENT_EXT = "PJSIP/1001"
 
 
+class _AnyTime:
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, str) and other.endswith("Z") and "T" in other
+
+
+ANY_TIME = _AnyTime()
+
+
 def base(running: RunningService) -> str:
     return f"http://127.0.0.1:{running.http_port}"
 
@@ -153,24 +161,17 @@ def live_call(linkedid: str, state: str, agent: str | None = None, **extra: obje
 
 
 def populated(tracker: FakeTracker) -> None:
-    tracker.calls = [
-        live_call("L1", "queued", caller_e164="+5511911112222", caller="11911112222"),
-        live_call("L2", "ringing", AGENT_EXT),
-        live_call("L3", "connected", "PJSIP/1002"),
-        live_call("L4", "ivr"),
-    ]
-    tracker.queues = {
-        "sac-agents": {
-            "members": [
-                {"interface": AGENT_EXT, "name": "Ana", "status": "busy"},
-                {"interface": "PJSIP/1002", "name": "Bruno", "status": "busy"},
-                {"interface": "PJSIP/1003", "name": "Carla", "status": "paused"},
-                {"interface": "PJSIP/1004", "name": "Davi", "status": "available"},
-            ],
-            "waiting": ["L1"],
-            "longest_wait_s": 30,
-        }
-    }
+    """Ana's phone rings (L2), Bruno talks (L3), L1 waits, L4 is still in the menu."""
+    tracker.add_member("sac-agents", AGENT_EXT, "Ana", "busy")
+    tracker.add_member("sac-agents", "PJSIP/1002", "Bruno", "busy", calls_taken=7)
+    tracker.add_member("sac-agents", "PJSIP/1003", "Carla", "paused", paused_reason="almoço")
+    tracker.add_member("sac-agents", "PJSIP/1004", "Davi", "available")
+    tracker.enter_queue("L1", "202611220000017", "+5511911112222", waited_s=30)
+    tracker.enter_queue("L2", "202611220000025", "+5511987654321", waited_s=20)
+    tracker.ring("L2", AGENT_EXT)
+    tracker.enter_queue("L3", "202611220000033", "+5521987654321", waited_s=50)
+    tracker.connect("L3", "PJSIP/1002", "Bruno")
+    tracker.calls.append({**live_call("L4", "ivr"), "queue": None})
 
 
 async def test_agent_sees_own_calls_and_the_queue_only(
@@ -185,19 +186,26 @@ async def test_agent_sees_own_calls_and_the_queue_only(
     assert snap["ami"] is True
     assert snap["viewer"] == {"name": "ana", "role": "agent", "extension": AGENT_EXT}
     calls = {c["linkedid"]: c for c in snap["calls"]}
+    assert snap["ami_connected"] is True
     assert set(calls) == {"L1", "L2"}  # not Bruno's call, not the one still in the menu
     assert calls["L2"]["mine"] is True and calls["L2"]["caller"] == "+5511987654321"
+    assert calls["L2"]["agent"] == AGENT_EXT
     assert calls["L1"]["mine"] is False
     assert calls["L1"]["caller"] == "*********2222" and calls["L1"]["caller_masked"] is True
     assert calls["L1"]["caller_e164"] is None and calls["L1"]["agent"] is None
     assert "channel" not in calls["L1"]
     (queue,) = snap["queues"]
-    assert queue["waiting"] == 1 and queue["me"] == "busy" and "members" not in queue
+    # L2 rings on Ana's phone but its caller still waits in the queue
+    assert queue["waiting"] == 2 and queue["me"] == "busy" and "members" not in queue
     assert queue["agents"] == {"available": 1, "busy": 2, "paused": 1, "unavailable": 0}
     assert queue["oldest_entered_at"] == calls["L1"]["entered_queue_at"]
-    # Bruno sees his connected call, not Ana's ringing one.
+    # Bruno sees his connected call, and L2 as a caller still waiting (not whose phone rings).
     async with client.get(url, headers=bearer(tok["bruno"])) as r:
-        assert {c["linkedid"] for c in (await r.json())["calls"]} == {"L1", "L3"}
+        calls = {c["linkedid"]: c for c in (await r.json())["calls"]}
+    assert set(calls) == {"L1", "L2", "L3"}
+    assert calls["L3"]["mine"] is True and calls["L3"]["caller"] == "+5521987654321"
+    assert calls["L2"]["mine"] is False and calls["L2"]["agent"] is None
+    assert calls["L2"]["caller_masked"] is True
     # The supervisor view: everything, callers in full, and the members.
     async with client.get(url, params={"view": "supervisor"}, headers=bearer(tok["sofia"])) as r:
         snap = await r.json()
@@ -206,7 +214,11 @@ async def test_agent_sees_own_calls_and_the_queue_only(
     assert set(calls) == {"L1", "L2", "L3", "L4"}
     assert calls["L1"]["caller"] == "+5511911112222" and calls["L1"]["caller_masked"] is False
     assert calls["L3"]["agent_name"] == "Bruno" and calls["L3"]["channel"] == "PJSIP/trunk-L3"
-    assert [m["name"] for m in snap["queues"][0]["members"]] == ["Ana", "Bruno", "Carla", "Davi"]
+    assert calls["L2"]["ringing"] == [AGENT_EXT]
+    members = {m["name"]: m for m in snap["queues"][0]["members"]}
+    assert list(members) == ["Ana", "Bruno", "Carla", "Davi"]
+    assert members["Carla"]["paused_reason"] == "almoço"
+    assert members["Bruno"]["calls_taken"] == 7
 
 
 async def test_supervisor_view_needs_the_supervisor_role(
@@ -225,7 +237,8 @@ async def test_supervisor_view_needs_the_supervisor_role(
     url = base(running_sqlite) + "/api/v1/live/snapshot"
     async with client.get(url, headers=bearer(tok["sofia"])) as r:
         snap = await r.json()
-    assert snap["view"] == "agent" and {c["linkedid"] for c in snap["calls"]} == {"L1"}
+    assert snap["view"] == "agent" and {c["linkedid"] for c in snap["calls"]} == {"L1", "L2"}
+    assert not any(c["mine"] for c in snap["calls"])
     # The page itself is plain HTML for anyone; it asks for a token.
     async with client.get(base(running_sqlite) + "/supervisor") as r:
         assert r.status == 200 and "Supervisão" in await r.text()
@@ -260,15 +273,17 @@ async def test_sse_sends_snapshot_then_changes(
         assert data["call"]["protocol"] == "202611220000017"
         event, data = await sse.next()
         assert (event, data["queue"]["waiting"]) == ("queue", 1)
+        assert data["queue"]["oldest_entered_at"].endswith("Z")
 
-        tracker.ring("1732280000.1", AGENT_EXT, "Ana")
+        tracker.ring("1732280000.1", AGENT_EXT)
         event, data = await sse.next()
         assert event == "call" and data["call"]["state"] == "ringing"
         assert data["call"]["mine"] is True and data["call"]["caller"] == "+5511987654321"
 
-        tracker.connect("1732280000.1")
+        tracker.connect("1732280000.1", AGENT_EXT, "Ana")
         event, data = await sse.next()
         assert event == "call" and data["call"]["answered_at"] is not None
+        assert data["call"]["agent_name"] == "Ana"
         event, data = await sse.next()
         assert (event, data["queue"]["waiting"]) == ("queue", 0)
 
@@ -290,10 +305,110 @@ async def test_sse_hides_other_agents_calls(
         tracker.enter_queue("L9", "202611220000090", "+5511987654321")
         assert (await sse.next())[1]["call"]["linkedid"] == "L9"
         assert (await sse.next())[0] == "queue"
-        # Ringing on Ana's phone: for Bruno the call just left the queue.
-        tracker.ring("L9", AGENT_EXT, "Ana")
+        # Ringing on Ana's phone: for Bruno the caller still waits, nothing about Ana.
+        tracker.ring("L9", AGENT_EXT)
+        event, data = await sse.next()
+        assert event == "call" and data["call"]["state"] == "ringing"
+        assert data["call"]["mine"] is False and data["call"]["agent"] is None
+        assert data["call"]["agent_name"] is None and data["call"]["caller_masked"] is True
+        # Ana answers: the call leaves Bruno's view.
+        tracker.connect("L9", AGENT_EXT, "Ana")
         event, data = await sse.next()
         assert (event, data["linkedid"]) == ("call_removed", "L9")
+
+
+async def test_ring_all_queue_pops_on_every_phone_rung(
+    running_sqlite: RunningService, client: aiohttp.ClientSession
+) -> None:
+    services = running_sqlite.services
+    tok = await tokens(services)
+    tracker = FakeTracker.install(services)
+    url = base(running_sqlite) + "/api/v1/live/events"
+    async with (
+        client.get(url, headers=bearer(tok["ana"])) as ana,
+        client.get(url, headers=bearer(tok["bruno"])) as bruno,
+    ):
+        streams = [SseReader(ana), SseReader(bruno)]
+        for sse in streams:
+            assert (await sse.next())[0] == "snapshot"
+        tracker.enter_queue("L7", "202611220000074", "+5511987654321")
+        for sse in streams:
+            assert (await sse.next())[0] == "call"  # queued
+            assert (await sse.next())[0] == "queue"
+        tracker.ring("L7", "PJSIP/1002", AGENT_EXT)
+        for sse in streams:
+            event, data = await sse.next()
+            assert event == "call" and data["call"]["state"] == "ringing"
+            assert data["call"]["mine"] is True and data["call"]["caller"] == "+5511987654321"
+
+
+async def test_sse_tells_when_the_ami_link_drops(
+    running_sqlite: RunningService, client: aiohttp.ClientSession
+) -> None:
+    tok = await tokens(running_sqlite.services)
+    tracker = FakeTracker.install(running_sqlite.services)
+    url = base(running_sqlite) + "/api/v1/live/events"
+    async with client.get(url, headers=bearer(tok["ana"])) as r:
+        sse = SseReader(r)
+        event, snap = await sse.next()
+        assert event == "snapshot"
+        assert snap["ami"] is True and snap["ami_connected"] is True
+        tracker.set_link(False)
+        assert await sse.next() == ("link", {"server_time": ANY_TIME, "ami_connected": False})
+        tracker.set_link(True)
+        assert (await sse.next())[1]["ami_connected"] is True
+
+
+async def test_real_call_tracker_feeds_the_agent_stream(
+    running_sqlite: RunningService, client: aiohttp.ClientSession
+) -> None:
+    """The tracker built on AMI events (sac_ivr/calls/tracker.py), end to end."""
+    tracker_module = pytest.importorskip("sac_ivr.calls.tracker")
+    services = running_sqlite.services
+    tok = await tokens(services)
+    tracker = tracker_module.CallTracker(services.live.publish)
+    tracker.set_link(True)
+    services.extras["calls"] = tracker
+    lid = "1732280000.42"
+    caller = {"Uniqueid": lid, "Linkedid": lid, "Channel": "PJSIP/trunk-0000002a"}
+    agent_leg = {"DestUniqueid": "1732280000.43", "DestLinkedid": lid}
+    url = base(running_sqlite) + "/api/v1/live/events"
+    async with client.get(url, headers=bearer(tok["ana"])) as r:
+        sse = SseReader(r)
+        assert (await sse.next())[0] == "snapshot"
+        tracker.handle_event(
+            {"Event": "QueueMemberAdded", "Queue": "sac-agents", "Interface": AGENT_EXT,
+             "MemberName": "Ana", "Status": "1", "Paused": "0", "InCall": "0"}
+        )  # fmt: skip
+        event, data = await sse.next()
+        assert event == "queue" and data["queue"]["me"] == "available"
+        tracker.handle_event({"Event": "Newchannel", **caller, "CallerIDNum": "11987654321"})
+        tracker.handle_event(
+            {"Event": "VarSet", **caller, "Variable": "SAC_PROTOCOL", "Value": "202611220000421"}
+        )
+        tracker.handle_event({"Event": "QueueCallerJoin", **caller, "Queue": "sac-agents"})
+        event, data = await sse.next()
+        assert event == "call" and data["call"]["state"] == "queued"
+        assert data["call"]["protocol"] == "202611220000421"
+        assert data["call"]["caller"] == "*********4321"  # masked: not Ana's call (yet)
+        assert (await sse.next())[1]["queue"]["waiting"] == 1
+        tracker.handle_event(
+            {"Event": "AgentCalled", **caller, **agent_leg, "Queue": "sac-agents",
+             "Interface": AGENT_EXT, "MemberName": "Ana"}
+        )  # fmt: skip
+        event, data = await sse.next()
+        assert event == "call" and data["call"]["state"] == "ringing"
+        assert data["call"]["mine"] is True and data["call"]["caller"] == "+5511987654321"
+        tracker.handle_event(
+            {"Event": "AgentConnect", **caller, **agent_leg, "Queue": "sac-agents",
+             "Interface": AGENT_EXT, "MemberName": "Ana", "HoldTime": "7"}
+        )  # fmt: skip
+        event, data = await sse.next()
+        assert event == "call" and data["call"]["state"] == "connected"
+        assert data["call"]["agent_name"] == "Ana" and data["call"]["answered_at"]
+        assert (await sse.next())[1]["queue"]["waiting"] == 0
+        tracker.handle_event({"Event": "Hangup", **caller})
+        assert await sse.next() == ("call_removed", {"server_time": ANY_TIME, "linkedid": lid})
 
 
 async def test_sse_heartbeat_and_empty_snapshot_without_ami(
@@ -328,7 +443,7 @@ async def test_tracker_failure_keeps_the_stream(
         assert (await sse.next())[0] == "snapshot"
         broken = tracker.snapshot
         tracker.snapshot = lambda: 1 / 0  # type: ignore[method-assign]
-        tracker.publish("call")
+        tracker.publish({"type": "call"})
         tracker.snapshot = broken  # type: ignore[method-assign]
         tracker.enter_queue("L5", "202611220000050", "+5511987654321")
         event, data = await sse.next()
@@ -468,9 +583,16 @@ def test_unmasked_queue_when_configured() -> None:
 
 
 def test_agent_without_extension_sees_only_the_queue() -> None:
-    snapshot = {"calls": [live_call("L1", "queued"), live_call("L2", "ringing", None)]}
+    snapshot = {
+        "calls": [
+            live_call("L1", "queued"),
+            live_call("L2", "ringing", None),
+            live_call("L3", "connected", None),
+        ]
+    }
     calls, _ = schemas.live_view(snapshot, opts(extension=None), datetime.now(UTC))
-    assert set(calls) == {"L1"}
+    assert set(calls) == {"L1", "L2"}
+    assert not any(c["mine"] for c in calls.values())
 
 
 def test_agent_sees_only_the_queues_they_serve() -> None:

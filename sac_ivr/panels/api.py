@@ -35,15 +35,22 @@ SCHEMAS = {
             "caller_e164": {"type": ["string", "null"]},
             "queue": {"type": ["string", "null"]},
             "state": {"enum": ["ivr", "queued", "ringing", "connected"]},
+            "started_at": {"type": ["string", "null"], "format": "date-time"},
             "entered_queue_at": {"type": ["string", "null"], "format": "date-time"},
             "answered_at": {"type": ["string", "null"], "format": "date-time"},
             "agent": {"type": ["string", "null"]},
             "agent_name": {"type": ["string", "null"]},
             "mine": {
                 "type": "boolean",
-                "description": "Ringing or connected on the viewer's own extension.",
+                "description": "Ringing on (ring-all queues: among the phones rung) or answered "
+                "at the viewer's own extension.",
             },
-            "channel": {"type": ["string", "null"], "description": "Supervisors only."},
+            "channel": {"type": ["string", "null"], "description": "Supervisor view only."},
+            "ringing": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "Supervisor view only: the interfaces being rung now.",
+            },
         },
     },
     "LiveQueue": {
@@ -69,6 +76,8 @@ SCHEMAS = {
                         "interface": {"type": ["string", "null"]},
                         "name": {"type": ["string", "null"]},
                         "status": {"enum": ["available", "busy", "paused", "unavailable"]},
+                        "paused_reason": {"type": ["string", "null"]},
+                        "calls_taken": {"type": ["integer", "null"]},
                     },
                 },
             },
@@ -84,6 +93,7 @@ SCHEMAS = {
             "server_time",
             "view",
             "ami",
+            "ami_connected",
             "max_wait_s",
             "heartbeat_s",
             "viewer",
@@ -97,6 +107,10 @@ SCHEMAS = {
                 "type": "boolean",
                 "description": "False when no call tracker runs (AMI disabled): "
                 "the lists are then always empty.",
+            },
+            "ami_connected": {
+                "type": "boolean",
+                "description": "The tracker's AMI link is up (false: the state may be stale).",
             },
             "max_wait_s": {
                 "type": "integer",
@@ -217,7 +231,8 @@ PATHS = {
             "description": "Event `snapshot` (a LiveSnapshot) first, then `call` "
             "(`{server_time, call: LiveCall}`), `call_removed` (`{server_time, linkedid}`), "
             "`queue` (`{server_time, queue: LiveQueue}`), `queue_removed` "
-            "(`{server_time, name}`), and `heartbeat` (`{server_time}`) every "
+            "(`{server_time, name}`), `link` (`{server_time, ami_connected}`: the AMI link "
+            "went down or up), and `heartbeat` (`{server_time}`) every "
             "panels_heartbeat_s seconds when nothing happens. A reconnecting client gets "
             "a new snapshot. Browsers authenticate with the sac_token cookie.",
             "parameters": [VIEW_PARAM],

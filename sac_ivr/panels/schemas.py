@@ -93,14 +93,31 @@ def _text(value: Any) -> str | None:
     return text or None
 
 
+def is_mine(call: dict[str, Any], opts: ViewOptions) -> bool:
+    """Ringing on the viewer's phone (a ring-all queue rings several: ``ringing``) or
+    answered by them."""
+    state = call.get("state")
+    if state == "connected":
+        return opts.is_mine(call.get("agent_interface") or call.get("agent"))
+    if state == "ringing":
+        ringing = call.get("ringing")
+        rung = ringing if isinstance(ringing, list) else []
+        return opts.is_mine(call.get("agent")) or any(opts.is_mine(i) for i in rung)
+    return False
+
+
 def call_view(call: dict[str, Any], opts: ViewOptions) -> dict[str, Any] | None:
-    """One tracker call as this viewer sees it, or None when it is not theirs to see."""
+    """One tracker call as this viewer sees it, or None when it is not theirs to see.
+
+    An agent sees the calls ringing on or answered at their extension, and the
+    callers still waiting in the queue (queued, or ringing on someone else's phone).
+    """
     linkedid = _text(call.get("linkedid"))
     state = call.get("state")
     if linkedid is None or state not in CALL_STATES:
         return None
-    mine = opts.is_mine(call.get("agent")) and state in ("ringing", "connected")
-    if not opts.supervisor and not mine and state != "queued":
+    mine = is_mine(call, opts)
+    if not opts.supervisor and not mine and state not in ("queued", "ringing"):
         return None
     raw_caller = _text(call.get("caller_e164")) or _text(call.get("caller"))
     masked = not opts.supervisor and not mine and opts.mask_queue_callers
@@ -112,6 +129,7 @@ def call_view(call: dict[str, Any], opts: ViewOptions) -> dict[str, Any] | None:
         "caller_e164": None if masked else _text(call.get("caller_e164")),
         "queue": _text(call.get("queue")),
         "state": state,
+        "started_at": iso_utc(call.get("started_at")),
         "entered_queue_at": iso_utc(call.get("entered_queue_at")),
         "answered_at": iso_utc(call.get("answered_at")),
         "agent": _text(call.get("agent")) if (opts.supervisor or mine) else None,
@@ -120,15 +138,20 @@ def call_view(call: dict[str, Any], opts: ViewOptions) -> dict[str, Any] | None:
     }
     if opts.supervisor:
         view["channel"] = _text(call.get("channel"))
+        ringing = call.get("ringing")
+        view["ringing"] = [str(i) for i in ringing] if isinstance(ringing, list) else []
     return view
 
 
 def member_view(member: dict[str, Any]) -> dict[str, Any]:
     status = member.get("status")
+    calls_taken = member.get("calls_taken")
     return {
         "interface": _text(member.get("interface")),
         "name": _text(member.get("name")),
         "status": status if status in MEMBER_STATUSES else "unavailable",
+        "paused_reason": _text(member.get("paused_reason")),
+        "calls_taken": calls_taken if isinstance(calls_taken, int) else None,
     }
 
 
@@ -141,13 +164,16 @@ def queue_view(
 ) -> dict[str, Any]:
     """A queue: how many wait, since when the oldest waits, who serves it.
 
-    ``oldest_entered_at`` comes from the waiting calls' own timestamps; only when
-    none has one is it derived from the tracker's ``longest_wait_s`` (to the second,
-    so that the view stays stable between two snapshots).
+    ``oldest_entered_at`` is the tracker's, else the earliest of the waiting calls'
+    own timestamps; only when none has one is it derived from ``longest_wait_s``
+    (to the second, so that the view stays stable between two snapshots).
     """
     waiting = queue.get("waiting")
-    count = len(waiting) if isinstance(waiting, list) else len(waiting_calls)
-    stamps = [to_datetime(c.get("entered_queue_at")) for c in waiting_calls]
+    count = queue.get("calls_waiting")
+    if not isinstance(count, int) or isinstance(count, bool):
+        count = len(waiting) if isinstance(waiting, list) else len(waiting_calls)
+    stamps = [to_datetime(queue.get("oldest_entered_at"))]
+    stamps += [to_datetime(c.get("entered_queue_at")) for c in waiting_calls]
     if isinstance(waiting, list):
         stamps += [to_datetime(w.get("entered_queue_at")) for w in waiting if isinstance(w, dict)]
     known = [s for s in stamps if s is not None]

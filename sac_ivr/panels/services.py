@@ -61,6 +61,8 @@ class LiveView:
         )
         self.calls: dict[str, dict[str, Any]] = {}
         self.queues: dict[str, dict[str, Any]] = {}
+        self.ami_connected = False
+        self._link = False
 
     async def _read(self) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]] | None:
         try:
@@ -68,6 +70,7 @@ class LiveView:
         except Exception:
             log.exception("call tracker snapshot failed; the panels keep the last state")
             return None
+        self._link = bool(snapshot.get("ami_connected", tracker_of(self.services) is not None))
         return schemas.live_view(snapshot, self.opts, datetime.now(UTC))
 
     async def snapshot(self) -> dict[str, Any]:
@@ -75,10 +78,12 @@ class LiveView:
         read = await self._read()
         if read is not None:
             self.calls, self.queues = read
+            self.ami_connected = self._link
         return {
             "server_time": server_time(),
             "view": self.view,
             "ami": tracker_of(self.services) is not None,
+            "ami_connected": self.ami_connected,
             "max_wait_s": self.services.settings.panels_max_wait_s,
             "heartbeat_s": self.services.settings.panels_heartbeat_s,
             "viewer": schemas.viewer_view(self.identity),
@@ -94,6 +99,9 @@ class LiveView:
         calls, queues = read
         now = server_time()
         out: list[Message] = []
+        if self._link != self.ami_connected:
+            self.ami_connected = self._link
+            out.append(("link", {"server_time": now, "ami_connected": self._link}))
         for linkedid in self.calls.keys() - calls.keys():
             out.append(("call_removed", {"server_time": now, "linkedid": linkedid}))
         for linkedid, call in sorted(calls.items(), key=lambda kv: _call_order(kv[1])):

@@ -7,6 +7,7 @@ import { $, el, replaceChildren, toast } from "./dom.js";
 import {
   CALL_STATES,
   MEMBER_STATUSES,
+  showAmiProblem,
   duration,
   formatDateTime,
   formatPhone,
@@ -111,9 +112,9 @@ function screenPop(call) {
 }
 
 function renderSidebar() {
-  $("#ami-banner").hidden = live.ami;
+  showAmiProblem($("#ami-banner"), live.amiProblem());
   const mine = live.sortedCalls((c) => c.mine);
-  const queued = live.sortedCalls((c) => c.state === "queued");
+  const queued = live.waitingCalls((c) => !c.mine);
   $("#my-count").textContent = mine.length;
   $("#queue-count").textContent = queued.length;
   $("#my-empty").hidden = mine.length > 0;
@@ -173,7 +174,9 @@ function queuedCallItem(call) {
       "div",
       { class: "row sub muted" },
       el("span", {}, call.queue ? `Fila ${call.queue}` : "Fila"),
-      el("span", {}, call.protocol ? groupDigits(call.protocol) : ""),
+      call.state === "ringing"
+        ? el("span", { class: "badge small state-ringing-other" }, "tocando para um colega")
+        : el("span", {}, call.protocol ? groupDigits(call.protocol) : ""),
     ),
   );
 }

@@ -75,6 +75,17 @@ export const CALL_STATES = {
   connected: "Em atendimento",
 };
 
+export const AMI_PROBLEMS = {
+  off: "Sem dados ao vivo: o acompanhamento de chamadas (AMI) está desligado neste servidor.",
+  down: "Conexão com o Asterisk perdida: os dados ao vivo podem estar desatualizados.",
+};
+
+/** Show or hide the banner that says the live data is missing or stale. */
+export function showAmiProblem(node, problem) {
+  node.hidden = !problem;
+  node.textContent = problem ? AMI_PROBLEMS[problem] : "";
+}
+
 export const MEMBER_STATUSES = {
   available: "Livre",
   busy: "Ocupado",

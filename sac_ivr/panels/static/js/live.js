@@ -15,6 +15,7 @@ export class LiveClient extends EventTarget {
     this.maxWaitS = 60;
     this.heartbeatS = 15;
     this.ami = true;
+    this.amiConnected = true;
     this.status = "connecting";
     this.source = null;
     this.lastMessage = 0;
@@ -44,6 +45,7 @@ export class LiveClient extends EventTarget {
       this.maxWaitS = data.max_wait_s;
       this.heartbeatS = data.heartbeat_s || this.heartbeatS;
       this.ami = data.ami;
+      this.amiConnected = data.ami_connected;
       this.setStatus("live");
       this.emit({ kind: "snapshot" });
     });
@@ -64,6 +66,10 @@ export class LiveClient extends EventTarget {
     on("queue_removed", (data) => {
       this.queues.delete(data.name);
       this.emit({ kind: "queue_removed", name: data.name });
+    });
+    on("link", (data) => {
+      this.amiConnected = data.ami_connected;
+      this.emit({ kind: "link" });
     });
     on("heartbeat", () => {});
     source.addEventListener("error", () => {
@@ -101,6 +107,18 @@ export class LiveClient extends EventTarget {
 
   emit(detail) {
     this.dispatchEvent(new CustomEvent("change", { detail }));
+  }
+
+  /** Callers still waiting for an attendant (queued, or ringing somewhere). */
+  waitingCalls(filter = () => true) {
+    return this.sortedCalls((c) => (c.state === "queued" || c.state === "ringing") && filter(c));
+  }
+
+  /** Why the live data may be missing or stale, or "" when it is fine. */
+  amiProblem() {
+    if (!this.ami) return "off";
+    if (!this.amiConnected) return "down";
+    return "";
   }
 
   /** Calls sorted by how long they have waited (oldest first). */

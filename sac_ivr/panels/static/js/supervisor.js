@@ -4,6 +4,8 @@ import { $, el, replaceChildren } from "./dom.js";
 import {
   CALL_STATES,
   MEMBER_STATUSES,
+  secondsBetween,
+  showAmiProblem,
   duration,
   formatPhone,
   groupDigits,
@@ -30,7 +32,7 @@ const protocolLink = (number) =>
     : el("span", { class: "muted" }, "—");
 
 function render() {
-  $("#ami-banner").hidden = live.ami;
+  showAmiProblem($("#ami-banner"), live.amiProblem());
   const limit = live.maxWaitS;
   $("#limit").textContent = `${limit} s`;
   $("#limit-help").title =
@@ -39,14 +41,16 @@ function render() {
     "Ajuste na configuração panels_max_wait_s.";
 
   const calls = live.sortedCalls();
-  const waiting = calls.filter((c) => c.state === "queued");
-  const withAgent = calls.filter((c) => c.state === "ringing" || c.state === "connected");
+  // Until an attendant answers, the caller waits (Portaria 2.014: time to reach one).
+  const waiting = live.waitingCalls();
+  const connected = calls.filter((c) => c.state === "connected");
   $("#waiting-total").textContent = waiting.length;
   $("#waiting-count").textContent = waiting.length;
-  $("#connected-total").textContent = calls.filter((c) => c.state === "connected").length;
+  $("#connected-total").textContent = connected.length;
   $("#ringing-total").textContent = calls.filter((c) => c.state === "ringing").length;
   $("#ivr-total").textContent = calls.filter((c) => c.state === "ivr").length;
-  $("#active-count").textContent = withAgent.length;
+  $("#active-count").textContent = connected.length;
+  const nameOf = agentNames();
 
   replaceChildren(
     $("#waiting"),
@@ -58,6 +62,17 @@ function render() {
         el("td", {}, formatPhone(c.caller)),
         el("td", {}, c.queue || "—"),
         el("td", {}, protocolLink(c.protocol)),
+        el(
+          "td",
+          {},
+          c.state === "ringing"
+            ? el(
+                "span",
+                { class: "badge small state-ringing", title: (c.ringing || []).join(", ") },
+                `tocando: ${ringingNames(c, nameOf)}`,
+              )
+            : null,
+        ),
       ),
     ),
   );
@@ -65,26 +80,24 @@ function render() {
 
   replaceChildren(
     $("#active"),
-    withAgent.map((c) =>
-      el(
+    connected.map((c) => {
+      const waited = secondsBetween(c.entered_queue_at, c.answered_at);
+      return el(
         "tr",
-        {},
-        el("td", {}, c.agent_name || c.agent || "—"),
-        el("td", {}, el("span", { class: `badge state-${c.state}` }, CALL_STATES[c.state])),
+        { class: waited !== null && waited > limit ? "late" : "" },
+        el("td", { class: "strong" }, c.agent_name || nameOf.get(c.agent) || c.agent || "—"),
+        el("td", {}, el("span", { class: "timer", dataset: { since: c.answered_at || "" } })),
         el(
           "td",
-          {},
-          el("span", {
-            class: "timer",
-            dataset: { since: (c.state === "connected" ? c.answered_at : c.entered_queue_at) || "" },
-          }),
+          { class: waited !== null && waited > limit ? "late-wait" : "muted" },
+          waited === null ? "—" : duration(waited),
         ),
         el("td", {}, formatPhone(c.caller)),
         el("td", {}, protocolLink(c.protocol)),
-      ),
-    ),
+      );
+    }),
   );
-  $("#active-empty").hidden = withAgent.length > 0;
+  $("#active-empty").hidden = connected.length > 0;
 
   const queues = [...live.queues.values()];
   replaceChildren($("#queues"), queues.map((q) => queueRow(q, limit)));
@@ -117,6 +130,22 @@ function queueRow(q, limit) {
   );
 }
 
+/** interface -> member name, from every queue. */
+function agentNames() {
+  const names = new Map();
+  for (const q of live.queues.values()) {
+    for (const m of q.members || []) if (m.interface && m.name) names.set(m.interface, m.name);
+  }
+  return names;
+}
+
+function ringingNames(call, names) {
+  const rung = call.ringing && call.ringing.length ? call.ringing : [call.agent].filter(Boolean);
+  if (!rung.length) return "—";
+  const shown = rung.slice(0, 2).map((i) => names.get(i) || i);
+  return rung.length > 2 ? `${shown.join(", ")} +${rung.length - 2}` : shown.join(", ");
+}
+
 /** Agents appear once, even when they serve several queues. */
 function renderAgents(queues, calls) {
   const agents = new Map();
@@ -141,19 +170,27 @@ function renderAgents(queues, calls) {
   replaceChildren(
     $("#agents"),
     sorted.map((a) => {
-      const call = calls.find((c) => c.agent === a.interface && (c.state === "connected" || c.state === "ringing"));
+      const call = calls.find((c) => c.state === "connected" && c.agent === a.interface);
       return el(
         "li",
         { class: `agent-card member-${a.status}` },
         el("div", { class: "agent-name" }, a.name || a.interface),
         el("div", { class: "muted small" }, a.interface, " · ", a.queues.join(", ")),
-        el("span", { class: `chip member-${a.status}` }, MEMBER_STATUSES[a.status]),
+        el(
+          "div",
+          { class: "agent-status" },
+          el("span", { class: `chip member-${a.status}` }, MEMBER_STATUSES[a.status]),
+          a.status === "paused" && a.paused_reason ? el("span", { class: "muted small" }, a.paused_reason) : null,
+          a.calls_taken !== null && a.calls_taken !== undefined
+            ? el("span", { class: "muted small", title: "Chamadas atendidas desde o início da fila" }, `${a.calls_taken} atendidas`)
+            : null,
+        ),
         call
           ? el(
               "div",
               { class: "agent-call small" },
-              `${CALL_STATES[call.state]} `,
-              el("span", { class: "timer", dataset: { since: (call.state === "connected" ? call.answered_at : call.entered_queue_at) || "" } }),
+              `${CALL_STATES[call.state]} há `,
+              el("span", { class: "timer", dataset: { since: call.answered_at || "" } }),
               " · ",
               protocolLink(call.protocol),
             )
@@ -167,14 +204,12 @@ function renderAgents(queues, calls) {
 /** The longest wait right now, against the limit; the bars in the queue table. */
 function tickKpis() {
   const limit = live.maxWaitS;
-  const waits = live
-    .sortedCalls((c) => c.state === "queued" && c.entered_queue_at)
-    .map((c) => secondsSince(c.entered_queue_at));
+  const waits = live.waitingCalls((c) => c.entered_queue_at).map((c) => secondsSince(c.entered_queue_at));
   for (const q of live.queues.values()) {
     if (q.oldest_entered_at) waits.push(secondsSince(q.oldest_entered_at));
   }
   const longest = waits.length ? Math.max(...waits) : null;
-  const over = live.sortedCalls((c) => c.state === "queued" && secondsSince(c.entered_queue_at) > limit).length;
+  const over = live.waitingCalls((c) => secondsSince(c.entered_queue_at) > limit).length;
   $("#longest-wait").textContent = longest === null ? "—" : duration(longest);
   $("#kpi-longest").classList.toggle("over", longest !== null && longest > limit);
   $("#kpi-longest").classList.toggle("near", longest !== null && longest > limit * 0.75 && longest <= limit);
