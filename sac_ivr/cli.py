@@ -128,9 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _extra_commands() -> list[Any]:
     """Commands that live in their feature package (sounds, retention, ...)."""
+    from sac_ivr.notifications import cli as notifications_cli
+    from sac_ivr.retention import cli as retention_cli
     from sac_ivr.sounds import cli as sounds_cli
 
-    return [sounds_cli.add_parser]
+    return [notifications_cli.add_parser, retention_cli.add_parser, sounds_cli.add_parser]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

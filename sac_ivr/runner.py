@@ -17,6 +17,7 @@ from sac_ivr.calls.services import start_calls
 from sac_ivr.config import Settings
 from sac_ivr.db.migrate import upgrade_async
 from sac_ivr.http.app import create_app
+from sac_ivr.notifications.worker import start_outbox_worker
 from sac_ivr.services import Services
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,7 @@ DRAIN_SECONDS = 10.0
 # Features that start background work (AMI client, outbox worker) register a
 # starter here: async fn(services, app) called once the listeners are up.
 Starter = Callable[[Services, web.Application], Awaitable[None]]
-STARTERS: list[Starter] = [start_calls]
+STARTERS: list[Starter] = [start_outbox_worker, start_calls]
 
 
 @dataclass

@@ -38,13 +38,15 @@ class Services:
         sessionmaker = make_sessionmaker(engine)
         fmt = make_format(settings)
         issuer = ProtocolIssuer(engine, fmt, settings.tz)
-        return cls(
+        services = cls(
             settings=settings,
             engine=engine,
             sessionmaker=sessionmaker,
             protocol_format=fmt,
             issuer=issuer,
         )
+        install_features(services)
+        return services
 
     async def close(self) -> None:
         for extra in reversed(list(self.extras.values())):
@@ -53,3 +55,11 @@ class Services:
                 await close()
         await self.issuer.close()
         await self.engine.dispose()
+
+
+def install_features(services: Services) -> None:
+    """Wire the features that hook into the call path: due dates and opening notices
+    in the issuing transaction, the caller's "SMS me the protocol" key."""
+    from sac_ivr.lifecycle.services import install  # local: the features import this module
+
+    install(services)

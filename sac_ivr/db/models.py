@@ -7,6 +7,15 @@ Alembic's env.py and the test fixtures import this module; a new feature adds it
 from sac_ivr.auth import models as auth_models
 from sac_ivr.calls import models as call_models
 from sac_ivr.db.base import Base
+from sac_ivr.history import models as history_models
+from sac_ivr.notifications import models as notification_models
 from sac_ivr.protocols import models as protocol_models
 
-__all__ = ["Base", "auth_models", "call_models", "protocol_models"]
+__all__ = [
+    "Base",
+    "auth_models",
+    "call_models",
+    "history_models",
+    "notification_models",
+    "protocol_models",
+]

@@ -10,11 +10,15 @@ from sqlalchemy import text
 
 from sac_ivr import __version__
 from sac_ivr.calls import http as calls_http
+from sac_ivr.history import http as history_http
 from sac_ivr.http.context import SERVICES_KEY, services_of
 from sac_ivr.http.errors import error_middleware
 from sac_ivr.http.openapi import build_openapi
+from sac_ivr.lifecycle import http as lifecycle_http
+from sac_ivr.notifications import http as notifications_http
 from sac_ivr.panels import http as panels_http
 from sac_ivr.protocols import http as protocols_http
+from sac_ivr.reports import http as reports_http
 from sac_ivr.services import Services
 
 STARTED_KEY: web.AppKey[float] = web.AppKey("started", float)
@@ -54,6 +58,10 @@ def create_app(services: Services) -> web.Application:
     app[STARTED_KEY] = time.monotonic()
     app.add_routes(routes)
     app.add_routes(protocols_http.routes)
+    app.add_routes(lifecycle_http.routes)
+    app.add_routes(history_http.routes)
+    app.add_routes(reports_http.routes)
+    notifications_http.setup(app)  # routes + the protocol view's notifications
     calls_http.register(app)  # /api/v1/calls + the "calls" section of a protocol
     panels_http.setup(app)  # routes + ends live streams at shutdown
     return app

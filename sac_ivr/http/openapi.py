@@ -17,6 +17,10 @@ FEATURE_APIS = [
     "sac_ivr.protocols.api",
     "sac_ivr.panels.api",
     "sac_ivr.calls.api",
+    "sac_ivr.lifecycle.api",
+    "sac_ivr.notifications.api",
+    "sac_ivr.history.api",
+    "sac_ivr.reports.api",
 ]
 
 

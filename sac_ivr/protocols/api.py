@@ -71,6 +71,19 @@ PATHS = {
                     "description": "CPF or CNPJ, check digits verified.",
                 },
                 {"name": "status", "in": "query", "schema": {"type": "string"}},
+                {
+                    "name": "overdue",
+                    "in": "query",
+                    "schema": {"type": "boolean"},
+                    "description": "true: only requests not yet answered whose due date passed.",
+                },
+                {
+                    "name": "due_within_days",
+                    "in": "query",
+                    "schema": {"type": "integer", "minimum": 0, "maximum": 3650},
+                    "description": "Only requests not yet answered, due from now to N days "
+                    "ahead. Not with overdue=true.",
+                },
                 *list_params(),
             ],
             "security": [{"bearer": []}],

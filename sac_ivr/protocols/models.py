@@ -48,6 +48,7 @@ class Protocol(Base):
     customer_document: Mapped[str | None] = mapped_column(String(20), index=True)
     customer_name: Mapped[str | None] = mapped_column(String(128))
     customer_email: Mapped[str | None] = mapped_column(String(254))
+    customer_phone: Mapped[str | None] = mapped_column(String(20), index=True)  # E.164
     notes: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(
         UtcDateTime, nullable=False, default=utcnow, onupdate=utcnow

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
 
 from sac_ivr.customers import InvalidDocument, normalize_document
+from sac_ivr.db.base import utcnow
 from sac_ivr.http.errors import bad_request
+from sac_ivr.http.listing import parse_int
 from sac_ivr.phones import mask_phone, normalize_phone
 from sac_ivr.protocols.models import Protocol, ProtocolEvent
 from sac_ivr.protocols.services import ProtocolFilter
@@ -47,6 +51,7 @@ def agent_view(p: Protocol) -> dict[str, Any]:
         "customer_document": p.customer_document,
         "customer_name": p.customer_name,
         "customer_email": p.customer_email,
+        "customer_phone": p.customer_phone,
         "notes": p.notes,
         "resolved_at": iso(p.resolved_at),
     }
@@ -101,4 +106,24 @@ def parse_filter(request: web.Request) -> ProtocolFilter:
             raise bad_request(str(exc), field="document") from None
     if status and (len(status) > STATUS_MAX or not status.replace("_", "").isalpha()):
         raise bad_request("status is not a status name", field="status")
-    return ProtocolFilter(phone_e164=phone_e164, document=doc, status=status or None)
+    return ProtocolFilter(
+        phone_e164=phone_e164, document=doc, status=status or None, **parse_due_filter(query)
+    )
+
+
+def parse_due_filter(query: Mapping[str, str]) -> dict[str, Any]:
+    """``overdue=true``: pending and past due; ``due_within_days=N``: pending and due
+    from now to N days ahead. Both look only at requests not yet answered."""
+    overdue = query.get("overdue", "").strip().lower()
+    if overdue not in ("", "true", "false", "1", "0"):
+        raise bad_request("overdue must be true or false", field="overdue")
+    within = parse_int(query.get("due_within_days"), "due_within_days", -1, 0, 3650)
+    is_overdue = overdue in ("true", "1")
+    if is_overdue and within >= 0:
+        raise bad_request("use overdue=true or due_within_days, not both", field="due_within_days")
+    now = utcnow()
+    if is_overdue:
+        return {"pending_only": True, "due_before": now}
+    if within >= 0:
+        return {"pending_only": True, "due_after": now, "due_before": now + timedelta(days=within)}
+    return {}

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from sac_ivr.db.base import utcnow
+from sac_ivr.lifecycle.statuses import PENDING_STATUSES
 from sac_ivr.protocols.models import Protocol, ProtocolEvent
 from sac_ivr.services import Services
 
@@ -33,6 +35,10 @@ class ProtocolFilter:
     phone_e164: str | None = None
     document: str | None = None
     status: str | None = None
+    # Deadline filters (lifecycle): only requests not yet answered, due in [after, before).
+    pending_only: bool = False
+    due_after: datetime | None = None
+    due_before: datetime | None = None
 
 
 async def get_by_number(
@@ -50,11 +56,19 @@ async def find(
     """A customer's protocols, newest first."""
     query = select(Protocol)
     if flt.phone_e164:
-        query = query.where(Protocol.caller_e164 == flt.phone_e164)
+        query = query.where(
+            or_(Protocol.caller_e164 == flt.phone_e164, Protocol.customer_phone == flt.phone_e164)
+        )
     if flt.document:
         query = query.where(Protocol.customer_document == flt.document)
     if flt.status:
         query = query.where(Protocol.status == flt.status)
+    if flt.pending_only:
+        query = query.where(Protocol.status.in_(PENDING_STATUSES))
+    if flt.due_after is not None:
+        query = query.where(Protocol.due_at >= flt.due_after)
+    if flt.due_before is not None:
+        query = query.where(Protocol.due_at < flt.due_before)
     total = await session.scalar(select(func.count()).select_from(query.subquery()))
     rows = await session.scalars(
         query.order_by(Protocol.issued_at.desc(), Protocol.id.desc()).limit(limit).offset(offset)

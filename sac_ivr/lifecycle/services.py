@@ -1,0 +1,299 @@
+"""The agent-facing write API on protocols: field changes and status transitions,
+each recorded on the timeline and announced to the customer through the outbox in
+the same transaction; due dates set at opening and kept in step with the subject.
+
+``install(services)`` wires the feature into the call path (called once by
+``Services.create``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sac_ivr.db.base import utcnow
+from sac_ivr.lifecycle import statuses
+from sac_ivr.lifecycle.config import LifecycleConfig
+from sac_ivr.notifications import services as notices
+from sac_ivr.notifications.models import OutboxMessage
+from sac_ivr.protocols.models import Protocol, ProtocolEvent
+from sac_ivr.protocols.services import ProtocolNotFound
+
+if TYPE_CHECKING:
+    from sac_ivr.protocols.issuer import IssuedProtocol
+    from sac_ivr.services import Services
+
+log = logging.getLogger(__name__)
+
+EXTRA_KEY = "lifecycle"
+
+# Fields an agent may set with PATCH, in the order they are applied.
+EDITABLE_FIELDS = (
+    "subject",
+    "customer_document",
+    "customer_name",
+    "customer_email",
+    "customer_phone",
+    "notes",
+    "department",
+    "agent",
+)
+# Recorded on the timeline without their values (personal data stays in one place,
+# which retention anonymises).
+PERSONAL_FIELDS = {
+    "customer_document",
+    "customer_name",
+    "customer_email",
+    "customer_phone",
+    "notes",
+}
+
+
+class TransitionNotAllowed(Exception):
+    def __init__(self, current: str, target: str) -> None:
+        self.current = current
+        self.target = target
+        self.allowed = list(statuses.allowed_from(current))
+        super().__init__(
+            f"a protocol in status {current!r} cannot move to {target!r}; allowed: "
+            + (", ".join(self.allowed) or "none (final status)")
+        )
+
+
+def lifecycle_of(services: Services) -> LifecycleConfig:
+    config = services.extras.get(EXTRA_KEY)
+    if config is None:
+        config = LifecycleConfig.from_settings(services.settings)
+        services.extras[EXTRA_KEY] = config
+    return config
+
+
+def install(services: Services) -> None:
+    """Due dates and opening notices inside the issuing transaction; the caller's
+    "send me this protocol by SMS" key when SMS is configured."""
+    lifecycle_of(services)
+    services.issuer.add_hook(due_date_hook(services))
+    services.issuer.add_hook(notices.opening_hook(services))
+    if notices.sms_enabled(services.settings):
+
+        async def sms_requested(number: str, uniqueid: str | None) -> None:
+            await request_protocol_sms(services, number, uniqueid)
+
+        services.sms_requested = sms_requested
+    from sac_ivr.history.services import install as install_history  # avoids a cycle
+
+    install_history(services)
+
+
+def due_date_hook(services: Services):  # type: ignore[no-untyped-def]
+    """Issuer hook: every new protocol gets its reply deadline in the same commit."""
+    table = Protocol.__table__
+    statement = (
+        update(table)
+        .where(table.c.number == bindparam("b_number"))
+        .values(due_at=bindparam("b_due"))
+    )
+
+    def hook(connection: Connection, issued: Sequence[IssuedProtocol]) -> None:
+        config = lifecycle_of(services)
+        connection.execute(
+            statement,
+            [{"b_number": p.number, "b_due": config.reply_due(p.issued_at, None)} for p in issued],
+        )
+
+    return hook
+
+
+async def _load_for_update(session: AsyncSession, number: str) -> Protocol:
+    protocol = await session.scalar(
+        select(Protocol).where(Protocol.number == number).with_for_update()
+    )
+    if protocol is None:
+        raise ProtocolNotFound(number)
+    return protocol
+
+
+@dataclass(frozen=True)
+class ChangeResult:
+    protocol: Protocol
+    changed: list[str]
+
+
+async def update_protocol(
+    services: Services, number: str, changes: dict[str, Any], actor: str
+) -> ChangeResult:
+    """Apply validated field changes (see ``schemas.parse_changes``); one timeline
+    event per field that really changed."""
+    config = lifecycle_of(services)
+    changed: list[str] = []
+    async with services.sessionmaker() as session, session.begin():
+        protocol = await _load_for_update(session, number)
+        now = utcnow()
+        for name in EDITABLE_FIELDS:
+            if name not in changes:
+                continue
+            old, new = getattr(protocol, name), changes[name]
+            if old == new:
+                continue
+            setattr(protocol, name, new)
+            changed.append(name)
+            data: dict[str, Any] = {"field": name}
+            if name not in PERSONAL_FIELDS:
+                data.update({"from": old, "to": new})
+            if name == "subject" and protocol.status in statuses.PENDING_STATUSES:
+                # A nature with another deadline (ANS high complexity) moves the due date.
+                due = config.reply_due(protocol.issued_at, new)
+                if due != protocol.due_at:
+                    data["due_at"] = due.isoformat()
+                    protocol.due_at = due
+            session.add(
+                ProtocolEvent(
+                    protocol_id=protocol.id,
+                    at=now,
+                    actor=actor,
+                    kind="field",
+                    department=protocol.department,
+                    data=data,
+                )
+            )
+            if name == "subject" and new == "cancellation":
+                await register_cancellation(session, services, protocol, actor, now)
+        if changed:
+            protocol.updated_at = now
+    if changed:
+        notices.wake_worker(services)
+        services.live.publish(
+            {"type": "protocol_updated", "number": number, "fields": changed, "actor": actor}
+        )
+    return ChangeResult(protocol, changed)
+
+
+async def register_cancellation(
+    session: AsyncSession, services: Services, protocol: Protocol, actor: str, now: datetime
+) -> None:
+    """Decreto 6.523 art. 18: a cancellation takes effect when asked for; the
+    customer gets a receipt electronically."""
+    event = ProtocolEvent(
+        protocol_id=protocol.id,
+        at=now,
+        actor=actor,
+        kind="cancellation_registered",
+        customer_note="Pedido de cancelamento registrado com efeito imediato.",
+        data={"effective_at": now.isoformat()},
+    )
+    session.add(event)
+    await session.flush()
+    await notices.queue_for_protocol(
+        session, services, protocol, "cancellation", event_id=event.id, effective_at=now
+    )
+
+
+async def transition(
+    services: Services,
+    number: str,
+    to_status: str,
+    actor: str,
+    *,
+    department: str | None = None,
+    customer_note: str | None = None,
+    internal_note: str | None = None,
+) -> Protocol:
+    """Move a protocol to ``to_status`` if allowed from its current status."""
+    async with services.sessionmaker() as session, session.begin():
+        protocol = await _load_for_update(session, number)
+        current = protocol.status
+        if to_status not in statuses.allowed_from(current):
+            raise TransitionNotAllowed(current, to_status)
+        now = utcnow()
+        protocol.status = to_status
+        protocol.updated_at = now
+        if department is not None:
+            protocol.department = department
+        target = statuses.BY_CODE[to_status]
+        if target.answered and protocol.resolved_at is None:
+            protocol.resolved_at = now
+        elif not target.answered:
+            protocol.resolved_at = None  # reopened
+        event = ProtocolEvent(
+            protocol_id=protocol.id,
+            at=now,
+            actor=actor,
+            kind="status",
+            from_status=current,
+            to_status=to_status,
+            department=protocol.department,
+            customer_note=customer_note,
+            internal_note=internal_note,
+        )
+        session.add(event)
+        await session.flush()
+        if services.settings.notify_status_changes:
+            await notices.queue_for_protocol(
+                session,
+                services,
+                protocol,
+                "status",
+                event_id=event.id,
+                customer_note=customer_note,
+            )
+    notices.wake_worker(services)
+    services.live.publish(
+        {
+            "type": "protocol_status",
+            "number": number,
+            "from": current,
+            "to": to_status,
+            "actor": actor,
+        }
+    )
+    return protocol
+
+
+async def request_protocol_sms(services: Services, number: str, uniqueid: str | None) -> None:
+    """The caller pressed 2 ("receber este protocolo por SMS"): queue the SMS to the
+    calling number, unless the opening SMS to that number is already queued or sent.
+    Never raises: the call goes on whatever happens here."""
+    try:
+        async with services.sessionmaker() as session, session.begin():
+            protocol = await _load_for_update(session, number)
+            recipient = notices.sms_recipient(protocol)
+            data: dict[str, Any] = {"uniqueid": uniqueid}
+            if recipient is None:
+                data["result"] = "not_a_mobile"
+            else:
+                earlier = await session.scalar(
+                    select(OutboxMessage.id).where(
+                        OutboxMessage.protocol_id == protocol.id,
+                        OutboxMessage.channel == "sms",
+                        OutboxMessage.recipient == recipient,
+                        OutboxMessage.kind.in_(("opened", "sms_request")),
+                        OutboxMessage.status != "failed",
+                    )
+                )
+                if earlier is not None:
+                    data.update(result="already_queued", outbox_id=earlier)
+                else:
+                    data["result"] = "queued"
+            event = ProtocolEvent(
+                protocol_id=protocol.id,
+                at=utcnow(),
+                actor="caller",
+                kind="sms_requested",
+                data=data,
+            )
+            session.add(event)
+            await session.flush()
+            if data["result"] == "queued":
+                await notices.queue_for_protocol(
+                    session, services, protocol, "sms_request", event_id=event.id, email=False
+                )
+        log.info("protocol %s: SMS requested by the caller (%s)", number, data["result"])
+        notices.wake_worker(services)
+    except Exception:
+        log.exception("protocol %s: the caller's SMS request could not be queued", number)

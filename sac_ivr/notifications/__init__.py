@@ -1,0 +1,1 @@
+"""Notifications to customers (SMS, e-mail) through a transactional outbox."""

@@ -1,0 +1,64 @@
+"""How outbox rows look over HTTP, and the listing's filters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from sac_ivr.http.errors import bad_request
+from sac_ivr.notifications.models import OutboxMessage
+from sac_ivr.notifications.services import mask_recipient
+from sac_ivr.protocols.schemas import iso
+
+STATUSES = ("pending", "sending", "sent", "failed")
+CHANNELS = ("sms", "email")
+
+
+def outbox_view(m: OutboxMessage, number: str | None = None) -> dict[str, Any]:
+    return {
+        "id": m.id,
+        "protocol": number if number is not None else (m.data or {}).get("protocol"),
+        "kind": m.kind,
+        "channel": m.channel,
+        "to": mask_recipient(m.channel, m.recipient),
+        "status": m.status,
+        "attempts": m.attempts,
+        "next_attempt_at": iso(m.next_attempt_at) if m.status == "pending" else None,
+        "last_error": m.last_error,
+        "message_key": m.key,
+        "provider_id": m.provider_id,
+        "created_at": iso(m.created_at),
+        "sent_at": iso(m.sent_at),
+    }
+
+
+LIST_COLUMNS = (
+    "id",
+    "protocol",
+    "kind",
+    "channel",
+    "to",
+    "status",
+    "attempts",
+    "last_error",
+    "created_at",
+    "sent_at",
+)
+
+
+@dataclass(frozen=True)
+class OutboxFilter:
+    status: str | None = None
+    channel: str | None = None
+
+
+def parse_filter(request: web.Request) -> OutboxFilter:
+    status = request.query.get("status", "").strip() or None
+    channel = request.query.get("channel", "").strip() or None
+    if status is not None and status not in STATUSES:
+        raise bad_request(f"status must be one of {', '.join(STATUSES)}", field="status")
+    if channel is not None and channel not in CHANNELS:
+        raise bad_request(f"channel must be one of {', '.join(CHANNELS)}", field="channel")
+    return OutboxFilter(status=status, channel=channel)

@@ -1,0 +1,1 @@
+"""Retention: purge old call recordings, anonymise old resolved records."""

@@ -1,0 +1,303 @@
+"""The notification outbox: provider formats, retries with backoff, failures on the
+timeline, leases, several workers, e-mail over a real SMTP server (aiosmtpd)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+from sqlalchemy import select, update
+
+from sac_ivr.config import Settings
+from sac_ivr.db.base import utcnow
+from sac_ivr.notifications import services as outbox
+from sac_ivr.notifications import templates
+from sac_ivr.notifications.models import OutboxMessage
+from sac_ivr.notifications.worker import OutboxWorker
+from sac_ivr.protocols.issuer import CallInfo
+from sac_ivr.protocols.models import Protocol, ProtocolEvent
+from sac_ivr.services import Services
+from tests.conftest import make_settings
+from tests.notify_fakes import (
+    FakeSmsProvider,
+    FakeSmtp,
+    notify_settings,
+    start_sms_provider,
+    start_smtp,
+    stop_sms_provider,
+)
+
+
+@contextlib.asynccontextmanager
+async def stack(
+    db_url: str, zenvia: bool = False, **overrides
+) -> AsyncIterator[tuple[Services, FakeSmtp, FakeSmsProvider]]:
+    smtp = await start_smtp()
+    sms = await start_sms_provider()
+    if zenvia:
+        overrides.update(sms_provider="zenvia", sms_url=sms.zenvia_url)
+    services = Services.create(make_settings(db_url, **notify_settings(smtp, sms, **overrides)))
+    try:
+        yield services, smtp, sms
+    finally:
+        await services.close()
+        await stop_sms_provider(sms)
+        await smtp.close()
+
+
+async def rows(services: Services) -> list[OutboxMessage]:
+    async with services.sessionmaker() as session:
+        return list(await session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
+
+
+async def events(services: Services, kind: str) -> list[ProtocolEvent]:
+    async with services.sessionmaker() as session:
+        return list(
+            await session.scalars(
+                select(ProtocolEvent).where(ProtocolEvent.kind == kind).order_by(ProtocolEvent.id)
+            )
+        )
+
+
+async def drain(worker: OutboxWorker, services: Services, rounds: int = 200) -> None:
+    """Run the worker until no row is pending or sending (retries included)."""
+    for _ in range(rounds):
+        await worker.run_once()
+        if all(r.status in ("sent", "failed") for r in await rows(services)):
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("outbox not drained")
+
+
+async def test_opening_sms_row_is_written_in_the_issuing_transaction(db_url: str) -> None:
+    async with stack(db_url) as (services, _, sms):
+        mobile = await services.issuer.issue(CallInfo(caller_number="11987654321"))
+        landline = await services.issuer.issue(CallInfo(caller_number="1133334444"))
+        hidden = await services.issuer.issue(CallInfo(caller_number="anonymous"))
+        [row] = await rows(services)
+        assert row.kind == "opened" and row.channel == "sms"
+        assert row.recipient == "+5511987654321"
+        assert mobile.number in row.body and row.status == "pending"
+        async with services.sessionmaker() as session:
+            due = dict((await session.execute(select(Protocol.number, Protocol.due_at))).all())
+        assert all(due[p.number] is not None for p in (mobile, landline, hidden))
+        assert sms.requests == []  # nothing is sent until a worker runs
+
+
+async def test_webhook_sms_carries_the_idempotency_key_and_lands_on_the_timeline(
+    db_url: str,
+) -> None:
+    async with stack(db_url) as (services, _, sms):
+        issued = await services.issuer.issue(CallInfo(caller_number="11987654321"))
+        worker = OutboxWorker(services)
+        assert await worker.run_once() == 1
+        [request] = sms.accepted
+        [row] = await rows(services)
+        assert request.path == "/sms"
+        assert request.headers["Idempotency-Key"] == row.key
+        assert request.headers["Authorization"] == "Bearer sms-secret"
+        assert request.body == {
+            "id": row.key,
+            "to": "+5511987654321",
+            "from": "ACME",
+            "text": row.body,
+            "reference": issued.number,
+        }
+        assert row.body.isascii() and "protocolo de atendimento e" in row.body
+        assert (row.status, row.attempts, row.provider_id) == ("sent", 1, "prov-1")
+        [event] = await events(services, "notification_sent")
+        assert event.data["channel"] == "sms" and event.data["to"].endswith("4321")
+        assert event.data["message_key"] == row.key
+        assert "987654321" not in event.data["to"]
+        await worker.close()
+
+
+async def test_zenvia_request_format(db_url: str) -> None:
+    async with stack(db_url, zenvia=True) as (services, _, sms):
+        await services.issuer.issue(CallInfo(caller_number="(11) 98765-4321"))
+        worker = OutboxWorker(services)
+        await worker.run_once()
+        [request] = sms.accepted
+        assert request.path == "/v2/channels/sms/messages"
+        assert request.headers["X-API-TOKEN"] == "sms-secret"
+        assert "Idempotency-Key" not in request.headers
+        assert request.body["from"] == "ACME"
+        assert request.body["to"] == "5511987654321"
+        assert request.body["contents"][0]["type"] == "text"
+        [row] = await rows(services)
+        assert request.body["contents"][0]["text"] == row.body
+        assert row.provider_id == "zv-1" and row.status == "sent"
+        await worker.close()
+
+
+async def test_failures_are_retried_with_backoff_and_the_same_key(db_url: str) -> None:
+    async with stack(db_url) as (services, _, sms):
+        sms.fail_next = 2
+        await services.issuer.issue(CallInfo(caller_number="11987654321"))
+        worker = OutboxWorker(services)
+        before = utcnow()
+        await worker.run_once()
+        [row] = await rows(services)
+        assert row.status == "pending" and row.attempts == 1
+        assert "503" in row.last_error
+        assert row.next_attempt_at >= before + timedelta(seconds=0.05)
+        assert await worker.run_once() == 0 or row.next_attempt_at <= utcnow()
+        await drain(worker, services)
+        [row] = await rows(services)
+        assert (row.status, row.attempts) == ("sent", 3)
+        assert len(sms.requests) == 3 and len(sms.accepted) == 1
+        assert {r.headers["Idempotency-Key"] for r in sms.requests} == {row.key}
+        [event] = await events(services, "notification_sent")
+        assert event.data["attempts"] == 3
+        await worker.close()
+
+
+def test_backoff_doubles_up_to_the_cap() -> None:
+    settings = Settings.load(
+        env={}, overrides={"outbox_backoff_seconds": 30, "outbox_backoff_max_seconds": 100}
+    )
+    assert [outbox.backoff(n, settings).total_seconds() for n in (1, 2, 3, 4)] == [
+        30,
+        60,
+        100,
+        100,
+    ]
+
+
+async def test_after_max_attempts_the_failure_is_on_the_timeline(db_url: str) -> None:
+    async with stack(db_url, outbox_max_attempts=3) as (services, _, sms):
+        sms.fail_next = 99
+        await services.issuer.issue(CallInfo(caller_number="11987654321"))
+        worker = OutboxWorker(services)
+        await drain(worker, services)
+        [row] = await rows(services)
+        assert (row.status, row.attempts) == ("failed", 3)
+        assert len(sms.requests) == 3
+        [event] = await events(services, "notification_failed")
+        assert "503" in event.data["error"] and event.data["attempts"] == 3
+        assert await worker.run_once() == 0  # a failed row is never taken again
+        await worker.close()
+
+
+async def test_permanent_errors_fail_at_once(db_url: str) -> None:
+    async with stack(db_url) as (services, smtp, sms):
+        smtp.handler.refuse_rcpt = 550
+        sms.fail_next, sms.fail_status = 1, 400
+        issued = await services.issuer.issue(CallInfo(caller_number="11987654321"))
+        async with services.sessionmaker() as session, session.begin():
+            protocol = await session.scalar(
+                select(Protocol).where(Protocol.number == issued.number)
+            )
+            protocol.customer_email = "ninguem@acme.test"
+            await outbox.queue_for_protocol(session, services, protocol, "status", sms=False)
+        worker = OutboxWorker(services)
+        await worker.run_once()
+        by_channel = {r.channel: r for r in await rows(services)}
+        assert (by_channel["email"].status, by_channel["email"].attempts) == ("failed", 1)
+        assert "550" in by_channel["email"].last_error
+        assert (by_channel["sms"].status, by_channel["sms"].attempts) == ("failed", 1)
+        assert len(await events(services, "notification_failed")) == 2
+        await worker.close()
+
+
+async def test_email_over_smtp_arrives_with_a_stable_message_id(db_url: str) -> None:
+    async with stack(db_url) as (services, smtp, _):
+        issued = await services.issuer.issue(CallInfo(caller_number="1133334444"))
+        async with services.sessionmaker() as session, session.begin():
+            protocol = await session.scalar(
+                select(Protocol).where(Protocol.number == issued.number)
+            )
+            protocol.customer_email = "joao@exemplo.com.br"
+            protocol.customer_name = "João da Silva"
+            protocol.subject = "complaint"
+            protocol.status = "in_progress"
+            await outbox.queue_for_protocol(
+                session, services, protocol, "status", customer_note="Já estamos verificando."
+            )
+        worker = OutboxWorker(services)
+        await worker.run_once()
+        [mail] = smtp.handler.messages
+        [row] = await rows(services)
+        assert mail["Message-ID"] == f"<{row.key}@acme.test>"
+        assert mail["To"] == "joao@exemplo.com.br" and mail["X-Test-Rcpt"] == mail["To"]
+        assert mail["Subject"] == f"ACME – protocolo {issued.number}: Em andamento"
+        assert mail["Auto-Submitted"] == "auto-generated"
+        assert mail["X-SAC-Protocol"] == issued.number
+        body = mail.get_content().replace("\r\n", "\n")
+        assert body.startswith("Olá, João,")
+        assert "Assunto: Reclamação" in body and "Situação: Em andamento" in body
+        assert "Mensagem do atendimento:\nJá estamos verificando." in body
+        assert "Prazo de resposta: até" in body
+        assert "O que acontece agora:" in body
+        assert row.provider_id == mail["Message-ID"]
+        await worker.close()
+
+
+async def test_an_expired_lease_is_taken_again_with_the_same_key(db_url: str) -> None:
+    async with stack(db_url) as (services, _, sms):
+        await services.issuer.issue(CallInfo(caller_number="11987654321"))
+        # A worker claims the row and dies without a result.
+        [claimed] = await outbox.claim(services.sessionmaker, "dead-worker", services.settings)
+        assert claimed.status == "sending"
+        worker = OutboxWorker(services)
+        assert await worker.run_once() == 0  # its lease still runs
+        async with services.sessionmaker() as session, session.begin():
+            await session.execute(
+                update(OutboxMessage).values(lease_until=utcnow() - timedelta(seconds=1))
+            )
+        assert await worker.run_once() == 1
+        [row] = await rows(services)
+        assert (row.status, row.attempts, row.claimed_by) == ("sent", 2, worker.worker_id)
+        assert sms.accepted[0].headers["Idempotency-Key"] == claimed.key
+        await worker.close()
+
+
+async def test_two_workers_never_send_the_same_notice(db_url: str) -> None:
+    async with stack(db_url, outbox_batch_size=5) as (services, _, sms):
+        await asyncio.gather(
+            *(services.issuer.issue(CallInfo(caller_number=f"119876543{i:02d}")) for i in range(40))
+        )
+        assert len(await rows(services)) == 40
+        # A second process: its own engine on the same database.
+        other = Services.create(services.settings)
+        try:
+            workers = [OutboxWorker(services), OutboxWorker(other)]
+
+            async def run(worker: OutboxWorker) -> int:
+                handled = 0
+                while True:
+                    n = await worker.run_once()
+                    if n == 0:
+                        return handled
+                    handled += n
+
+            handled = await asyncio.gather(*(run(w) for w in workers))
+            assert sum(handled) == 40
+            assert len(sms.requests) == 40
+            assert len({r.headers["Idempotency-Key"] for r in sms.requests}) == 40
+            assert {r.status for r in await rows(services)} == {"sent"}
+            for w in workers:
+                await w.close()
+        finally:
+            await other.close()
+
+
+def test_sms_text_fits_and_folds_accents() -> None:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    notice = templates.Notice(
+        company="Operadora Ação",
+        number="2026112200000123",
+        opened_at=datetime(2026, 11, 22, 13, 5, tzinfo=ZoneInfo("UTC")),
+        status="waiting_customer",
+        customer_note="Precisamos de uma cópia da fatura " + "muito longa " * 40,
+        tz=ZoneInfo("America/Sao_Paulo"),
+    )
+    text = templates.sms_text("status", notice)
+    assert text.isascii() and len(text) <= templates.SMS_MAX
+    assert text.startswith("Operadora Acao: protocolo 2026112200000123 (22/11/2026 as 10h05)")
+    assert "Aguardando informacoes do cliente" in text
+    assert templates.sms_text("status", notice, ascii_only=False).startswith("Operadora Ação")
