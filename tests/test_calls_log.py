@@ -210,7 +210,9 @@ async def test_transfers_are_listed_once(stack: Stack) -> None:
 
 
 # -- protocols <-> calls ----------------------------------------------------------------
-async def add_protocol(stack: Stack, number: str, uniqueid: str | None) -> None:
+async def add_protocol(
+    stack: Stack, number: str, uniqueid: str | None, linkedid: str | None = None
+) -> None:
     async with stack.services.sessionmaker() as session, session.begin():
         session.add(
             Protocol(
@@ -218,6 +220,7 @@ async def add_protocol(stack: Stack, number: str, uniqueid: str | None) -> None:
                 issue_date=date(2024, 11, 22),
                 caller_number="11987654321",
                 uniqueid=uniqueid,
+                linkedid=linkedid,
                 status="open",
             )
         )
@@ -242,6 +245,20 @@ async def test_without_the_varset_the_protocol_is_found_by_uniqueid(stack: Stack
     await stack.push(events)
     assert (await stack.view(ABANDONED))["protocol"] == "202411220000197"
     assert (await protocol(stack, "202411220000197")).linkedid == ABANDONED
+
+
+async def test_without_the_varset_the_protocol_is_found_by_linkedid(stack: Stack) -> None:
+    await add_protocol(stack, "202411220000203", "1732280299.77", linkedid=MIDCALL)
+    await stack.push(without(load_trace("reconnect_before.ami"), Event="VarSet"))
+    assert (await stack.view(MIDCALL))["protocol"] == "202411220000203"
+
+
+async def test_a_protocol_committed_after_its_varset_is_still_linked(stack: Stack) -> None:
+    events = load_trace("queue_answered.ami")
+    await stack.push(events)
+    await add_protocol(stack, "202411220000181", None)
+    await stack.push(events[-1:])  # any later event of the call (here a duplicate)
+    assert (await protocol(stack, "202411220000181")).linkedid == ANSWERED
 
 
 # -- reconciliation ---------------------------------------------------------------------

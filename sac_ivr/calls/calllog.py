@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -615,27 +615,36 @@ async def _load(session: AsyncSession, linkedids: Iterable[str]) -> dict[str, Ca
 async def link_protocols(session: AsyncSession, rows: Iterable[CallLog]) -> None:
     """Tie calls and protocols together both ways.
 
-    A call without a number takes the one issued on one of its legs (the protocol's
-    ``uniqueid`` is the AGI channel's); a protocol without a ``linkedid`` gets its
-    call's.
+    A call without a number takes the one issued on it: the protocol whose
+    ``linkedid`` is the call's, or whose ``uniqueid`` (the AGI channel's) is one of
+    its legs. A protocol without a ``linkedid`` gets its call's.
     """
     rows = list(rows)
-    missing = {uid: row for row in rows if row.protocol_number is None for uid in row.state["legs"]}
+    missing: dict[str, CallLog] = {}
+    for row in rows:
+        if row.protocol_number is None:
+            missing[row.linkedid] = row
+            missing.update({uid: row for uid in row.state["legs"]})
     if missing:
+        keys = list(missing)[:400]
         found = await session.execute(
-            select(Protocol.number, Protocol.uniqueid)
-            .where(Protocol.uniqueid.in_(list(missing)[:400]))
+            select(Protocol.number, Protocol.uniqueid, Protocol.linkedid)
+            .where(or_(Protocol.uniqueid.in_(keys), Protocol.linkedid.in_(keys)))
             .order_by(Protocol.issued_at, Protocol.id)
         )
-        for number, uniqueid in found:
-            row = missing[uniqueid]
-            if row.protocol_number is None:
+        for number, uniqueid, linkedid in found:
+            row = missing.get(linkedid) if linkedid in missing else missing.get(uniqueid)
+            if row is not None and row.protocol_number is None:
                 row.protocol_number = number
     for row in rows:
-        if row.protocol_number and not row.state.get("protocol_linked"):
+        if row.protocol_number and row.state.get("protocol_linked") != row.protocol_number:
             await session.execute(
                 update(Protocol)
                 .where(Protocol.number == row.protocol_number, Protocol.linkedid.is_(None))
                 .values(linkedid=row.linkedid)
             )
-            row.state = {**row.state, "protocol_linked": row.protocol_number}
+            exists = await session.scalar(
+                select(Protocol.id).where(Protocol.number == row.protocol_number)
+            )
+            if exists is not None:  # else: not committed yet; try again on the next event
+                row.state = {**row.state, "protocol_linked": row.protocol_number}
