@@ -21,6 +21,9 @@ from sac_ivr.db.migrate import upgrade
 from sac_ivr.runner import RunningService, start_service
 from sac_ivr.services import Services
 
+# Headless Chromium fixtures (browser, chromium) for any test: tests/browser.py.
+pytest_plugins = ("tests.browser",)
+
 STRICT_SKIPS = os.environ.get("SAC_IVR_STRICT_SKIPS") == "1"
 
 

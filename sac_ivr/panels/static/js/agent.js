@@ -13,8 +13,10 @@ import {
   formatPhone,
   formatTime,
   groupDigits,
+  refreshTimers,
   secondsBetween,
   startTicker,
+  timer,
 } from "./format.js";
 import { LiveClient, bindStatus } from "./live.js";
 import { startSession } from "./session.js";
@@ -26,10 +28,23 @@ const EVENT_KINDS = {
   menu_choice: "Escolha no menu",
   status: "Mudança de situação",
   field: "Dados alterados",
-  fields: "Dados alterados",
-  update: "Dados alterados",
-  note: "Anotação",
-  call: "Chamada",
+  cancellation_registered: "Cancelamento registrado",
+  sms_requested: "SMS pedido pelo cliente",
+  notification_sent: "Aviso enviado ao cliente",
+  notification_failed: "Falha ao avisar o cliente",
+  history_requested: "Histórico pedido pelo cliente",
+  history: "Histórico enviado",
+  anonymised: "Dados pessoais anonimizados",
+};
+const FIELD_CHANGED = {
+  subject: "Assunto alterado",
+  customer_document: "CPF/CNPJ alterado",
+  customer_name: "Nome do cliente alterado",
+  customer_email: "E-mail alterado",
+  customer_phone: "Telefone alterado",
+  notes: "Anotações alteradas",
+  department: "Setor alterado",
+  agent: "Atendente alterado",
 };
 const MENU_CHOICES = {
   "complaint-billing": "reclamação (cobrança)",
@@ -122,14 +137,13 @@ function renderSidebar() {
   replaceChildren($("#my-calls"), mine.map(myCallItem));
   replaceChildren($("#queue-calls"), queued.map(queuedCallItem));
   replaceChildren($("#queue-summary"), [...live.queues.values()].map(queueSummary));
+  refreshTimers($(".sidebar"));
 }
 
 function myCallItem(call) {
   const open = state.protocol && state.protocol.number === call.protocol;
-  const timer =
-    call.state === "connected"
-      ? el("span", { class: "timer", dataset: { since: call.answered_at || "" } })
-      : el("span", { class: "timer", dataset: { since: call.entered_queue_at || "" } });
+  const connected = call.state === "connected";
+  const waited = connected ? secondsBetween(call.entered_queue_at, call.answered_at) : null;
   return el(
     "li",
     {
@@ -143,20 +157,20 @@ function myCallItem(call) {
       "div",
       { class: "row" },
       el("span", { class: "protocol" }, call.protocol ? groupDigits(call.protocol) : "sem protocolo"),
-      el("span", { class: `badge state-${call.state}` }, CALL_STATES[call.state] || call.state),
+      timer(connected ? call.answered_at : call.entered_queue_at, { cls: "big" }),
     ),
     el(
       "div",
       { class: "row sub" },
       el("span", { class: "caller" }, formatPhone(call.caller)),
-      el(
-        "span",
-        { class: "timer-label" },
-        call.state === "connected" ? "em atendimento " : "esperando ",
-        timer,
-      ),
+      el("span", { class: `badge small state-${call.state}` }, CALL_STATES[call.state] || call.state),
     ),
-    call.queue ? el("div", { class: "row sub muted" }, `Fila ${call.queue}`) : null,
+    el(
+      "div",
+      { class: "row sub muted" },
+      el("span", {}, call.queue ? `Fila ${call.queue}` : ""),
+      waited !== null ? el("span", {}, `esperou ${duration(waited)}`) : null,
+    ),
   );
 }
 
@@ -168,7 +182,7 @@ function queuedCallItem(call) {
       "div",
       { class: "row" },
       el("span", { class: "caller" }, formatPhone(call.caller)),
-      el("span", { class: "timer wait", dataset: { since: call.entered_queue_at || "", limit: live.maxWaitS } }),
+      timer(call.entered_queue_at, { limit: live.maxWaitS, cls: "wait big" }),
     ),
     el(
       "div",
@@ -183,7 +197,7 @@ function queuedCallItem(call) {
 
 function queueSummary(queue) {
   const oldest = queue.oldest_entered_at
-    ? el("span", { class: "timer wait", dataset: { since: queue.oldest_entered_at, limit: live.maxWaitS } })
+    ? timer(queue.oldest_entered_at, { limit: live.maxWaitS, cls: "wait" })
     : el("span", { class: "muted" }, "—");
   return el(
     "div",
@@ -218,8 +232,8 @@ function renderCallLive() {
     node,
     el("span", { class: `badge big state-${call.state}` }, CALL_STATES[call.state] || call.state),
     call.state === "connected"
-      ? el("div", { class: "live-line" }, "há ", el("span", { class: "timer", dataset: { since: call.answered_at || "" } }))
-      : el("div", { class: "live-line" }, "esperando há ", el("span", { class: "timer", dataset: { since: call.entered_queue_at || "" } })),
+      ? el("div", { class: "live-line" }, "há ", timer(call.answered_at))
+      : el("div", { class: "live-line" }, "esperando há ", timer(call.entered_queue_at)),
     waited !== null
       ? el("div", { class: "live-line muted" }, `esperou ${duration(waited)}${call.queue ? ` na fila ${call.queue}` : ""}`)
       : call.queue
@@ -670,11 +684,16 @@ function timelineItem(e) {
     const from = e.from_status ? `${statusInfo(e.from_status).label} → ` : "";
     lines.push(`${from}${statusInfo(e.to_status).label}`);
   }
-  if (e.department) lines.push(`Setor: ${e.department}`);
-  if (e.data && e.kind !== "menu_choice") {
-    const fields = e.data.fields || e.data.changed;
-    if (Array.isArray(fields)) lines.push(`Campos: ${fields.join(", ")}`);
-    else if (fields && typeof fields === "object") lines.push(`Campos: ${Object.keys(fields).join(", ")}`);
+  let title = EVENT_KINDS[e.kind] || e.kind;
+  if (e.kind === "field" && e.data && e.data.field) {
+    const name = e.data.field;
+    title = FIELD_CHANGED[name] || `${name}: alterado`;
+    if ("to" in e.data) {
+      const show = (v) => (v === null || v === undefined || v === "" ? "—" : name === "subject" ? subjectLabel(v) : v);
+      if (name !== "notes") lines.push(`${show(e.data.from)} → ${show(e.data.to)}`);
+    }
+  } else if (e.department && e.kind === "status") {
+    lines.push(`Setor: ${e.department}`);
   }
   return el(
     "li",
@@ -682,7 +701,7 @@ function timelineItem(e) {
     el(
       "div",
       { class: "timeline-head" },
-      el("strong", {}, EVENT_KINDS[e.kind] || e.kind),
+      el("strong", {}, title),
       el("span", { class: "muted" }, `${formatDateTime(e.at)} · ${e.actor === "caller" ? "cliente" : e.actor}`),
     ),
     lines.map((line) => el("div", {}, line)),

@@ -1,5 +1,7 @@
 // Formatting for people: durations, dates, phone numbers, protocol numbers.
 
+import { el } from "./dom.js";
+
 /** A clock that follows the server's, so wait times agree with the supervisor's. */
 export const clock = {
   offsetMs: 0,
@@ -93,24 +95,39 @@ export const MEMBER_STATUSES = {
   unavailable: "Indisponível",
 };
 
+function tickOne(node) {
+  const seconds = secondsSince(node.dataset.since);
+  node.textContent = duration(seconds);
+  if (node.dataset.limit) {
+    const limit = Number(node.dataset.limit);
+    const over = seconds !== null && seconds > limit;
+    node.classList.toggle("over", over);
+    node.closest("[data-wait-row]")?.classList.toggle("over", over);
+  }
+}
+
 /**
- * Every [data-since] element shows the time elapsed since that instant; with
- * [data-limit] it gets the class "over" once past the limit (seconds).
+ * A clock showing the time elapsed since `since` (ISO), kept current by
+ * startTicker; past `limit` seconds it (and its [data-wait-row]) gets "over".
  */
+export function timer(since, { limit = null, cls = "" } = {}) {
+  const node = el("span", { class: `timer ${cls}`.trim(), dataset: { since: since || "" } });
+  if (limit !== null) node.dataset.limit = limit;
+  tickOne(node);
+  return node;
+}
+
+/** Tick every [data-since] element once a second (and call onTick). */
 export function startTicker(root = document, onTick = null) {
   const tick = () => {
-    for (const node of root.querySelectorAll("[data-since]")) {
-      const seconds = secondsSince(node.dataset.since);
-      node.textContent = duration(seconds);
-      if (node.dataset.limit) {
-        const limit = Number(node.dataset.limit);
-        const over = seconds !== null && seconds > limit;
-        node.classList.toggle("over", over);
-        node.closest("[data-wait-row]")?.classList.toggle("over", over);
-      }
-    }
+    for (const node of root.querySelectorAll("[data-since]")) tickOne(node);
     if (onTick) onTick();
   };
   tick();
   return setInterval(tick, 1000);
+}
+
+/** After a re-render: mark the rows of waits already over their limit. */
+export function refreshTimers(root = document) {
+  for (const node of root.querySelectorAll("[data-since][data-limit]")) tickOne(node);
 }

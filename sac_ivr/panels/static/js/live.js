@@ -148,5 +148,6 @@ export function bindStatus(client, node) {
     node.title = status === "live" ? "Atualizado em tempo real" : "Os dados podem estar desatualizados";
   };
   show(client.status);
+  node.hidden = false;
   client.addEventListener("status", (e) => show(e.detail));
 }

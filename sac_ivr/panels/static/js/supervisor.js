@@ -9,8 +9,10 @@ import {
   duration,
   formatPhone,
   groupDigits,
+  refreshTimers,
   secondsSince,
   startTicker,
+  timer,
 } from "./format.js";
 import { LiveClient, bindStatus } from "./live.js";
 import { startSession } from "./session.js";
@@ -58,7 +60,7 @@ function render() {
       el(
         "tr",
         { dataset: { waitRow: "" } },
-        el("td", {}, el("span", { class: "timer wait", dataset: { since: c.entered_queue_at || "", limit } })),
+        el("td", {}, timer(c.entered_queue_at, { limit, cls: "wait strong" })),
         el("td", {}, formatPhone(c.caller)),
         el("td", {}, c.queue || "—"),
         el("td", {}, protocolLink(c.protocol)),
@@ -86,7 +88,7 @@ function render() {
         "tr",
         { class: waited !== null && waited > limit ? "late" : "" },
         el("td", { class: "strong" }, c.agent_name || nameOf.get(c.agent) || c.agent || "—"),
-        el("td", {}, el("span", { class: "timer", dataset: { since: c.answered_at || "" } })),
+        el("td", {}, timer(c.answered_at)),
         el(
           "td",
           { class: waited !== null && waited > limit ? "late-wait" : "muted" },
@@ -104,6 +106,7 @@ function render() {
   $("#queues-empty").hidden = queues.length > 0;
 
   renderAgents(queues, calls);
+  refreshTimers();
   tickKpis();
 }
 
@@ -118,7 +121,7 @@ function queueRow(q, limit) {
       { class: "wait-cell" },
       q.oldest_entered_at
         ? [
-            el("span", { class: "timer wait", dataset: { since: q.oldest_entered_at, limit } }),
+            timer(q.oldest_entered_at, { limit, cls: "wait" }),
             el("span", { class: "wait-bar" }, el("span", { class: "wait-fill", dataset: { barSince: q.oldest_entered_at, bar: limit } })),
           ]
         : el("span", { class: "muted" }, "—"),
@@ -190,7 +193,7 @@ function renderAgents(queues, calls) {
               "div",
               { class: "agent-call small" },
               `${CALL_STATES[call.state]} há `,
-              el("span", { class: "timer", dataset: { since: call.answered_at || "" } }),
+              timer(call.answered_at),
               " · ",
               protocolLink(call.protocol),
             )
