@@ -7,17 +7,25 @@ Both run on the test's event loop, on 127.0.0.1 and an ephemeral port.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email
 import email.policy
 import json
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Any
 
 from aiohttp import web
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from sqlalchemy import select
+
+from sac_ivr.auth.services import create_token
+from sac_ivr.notifications.models import OutboxMessage
+from sac_ivr.runner import RunningService, start_service
+from tests.conftest import make_settings
+from tests.fakeasterisk.agi import fake_call
 
 
 class SmtpHandler:
@@ -259,3 +267,38 @@ def notify_settings(smtp: FakeSmtp, sms: FakeSmsProvider, **overrides: Any) -> d
     }
     values.update(overrides)
     return values
+
+
+@dataclass
+class Env:
+    running: RunningService
+    smtp: FakeSmtp
+    sms: FakeSmsProvider
+    api: Api
+    token: str
+
+    async def call(self, callerid: str = "11987654321", **kw) -> str:
+        result = await fake_call("127.0.0.1", self.running.agi_port, callerid=callerid, **kw)
+        return result.variables["SAC_PROTOCOL"]
+
+    async def outbox(self) -> list[OutboxMessage]:
+        async with self.running.services.sessionmaker() as session:
+            return list(await session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
+
+    async def drained(self) -> bool:
+        return all(m.status == "sent" for m in await self.outbox())
+
+
+@contextlib.asynccontextmanager
+async def make_env(db_url: str, **overrides) -> AsyncIterator[Env]:
+    smtp = await start_smtp()
+    sms = await start_sms_provider()
+    settings = make_settings(db_url, **notify_settings(smtp, sms, **overrides))
+    running = await start_service(settings, migrate=False)
+    token = await create_token(running.services.sessionmaker, "ana", "agent")
+    try:
+        yield Env(running, smtp, sms, Api(running.http_port, token), token)
+    finally:
+        await running.stop(drain_seconds=1.0)
+        await stop_sms_provider(sms)
+        await smtp.close()

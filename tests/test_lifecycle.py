@@ -3,66 +3,21 @@ exactly one SMS and one e-mail; field changes; validation; deadlines and filters
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import date, timedelta
 
 import pytest
 from sqlalchemy import select, update
 
-from sac_ivr.auth.services import create_token
 from sac_ivr.db.base import utcnow
 from sac_ivr.notifications.models import OutboxMessage
 from sac_ivr.protocols.models import Protocol, ProtocolEvent
-from sac_ivr.runner import RunningService, start_service
-from tests.conftest import make_settings
 from tests.fakeasterisk.agi import FakeCallScript, fake_call
 from tests.notify_fakes import (
-    Api,
-    FakeSmsProvider,
-    FakeSmtp,
-    notify_settings,
-    start_sms_provider,
-    start_smtp,
-    stop_sms_provider,
+    Env,
+    make_env,
     wait_until,
 )
-
-
-@dataclass
-class Env:
-    running: RunningService
-    smtp: FakeSmtp
-    sms: FakeSmsProvider
-    api: Api
-    token: str
-
-    async def call(self, callerid: str = "11987654321", **kw) -> str:
-        result = await fake_call("127.0.0.1", self.running.agi_port, callerid=callerid, **kw)
-        return result.variables["SAC_PROTOCOL"]
-
-    async def outbox(self) -> list[OutboxMessage]:
-        async with self.running.services.sessionmaker() as session:
-            return list(await session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
-
-    async def drained(self) -> bool:
-        return all(m.status == "sent" for m in await self.outbox())
-
-
-@contextlib.asynccontextmanager
-async def make_env(db_url: str, **overrides) -> AsyncIterator[Env]:
-    smtp = await start_smtp()
-    sms = await start_sms_provider()
-    settings = make_settings(db_url, **notify_settings(smtp, sms, **overrides))
-    running = await start_service(settings, migrate=False)
-    token = await create_token(running.services.sessionmaker, "ana", "agent")
-    try:
-        yield Env(running, smtp, sms, Api(running.http_port, token), token)
-    finally:
-        await running.stop(drain_seconds=1.0)
-        await stop_sms_provider(sms)
-        await smtp.close()
 
 
 @pytest.fixture
