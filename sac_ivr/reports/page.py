@@ -60,6 +60,10 @@ def fmt_day(value: str, tz: tzinfo, minus_one: bool = False) -> str:
     return moment.strftime("%d/%m/%Y")
 
 
+def fmt_moment(value: str, tz: tzinfo) -> str:
+    return datetime.fromisoformat(value).astimezone(tz).strftime("%d/%m/%Y às %Hh%M")
+
+
 def _kpi(key: str, name: str, value: Any, shown: str | None = None, tone: str = "") -> str:
     return (
         f'<div class="kpi {tone}" data-kpi="{key}" data-value="{escape(str(value))}">'
@@ -190,7 +194,7 @@ def render(
                 fmt_hours(o["overdue_hours"]),
                 o["status_label"],
                 o["subject_label"] or "—",
-                o["department"] or "—",
+                o["department_label"] or "—",
             ]
             for o in report["overdue_top"]
         ],
@@ -217,11 +221,11 @@ def render(
     q = {k: escape(v) for k, v in query.items()}
     return f"""<!doctype html>
 <html lang="pt-BR"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="viewport" content="width=device-width, initial-scale=1"><link rel="icon" href="data:,">
 <title>Relatório do SAC – {escape(company)}</title><style>{STYLE}</style></head>
 <body><header><h1>Relatório do SAC – {escape(company)}</h1>
 <p>Período: <span id="period">{start} a {end}</span> · prazos: {escape(profile_title)} ·
-gerado em {fmt_day(report["generated_at"], tz)}</p></header>
+gerado em {fmt_moment(report["generated_at"], tz)}</p></header>
 <main>
 <form method="get" action="/reports">
 <label>De <input type="date" name="from" value="{q.get("from", "")}"></label>

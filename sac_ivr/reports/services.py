@@ -272,6 +272,7 @@ async def deadline_list(
             "subject": p.subject,
             "subject_label": config.subject_label(p.subject) or None,
             "department": p.department,
+            "department_label": config.department_label(p.department) or None,
             "agent": p.agent,
         }
         for p in rows
