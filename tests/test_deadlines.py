@@ -134,7 +134,8 @@ def test_ans_extended_subject_is_offered_and_gets_ten_business_days() -> None:
     ("overrides", "fragment"),
     [
         ({"legal_profile": "cdc"}, "legal_profile"),
-        ({"legal_profile": "custom", "custom_reply_deadline": "7 dias"}, "not a deadline"),
+        ({"legal_profile": "custom", "custom_reply_deadline": "7 dias"}, "custom_reply_deadline"),
+        ({"legal_profile": "custom", "custom_history_deadline": "0d"}, "custom_history_deadline"),
         ({"holidays_state": "XX"}, "holidays_state"),
         ({"holidays_extra": "2025-02-30"}, "holidays_extra"),
         ({"holidays_optional": "carnaval"}, "holidays_optional"),

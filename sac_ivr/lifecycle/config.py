@@ -8,7 +8,13 @@ from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Any
 
 from sac_ivr.lifecycle import statuses
-from sac_ivr.lifecycle.deadlines import HolidayCalendar, LegalProfile, build_profile, due_at
+from sac_ivr.lifecycle.deadlines import (
+    Deadline,
+    HolidayCalendar,
+    LegalProfile,
+    build_profile,
+    due_at,
+)
 from sac_ivr.lifecycle.statuses import BUILTIN_SUBJECT_LABELS, Choice
 
 if TYPE_CHECKING:
@@ -97,6 +103,18 @@ def validate_feature_settings(settings: Settings) -> None:
     could not work (raises ConfigError with the setting's name)."""
     from sac_ivr.config import ConfigError  # local: config imports this module lazily
 
+    if settings.legal_profile == "custom":
+        for name in (
+            "custom_reply_deadline",
+            "custom_extended_reply_deadline",
+            "custom_history_deadline",
+        ):
+            value = getattr(settings, name)
+            if value or name != "custom_extended_reply_deadline":
+                try:
+                    Deadline.parse(value)
+                except ValueError as exc:
+                    raise ConfigError(f"{name}: {exc}") from exc
     try:
         LifecycleConfig.from_settings(settings)
     except ValueError as exc:
@@ -153,6 +171,4 @@ def _setting_for(message: str) -> str:
         return "holidays_optional: "
     if "is not a date" in message:
         return "holidays_extra: "
-    if "is not a deadline" in message:
-        return "custom_*_deadline: "
     return ""

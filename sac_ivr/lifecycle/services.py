@@ -9,7 +9,7 @@ the same transaction; due dates set at opening and kept in step with the subject
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -91,7 +91,7 @@ def install(services: Services) -> None:
     install_history(services)
 
 
-def due_date_hook(services: Services):  # type: ignore[no-untyped-def]
+def due_date_hook(services: Services) -> Callable[[Connection, Sequence[IssuedProtocol]], None]:
     """Issuer hook: every new protocol gets its reply deadline in the same commit."""
     table = Protocol.__table__
     statement = (
