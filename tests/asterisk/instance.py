@@ -433,6 +433,7 @@ enabled = yes
 bindaddr = 127.0.0.1
 port = {self.ports.ami}
 displayconnects = no
+timestampevents = yes
 
 [{AMI_USER}]
 secret = {AMI_SECRET}
