@@ -91,7 +91,9 @@ async def test_session_cookie_login_and_logout(
         ({"token": 12}, 400, "invalid_request"),
         ({"token": "sac_" + "x" * 300}, 400, "invalid_request"),
         (["sac_x"], 400, "invalid_request"),
-        ("not json", 400, "invalid_request"),
+        ('{"token": "sac_x', 400, "invalid_request"),
+        # a cross-site form can post text/plain without a preflight: refused
+        ({"text/plain": '{"token": "sac_x"}'}, 415, "unsupported_media_type"),
     ],
 )
 async def test_session_refuses_bad_tokens(
@@ -102,7 +104,12 @@ async def test_session_refuses_bad_tokens(
     code: str,
 ) -> None:
     url = base(running_sqlite) + "/api/v1/session"
-    kwargs = {"data": body} if isinstance(body, str) else {"json": body}
+    if isinstance(body, str):
+        kwargs: dict = {"data": body, "headers": {"Content-Type": "application/json"}}
+    elif isinstance(body, dict) and "text/plain" in body:
+        kwargs = {"data": body["text/plain"], "headers": {"Content-Type": "text/plain"}}
+    else:
+        kwargs = {"json": body}
     async with client.post(url, **kwargs) as r:
         assert r.status == status
         assert (await r.json())["error"]["code"] == code
@@ -646,3 +653,39 @@ def test_queue_oldest_wait_falls_back_on_longest_wait() -> None:
     _, queues = schemas.live_view(snapshot, opts(supervisor=True), now)
     assert queues["q"]["waiting"] == 2
     assert queues["q"]["oldest_entered_at"] == "2026-11-22T15:00:00.000Z"
+
+
+# ----------------------------------------------- the write API, as the panel calls it
+
+
+async def test_panel_session_writes_and_the_server_checks_documents(
+    running_sqlite: RunningService, client: aiohttp.ClientSession
+) -> None:
+    """The panel's PATCH rides on the session cookie; a CPF with wrong check digits
+    is refused by the server too (the page checks first, the server decides)."""
+    from tests.fakeasterisk.agi import fake_call
+
+    call = await fake_call("127.0.0.1", running_sqlite.agi_port, uniqueid="1700000099.1")
+    number = call.variables["SAC_PROTOCOL"]
+    tok = await tokens(running_sqlite.services)
+    api = base(running_sqlite) + "/api/v1"
+    async with client.post(api + "/session", json={"token": tok["ana"]}) as r:
+        assert r.status == 200
+    async with client.get(api + "/lifecycle") as r:
+        if r.status == 404:
+            pytest.skip("the lifecycle write API (sac_ivr/lifecycle) is not registered yet")
+        lifecycle = await r.json()
+    assert {"statuses", "transitions", "subjects", "departments"} <= set(lifecycle)
+    url = f"{api}/protocols/{number}"
+    async with client.patch(url, json={"customer_document": "529.982.247-24"}) as r:
+        assert r.status == 400
+        assert (await r.json())["error"]["details"]["field"] == "customer_document"
+    async with client.patch(url, json={"customer_document": "529.982.247-25"}) as r:
+        assert r.status == 200
+        body = await r.json()
+    assert body["customer_document"] == "52998224725"
+    assert body["events"][-1]["actor"] == "ana"
+    async with client.delete(api + "/session") as r:
+        assert r.status == 204
+    async with client.patch(url, json={"notes": "x"}) as r:
+        assert r.status == 401

@@ -201,6 +201,7 @@ PATHS = {
             "responses": {
                 "200": json_body(ref("Viewer"), "Logged in; Set-Cookie: sac_token"),
                 **error_responses(400, 401),
+                "415": json_body(ref("Error"), "The body is not application/json"),
             },
         },
         "get": {

@@ -20,7 +20,7 @@ from typing import Any
 from aiohttp import web
 
 from sac_ivr.auth.services import Identity
-from sac_ivr.http.errors import bad_request
+from sac_ivr.http.errors import ApiError, bad_request
 from sac_ivr.phones import mask_phone
 
 CALL_STATES = ("ivr", "queued", "ringing", "connected")
@@ -290,6 +290,10 @@ def parse_session_body(body: Any) -> str:
 
 
 async def read_json(request: web.Request) -> Any:
+    """A JSON body. The Content-Type must say so: a cross-site HTML form cannot send
+    that without a CORS preflight, so no other site can post a login for the browser."""
+    if request.content_type != "application/json":
+        raise ApiError(415, "unsupported_media_type", "send the body as application/json")
     try:
         return await request.json()
     except (json.JSONDecodeError, UnicodeDecodeError):

@@ -270,6 +270,14 @@ function subjectLabel(code) {
   return known ? known.label_pt : code;
 }
 
+function departmentLabel(code) {
+  if (!code) return null;
+  const known = ((state.lifecycle && state.lifecycle.departments) || []).find(
+    (d) => codeAndLabel(d)[0] === code,
+  );
+  return known ? codeAndLabel(known)[1] : code;
+}
+
 function codeAndLabel(item) {
   if (item && typeof item === "object") return [item.code, item.label_pt || item.label || item.code];
   return [String(item), String(item)];
@@ -367,7 +375,7 @@ function renderCustomer(p) {
     fact("CPF/CNPJ", p.customer_document ? formatDocument(p.customer_document) : null),
     fact("E-mail", p.customer_email),
     fact("Número discado", p.called_number),
-    fact("Setor", p.department),
+    fact("Setor", departmentLabel(p.department)),
     fact("Atendente", p.agent),
   );
 }
@@ -689,11 +697,12 @@ function timelineItem(e) {
     const name = e.data.field;
     title = FIELD_CHANGED[name] || `${name}: alterado`;
     if ("to" in e.data) {
-      const show = (v) => (v === null || v === undefined || v === "" ? "—" : name === "subject" ? subjectLabel(v) : v);
+      const labels = { subject: subjectLabel, department: departmentLabel };
+      const show = (v) => (v === null || v === undefined || v === "" ? "—" : (labels[name] || String)(v));
       if (name !== "notes") lines.push(`${show(e.data.from)} → ${show(e.data.to)}`);
     }
   } else if (e.department && e.kind === "status") {
-    lines.push(`Setor: ${e.department}`);
+    lines.push(`Setor: ${departmentLabel(e.department)}`);
   }
   return el(
     "li",
