@@ -126,6 +126,10 @@ async def test_screen_pop_url_opens_the_protocol_after_login(
     token = await agent_token(panel)
     earlier = await issue(panel, "1700000011.1")
     number = await issue(panel, "1700000012.1")
+    await browser.get(f"{base(panel)}/agent/calls/{number}")
+    await browser.wait_for("#login-form", text="Token de acesso")
+    assert await browser.js("return document.querySelector('#app').hidden") is True
+    await browser.screenshot("agent-login")
     await login_panel(browser, f"{base(panel)}/agent/calls/{number}", token)
     await browser.wait_for("#call-number", text=grouped(number))
     await browser.wait_for("#history", text=grouped(earlier))
