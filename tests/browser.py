@@ -265,8 +265,23 @@ class Browser:
 EXPECTED_HTTP_ERRORS = ("Failed to load resource",)
 
 
+def shown_protocol(number: str) -> str:
+    """A protocol number as the panels show it: groups of three digits."""
+    return " ".join(number[i : i + 3] for i in range(0, len(number), 3))
+
+
 async def login_panel(browser: Browser, url: str, token: str) -> None:
-    """Open a panel page (``/agent``, ``/agent/calls/N``, ``/supervisor``) and log in."""
+    """Open a panel page (``/agent``, ``/agent/calls/N``, ``/supervisor``) and log in.
+
+    Then, on the agent panel: ``#who-ext`` (the token's extension),
+    ``#live-status[data-state=live]`` (the event stream is up), ``#my-calls
+    .call-item.state-ringing|state-connected`` (calls on this extension),
+    ``#queue-calls .call-item`` (callers waiting), ``#call-number`` (the open
+    protocol, see :func:`shown_protocol`), ``#call-live .badge`` ("Tocando", "Em
+    atendimento"), ``#history`` (the caller's other protocols). Supervisor view:
+    ``#waiting-total``, ``#kpi-longest.over`` (past the limit), ``#waiting``,
+    ``#active``, ``#queues``, ``#agents``.
+    """
     await browser.get(url)
     await browser.wait_for("#login-form")
     await browser.fill("#token", token)

@@ -18,6 +18,7 @@ from sac_ivr.customers import InvalidDocument, normalize_document
 from sac_ivr.protocols.models import Protocol
 from sac_ivr.runner import RunningService, start_service
 from tests.browser import EXPECTED_HTTP_ERRORS, Browser, login_panel
+from tests.browser import shown_protocol as grouped
 from tests.conftest import make_settings
 from tests.fakeasterisk.agi import fake_call
 from tests.live_fakes import FakeTracker
@@ -25,11 +26,6 @@ from tests.live_fakes import FakeTracker
 pytestmark = pytest.mark.chromium
 
 AGENT_EXT = "PJSIP/1001"
-
-
-def grouped(number: str) -> str:
-    """How the panel shows a protocol: groups of three, as the caller heard it."""
-    return " ".join(number[i : i + 3] for i in range(0, len(number), 3))
 
 
 async def issue(running: RunningService, uniqueid: str, callerid: str = "11987654321") -> str:
