@@ -142,18 +142,9 @@ async def test_screen_pop_url_opens_the_protocol_after_login(
     assert await browser.console_errors(ignore=EXPECTED_HTTP_ERRORS) == []
 
 
-def lifecycle_served(running: RunningService) -> bool:
-    return any(
-        r.resource is not None and r.resource.canonical == "/api/v1/lifecycle"
-        for r in running.http.app.router.routes()
-    )
-
-
 async def test_agent_actions_change_the_stored_protocol(
     panel: RunningService, browser: Browser
 ) -> None:
-    if not lifecycle_served(panel):
-        pytest.skip("the lifecycle write API (sac_ivr/lifecycle) is not registered yet")
     token = await agent_token(panel)
     number = await issue(panel, "1700000021.1")
     await login_panel(browser, f"{base(panel)}/agent/calls/{number}", token)
