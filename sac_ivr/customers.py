@@ -1,9 +1,18 @@
-"""Customer identifiers typed by agents or customers: CPF/CNPJ (python-stdnum)."""
+"""Customer identifiers typed by agents or customers: CPF/CNPJ (python-stdnum).
+
+CNPJs may be alphanumeric (Receita Federal, from July 2026): 12 characters of
+digits and capital letters, then 2 check digits. The panel's
+``static/js/documents.js`` applies the same rules; a browser test keeps them equal.
+"""
 
 from __future__ import annotations
 
+import re
+
 from stdnum.br import cnpj, cpf
 from stdnum.exceptions import ValidationError
+
+_PUNCTUATION = re.compile(r"[\s./\-]")
 
 
 class InvalidDocument(ValueError):
@@ -11,15 +20,21 @@ class InvalidDocument(ValueError):
 
 
 def normalize_document(raw: str) -> str:
-    """Digits of a valid CPF (11) or CNPJ (14); raises InvalidDocument with the reason."""
-    digits = "".join(ch for ch in raw if ch.isdigit())
-    if len(raw) > 40 or not digits:
-        raise InvalidDocument("CPF/CNPJ must be 11 or 14 digits")
-    module = {11: cpf, 14: cnpj}.get(len(digits))
-    if module is None:
-        raise InvalidDocument(f"CPF has 11 digits and CNPJ 14; got {len(digits)}")
+    """A valid CPF (11 digits) or CNPJ (14 characters, letters allowed before the two
+    check digits), without punctuation, letters in capitals. Raises InvalidDocument
+    with the reason."""
+    text = _PUNCTUATION.sub("", raw).upper()
+    if len(raw) > 40 or not text:
+        raise InvalidDocument("CPF must be 11 digits and CNPJ 14 characters")
+    if not re.fullmatch(r"[0-9A-Z]+", text):
+        raise InvalidDocument("CPF/CNPJ has digits (and, in a CNPJ, capital letters) only")
+    if len(text) == 11 and text.isdigit():
+        module, kind = cpf, "CPF"
+    elif len(text) == 14 and text[12:].isdigit():
+        module, kind = cnpj, "CNPJ"
+    else:
+        raise InvalidDocument(f"CPF has 11 digits and CNPJ 14 characters; got {len(text)}")
     try:
-        return module.validate(digits)
+        return module.validate(text)
     except ValidationError:
-        kind = "CPF" if module is cpf else "CNPJ"
         raise InvalidDocument(f"{kind} check digits do not match") from None

@@ -1,7 +1,8 @@
 // CPF and CNPJ: the same rules as the server (sac_ivr/customers.py, python-stdnum),
 // so the agent learns about a typo before saving.
 
-const digitsOf = (raw) => String(raw || "").replace(/\D/g, "");
+// Punctuation out, letters in capitals: CNPJs may be alphanumeric (from July 2026).
+const digitsOf = (raw) => String(raw || "").replace(/[\s./-]/g, "").toUpperCase();
 
 function cpfCheckDigits(d) {
   let d1 = 0;
@@ -36,13 +37,16 @@ export function checkDocument(raw) {
   if (!text) return { ok: true, kind: null, digits: "", message: "" };
   const digits = digitsOf(text);
   if (text.length > 40 || !digits) {
-    return { ok: false, kind: null, digits, message: "CPF tem 11 dígitos e CNPJ 14." };
+    return { ok: false, kind: null, digits, message: "CPF tem 11 dígitos e CNPJ 14 caracteres." };
   }
-  if (digits.length === 11) {
+  if (!/^[0-9A-Z]+$/.test(digits)) {
+    return { ok: false, kind: null, digits, message: "Use só números (e, no CNPJ, letras)." };
+  }
+  if (digits.length === 11 && /^\d+$/.test(digits)) {
     const ok = Number(digits) > 0 && cpfCheckDigits(digits) === digits.slice(9);
     return { ok, kind: "CPF", digits, message: ok ? "CPF válido" : "CPF inválido: dígitos verificadores não conferem." };
   }
-  if (digits.length === 14) {
+  if (digits.length === 14 && /^\d\d$/.test(digits.slice(12))) {
     const ok = !digits.startsWith("000000000000") && cnpjCheckDigits(digits) === digits.slice(12);
     return { ok, kind: "CNPJ", digits, message: ok ? "CNPJ válido" : "CNPJ inválido: dígitos verificadores não conferem." };
   }
@@ -50,7 +54,7 @@ export function checkDocument(raw) {
     ok: false,
     kind: null,
     digits,
-    message: `CPF tem 11 dígitos e CNPJ 14; foram digitados ${digits.length}.`,
+    message: `CPF tem 11 dígitos e CNPJ 14 caracteres; foram digitados ${digits.length}.`,
   };
 }
 
