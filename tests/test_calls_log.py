@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from sac_ivr.calls.calllog import (
     HANDLED_EVENTS,
@@ -259,6 +260,23 @@ async def test_a_protocol_committed_after_its_varset_is_still_linked(stack: Stac
     await add_protocol(stack, "202411220000181", None)
     await stack.push(events[-1:])  # any later event of the call (here a duplicate)
     assert (await protocol(stack, "202411220000181")).linkedid == ANSWERED
+
+
+async def test_the_answering_agent_is_named_on_the_protocol_once(stack: Stack) -> None:
+    await add_protocol(stack, "202411220000181", ANSWERED)
+    await stack.push_trace("queue_answered.ami")
+    await stack.push_trace("queue_answered.ami")  # duplicates add no second entry
+    async with stack.services.sessionmaker() as session:
+        found = await session.scalar(
+            select(Protocol)
+            .where(Protocol.number == "202411220000181")
+            .options(selectinload(Protocol.events))
+        )
+    assert found is not None and found.agent == "Maria Silva"
+    answered = [e for e in found.events if e.kind == "answered"]
+    assert len(answered) == 1
+    assert answered[0].data["agent_interface"] == "PJSIP/agent1"
+    assert close_to(answered[0].at, T_ANSWERED + 13.5)
 
 
 # -- reconciliation ---------------------------------------------------------------------

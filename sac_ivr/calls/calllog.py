@@ -43,7 +43,7 @@ from sac_ivr.agi import channel_vars
 from sac_ivr.calls.models import CallLog
 from sac_ivr.db.base import utcnow
 from sac_ivr.phones import normalize_phone
-from sac_ivr.protocols.models import Protocol
+from sac_ivr.protocols.models import Protocol, ProtocolEvent
 
 log = logging.getLogger(__name__)
 
@@ -648,3 +648,35 @@ async def link_protocols(session: AsyncSession, rows: Iterable[CallLog]) -> None
             )
             if exists is not None:  # else: not committed yet; try again on the next event
                 row.state = {**row.state, "protocol_linked": row.protocol_number}
+    for row in rows:
+        await _record_answer(session, row)
+
+
+async def _record_answer(session: AsyncSession, row: CallLog) -> None:
+    """When an agent answers the call, the protocol names that agent (if no one is
+    named yet) and its timeline says who answered and when. Once per call."""
+    agent = row.agent_name or row.agent_interface
+    if not (row.protocol_number and row.answered_at and agent):
+        return
+    if row.state.get("answer_recorded") == row.protocol_number:
+        return
+    protocol = await session.scalar(select(Protocol).where(Protocol.number == row.protocol_number))
+    if protocol is None:
+        return  # not committed yet: the next event of this call tries again
+    if protocol.agent is None:
+        protocol.agent = agent[:64]
+    session.add(
+        ProtocolEvent(
+            protocol_id=protocol.id,
+            at=row.answered_at,
+            actor="system",
+            kind="answered",
+            data={
+                "agent": agent,
+                "agent_interface": row.agent_interface,
+                "queue": row.queue,
+                "linkedid": row.linkedid,
+            },
+        )
+    )
+    row.state = {**row.state, "answer_recorded": row.protocol_number}
