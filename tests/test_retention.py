@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from sac_ivr.calls.models import CallLog
 from sac_ivr.cli import main
 from sac_ivr.db.base import utcnow
 from sac_ivr.history.models import HistoryRequest
@@ -100,6 +101,24 @@ async def seed(db_url: str) -> dict[str, Protocol]:
                         created_at=p.issued_at,
                     )
                 )
+            for linkedid, number_key, rec, days in (
+                ("c-open", "old_open", "/var/spool/asterisk/monitor/open-call.wav", 900),
+                ("c-closed", "old_closed", "/var/spool/asterisk/monitor/closed-call.wav", 900),
+                ("c-none", None, None, 900),
+                ("c-new", None, None, 5),
+            ):
+                session.add(
+                    CallLog(
+                        linkedid=linkedid,
+                        protocol_number=rows[number_key].number if number_key else None,
+                        caller_number="11987654321",
+                        caller_e164="+5511987654321",
+                        caller_name="Maria Silva",
+                        started_at=now - timedelta(days=days),
+                        recording_file=rec,
+                        outcome="answered",
+                    )
+                )
             for delivered_days in (800, None, 10):
                 session.add(
                     HistoryRequest(
@@ -142,7 +161,8 @@ async def load(
             history = list(
                 await session.scalars(select(HistoryRequest).order_by(HistoryRequest.id))
             )
-        return protocols, outbox, history
+            calls = {c.linkedid: c for c in await session.scalars(select(CallLog))}
+        return protocols, outbox, history, calls
     finally:
         await services.close()
 
@@ -155,6 +175,9 @@ def recordings(tmp_path: Path) -> dict[str, Path]:
         "recent": recording(root, "2026/11/20261112-1700001000.1.wav", 10),
         # of a request still open (its uniqueid in the name): kept whatever its age
         "open": recording(root, "2024/06/20240601-170004.1.wav", 900),
+        # named by the call log: of the open request (kept) and of the closed one
+        "open_call": recording(root, "monitor/open-call.wav", 900),
+        "closed_call": recording(root, "monitor/closed-call.wav", 900),
     }
 
 
@@ -192,6 +215,8 @@ def test_dry_run_lists_and_the_real_run_does_it(
     by_path = {r["path"]: r for r in plan["recordings"]}
     assert by_path[str(recordings["expired"])]["delete"] is True
     assert by_path[str(recordings["open"])]["delete"] is False
+    assert by_path[str(recordings["open_call"])]["delete"] is False
+    assert by_path[str(recordings["closed_call"])]["delete"] is True
     assert "still open" in by_path[str(recordings["open"])]["reason"]
     assert str(recordings["recent"]) not in by_path
     assert len(plan["history_requests"]) == 1
@@ -205,14 +230,21 @@ def test_dry_run_lists_and_the_real_run_does_it(
 
     done = run(db_url, root, capsys)
     assert done["result"] == {
-        "recordings_deleted": 1,
+        "recordings_deleted": 2,
         "protocols_anonymised": 2,
         "history_requests_anonymised": 1,
+        "calls_without_protocol_anonymised": 1,
         "errors": [],
     }
-    assert not recordings["expired"].exists()
+    assert not recordings["expired"].exists() and not recordings["closed_call"].exists()
     assert recordings["recent"].exists() and recordings["open"].exists()
-    protocols, outbox, history = asyncio.run(load(db_url))
+    assert recordings["open_call"].exists()
+    protocols, outbox, history, calls = asyncio.run(load(db_url))
+    assert calls["c-closed"].caller_e164 is None and calls["c-closed"].recording_file is None
+    assert calls["c-none"].caller_number is None and calls["c-none"].caller_name is None
+    assert calls["c-open"].caller_e164 == "+5511987654321"
+    assert calls["c-open"].recording_file.endswith("open-call.wav")
+    assert calls["c-new"].caller_e164 == "+5511987654321"
     for key in ("old_closed", "old_cancelled"):
         p = protocols[numbers[key]]
         assert p.anonymised_at is not None
@@ -245,9 +277,10 @@ def test_dry_run_lists_and_the_real_run_does_it(
     again = run(db_url, root, capsys)
     assert again["plan"] == {
         "recordings_to_delete": 0,
-        "recordings_kept_open_request": 1,
+        "recordings_kept_open_request": 2,
         "protocols_to_anonymise": 0,
         "history_requests_to_anonymise": 0,
+        "calls_without_protocol_to_anonymise": 0,
     }
 
 
@@ -264,5 +297,5 @@ def test_human_readable_dry_run(
     assert f"recording {recordings['expired']} (110 days old): would delete (expired)" in out
     assert "keep (request still open" in out
     assert out.count(": would anonymise") == 3  # two protocols, one history request
-    assert out.strip().splitlines()[-1].startswith("dry run: 1 recording(s) to delete")
+    assert out.strip().splitlines()[-1].startswith("dry run: 2 recording(s) to delete")
     assert recordings["expired"].exists()

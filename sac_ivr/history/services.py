@@ -89,6 +89,8 @@ def describe_event(e: ProtocolEvent, config: LifecycleConfig) -> str | None:
         channel = CHANNEL_PT.get(data.get("channel", ""), "Mensagem")
         verb = "enviado" if e.kind == "notification_sent" else "não pôde ser enviado"
         return f"{channel} {verb} para {data.get('to') or 'o cliente'}"
+    if e.kind == "answered":  # the call log: an agent took the call
+        return "Ligação atendida pela central de atendimento"
     if e.kind == "history_requested":
         return "Histórico de demandas solicitado"
     if e.kind == "anonymised":

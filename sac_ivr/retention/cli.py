@@ -71,14 +71,17 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"{'dry run: ' if args.dry_run else ''}{summary['recordings_to_delete']} recording(s) "
         f"to delete, {summary['recordings_kept_open_request']} kept for open requests, "
-        f"{summary['protocols_to_anonymise']} record(s) and "
-        f"{summary['history_requests_to_anonymise']} history request(s) to anonymise"
+        f"{summary['protocols_to_anonymise']} record(s), "
+        f"{summary['history_requests_to_anonymise']} history request(s) and "
+        f"{summary['calls_without_protocol_to_anonymise']} call(s) without a protocol "
+        "to anonymise"
     )
     if done is not None:
         print(
             f"done: {done['recordings_deleted']} recording(s) deleted, "
-            f"{done['protocols_anonymised']} record(s) and "
-            f"{done['history_requests_anonymised']} history request(s) anonymised"
+            f"{done['protocols_anonymised']} record(s), "
+            f"{done['history_requests_anonymised']} history request(s) and "
+            f"{done['calls_without_protocol_anonymised']} call(s) without a protocol anonymised"
         )
         for error in done["errors"]:
             print(f"error: {error}")

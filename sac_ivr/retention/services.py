@@ -9,8 +9,10 @@
   from the resolution) are anonymised: caller and customer data, notes and the texts
   of their events are erased, their notification outbox rows deleted; the number,
   dates, subject, department, agent and statuses stay for statistics. Requests not
-  yet answered are never touched. Delivered history requests older than the same
-  period lose their phone, document and e-mail.
+  yet answered are never touched; their calls in the call log lose the caller's
+  number and name, as do calls without a protocol older than the same period.
+  Delivered history requests older than the same period lose their phone, document
+  and e-mail. A deleted recording is unlinked from its call (``recording_file``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any
 
 from sqlalchemy import delete, or_, select, update
 
+from sac_ivr.calls.models import CallLog
 from sac_ivr.db.base import utcnow
 from sac_ivr.history.models import HistoryRequest
 from sac_ivr.lifecycle.statuses import ANSWERED_STATUSES, PENDING_STATUSES
@@ -56,6 +59,8 @@ KEPT_EVENT_KEYS = {
     "history_request_id",
     "delivery",
     "due_at",
+    "agent",
+    "queue",
 }
 _TOKEN = re.compile(r"\d+(?:\.\d+)?")
 
@@ -74,6 +79,7 @@ class Plan:
     recordings: list[RecordingAction] = field(default_factory=list)
     protocols: list[tuple[int, str, datetime]] = field(default_factory=list)  # id, number, resolved
     history_requests: list[int] = field(default_factory=list)
+    calls: list[int] = field(default_factory=list)  # call log rows without a protocol
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -81,6 +87,7 @@ class Plan:
             "recordings_kept_open_request": sum(1 for r in self.recordings if not r.delete),
             "protocols_to_anonymise": len(self.protocols),
             "history_requests_to_anonymise": len(self.history_requests),
+            "calls_without_protocol_to_anonymise": len(self.calls),
         }
 
 
@@ -127,9 +134,23 @@ async def plan(services: Services, now: datetime | None = None) -> Plan:
                 )
                 for row in rows:
                     open_ids.update(x for x in row if x)
+            # The call log names each call's recording: those of open requests stay.
+            open_files = {
+                Path(f).name
+                for f in await session.scalars(
+                    select(CallLog.recording_file)
+                    .join(Protocol, Protocol.number == CallLog.protocol_number)
+                    .where(
+                        CallLog.recording_file.is_not(None),
+                        Protocol.status.in_(PENDING_STATUSES),
+                    )
+                )
+            }
             for path, mtime in old:
                 age = (now - mtime).days
                 linked = open_ids.intersection(_TOKEN.findall(path.name))
+                if path.name in open_files:
+                    linked.add(path.name)
                 if linked:
                     result.recordings.append(
                         RecordingAction(
@@ -150,6 +171,15 @@ async def plan(services: Services, now: datetime | None = None) -> Plan:
             .order_by(Protocol.resolved_at)
         )
         result.protocols = [(r.id, r.number, r.resolved_at) for r in rows]
+        result.calls = list(
+            await session.scalars(
+                select(CallLog.id).where(
+                    CallLog.protocol_number.is_(None),
+                    CallLog.started_at < record_cutoff,
+                    CallLog.caller_number.is_not(None) | CallLog.caller_e164.is_not(None),
+                )
+            )
+        )
         result.history_requests = list(
             await session.scalars(
                 select(HistoryRequest.id).where(
@@ -167,16 +197,30 @@ async def apply(services: Services, todo: Plan) -> dict[str, Any]:
     request reopened since the plan was made is left alone."""
     deleted = 0
     errors: list[str] = []
+    removed: set[str] = set()
     for action in todo.recordings:
         if not action.delete:
             continue
         try:
             os.unlink(action.path)
             deleted += 1
+            removed.add(Path(action.path).name)
         except FileNotFoundError:
-            pass
+            removed.add(Path(action.path).name)
         except OSError as exc:
             errors.append(f"{action.path}: {exc}")
+    if removed:
+        async with services.sessionmaker() as session, session.begin():
+            rows = await session.execute(
+                select(CallLog.id, CallLog.recording_file).where(
+                    CallLog.recording_file.is_not(None)
+                )
+            )
+            gone = [cid for cid, f in rows if Path(f).name in removed]
+            if gone:
+                await session.execute(
+                    update(CallLog).where(CallLog.id.in_(gone)).values(recording_file=None)
+                )
     anonymised = 0
     settings = services.settings
     record_cutoff = todo.now - timedelta(days=settings.retention_record_days)
@@ -213,6 +257,15 @@ async def apply(services: Services, todo: Plan) -> dict[str, Any]:
             await session.execute(
                 delete(OutboxMessage).where(OutboxMessage.protocol_id.in_(eligible))
             )
+            await session.execute(
+                update(CallLog)
+                .where(
+                    CallLog.protocol_number.in_(
+                        select(Protocol.number).where(Protocol.id.in_(eligible))
+                    )
+                )
+                .values(caller_number=None, caller_e164=None, caller_name=None)
+            )
             session.add_all(
                 ProtocolEvent(
                     protocol_id=pid,
@@ -224,6 +277,15 @@ async def apply(services: Services, todo: Plan) -> dict[str, Any]:
                 for pid in eligible
             )
             anonymised += len(eligible)
+    calls = 0
+    if todo.calls:
+        async with services.sessionmaker() as session, session.begin():
+            result = await session.execute(
+                update(CallLog)
+                .where(CallLog.id.in_(todo.calls), CallLog.protocol_number.is_(None))
+                .values(caller_number=None, caller_e164=None, caller_name=None)
+            )
+            calls = result.rowcount or 0
     history = 0
     if todo.history_requests:
         async with services.sessionmaker() as session, session.begin():
@@ -241,5 +303,6 @@ async def apply(services: Services, todo: Plan) -> dict[str, Any]:
         "recordings_deleted": deleted,
         "protocols_anonymised": anonymised,
         "history_requests_anonymised": history,
+        "calls_without_protocol_anonymised": calls,
         "errors": errors,
     }
