@@ -301,3 +301,26 @@ def test_sms_text_fits_and_folds_accents() -> None:
     assert text.startswith("Operadora Acao: protocolo 2026112200000123 (22/11/2026 as 10h05)")
     assert "Aguardando informacoes do cliente" in text
     assert templates.sms_text("status", notice, ascii_only=False).startswith("Operadora Ação")
+
+
+def test_outbox_list_command(sqlite_url: str, capsys) -> None:
+    from sac_ivr.cli import main
+
+    async def queue() -> str:
+        smtp, sms = await start_smtp(), await start_sms_provider()
+        settings = make_settings(sqlite_url, **notify_settings(smtp, sms))
+        services = Services.create(settings)
+        try:
+            return (await services.issuer.issue(CallInfo(caller_number="11987654321"))).number
+        finally:
+            await services.close()
+            await stop_sms_provider(sms)
+            await smtp.close()
+
+    number = asyncio.run(queue())
+    assert main(["outbox", "list", "--database-url", sqlite_url, "--status", "pending"]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.split("\t")[1:5] == ["pending", "sms", "opened", number]
+    assert "*******4321" in line and "987654321" not in line
+    assert main(["outbox", "list", "--database-url", sqlite_url, "--status", "sent"]) == 0
+    assert capsys.readouterr().out == ""

@@ -60,10 +60,12 @@ def cmd_list(args: argparse.Namespace) -> int:
 
     from sac_ivr.cli import _settings
     from sac_ivr.db.engine import create_engine, make_sessionmaker
+    from sac_ivr.db.migrate import upgrade
     from sac_ivr.notifications.models import OutboxMessage
     from sac_ivr.notifications.services import mask_recipient
 
     settings = _settings(args)
+    upgrade(settings.database_url)
 
     async def go() -> list[OutboxMessage]:
         engine = create_engine(settings.database_url)
