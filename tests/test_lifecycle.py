@@ -245,10 +245,11 @@ async def test_patch_records_each_changed_field_and_normalises(env: Env) -> None
 
 async def test_cancellation_is_registered_effective_at_once_with_a_receipt(env: Env) -> None:
     number = await env.call()
-    await env.api.call("PATCH", f"/api/v1/protocols/{number}", {"customer_email": "x@y.com.br"})
     before = utcnow()
     status, body, _ = await env.api.call(
-        "PATCH", f"/api/v1/protocols/{number}", {"subject": "cancellation"}
+        "PATCH",
+        f"/api/v1/protocols/{number}",
+        {"subject": "cancellation", "customer_email": "x@y.com.br"},
     )
     assert status == 200
     event = next(e for e in body["events"] if e["kind"] == "cancellation_registered")

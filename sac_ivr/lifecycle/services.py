@@ -162,10 +162,11 @@ async def update_protocol(
                     data=data,
                 )
             )
-            if name == "subject" and new == "cancellation":
-                await register_cancellation(session, services, protocol, actor, now)
         if changed:
             protocol.updated_at = now
+        # After every field is set, so a receipt reaches an e-mail given in the same change.
+        if "subject" in changed and protocol.subject == "cancellation":
+            await register_cancellation(session, services, protocol, actor, now)
     if changed:
         notices.wake_worker(services)
         services.live.publish(
