@@ -1,7 +1,8 @@
 """The success path of the dialplan, with a stand-in FastAGI server (tests.asterisk.
 agi_stub) on the AGI port instead of sac-ivr: the number is issued, the menu choice
 recorded, and the agent's phone gets the call with the protocol in its display
-("P <number>") and SIP headers, and hears it whispered before the bridge.
+("P <number>") and SIP headers, and hears it whispered before the bridge, unless the
+dialplan global SAC_AGENT_WHISPER is "no" (a second call, with the global set over AMI).
 """
 
 from __future__ import annotations
@@ -33,35 +34,70 @@ class AgentCall:
 
 
 @pytest.fixture(scope="module")
+def stub(asterisk: AsteriskInstance) -> Iterator[AgiStub]:
+    with AgiStub(asterisk.agi_port, protocol=PROTOCOL) as agi:
+        yield agi
+
+
+def _agent_call(
+    asterisk: AsteriskInstance, ami: AmiClient, prompts: PromptLibrary, stub: AgiStub
+) -> AgentCall:
+    """One SIP call: 0 in the menu, the agent answers, the test hangs up."""
+    agent = SipAgent(asterisk, index=0, prompts=prompts).start()
+    call = SipCall(asterisk, dtmf=[Dtmf("0", during=MENU, delay=0.5)], prompts=prompts)
+    first_request = len(stub.routes())
+    try:
+        added = ami.action("QueueAdd", Queue="sac-agents", Interface=agent.interface)
+        assert added["Response"] == "Success", added
+        since = ami.mark()
+        call.start()
+        connect = ami.wait_event(
+            {"Event": "AgentConnect", "CallerIDNum": call.caller_num}, timeout=60, since=since
+        )
+        time.sleep(0.5)  # a moment of bridged call
+        ami.action("Hangup", Channel=connect["Channel"])
+        caller, agent_result = call.wait(20), agent.wait(20)
+        return AgentCall(
+            stub_routes=stub.routes()[first_request:],
+            caller=caller,
+            agent=agent_result,
+            invite=agent.received_request("INVITE"),
+            connect=connect,
+            varsets=ami.find_events({"Event": "VarSet", "Variable": "SAC_PROTOCOL"}, since),
+        )
+    finally:
+        ami.action("QueueRemove", Queue="sac-agents", Interface=agent.interface)
+        call.stop()
+        agent.stop()
+
+
+@pytest.fixture(scope="module")
 def agent_call(
-    asterisk: AsteriskInstance, ami: AmiClient, prompts: PromptLibrary, sipp_available: None
+    asterisk: AsteriskInstance,
+    ami: AmiClient,
+    prompts: PromptLibrary,
+    stub: AgiStub,
+    sipp_available: None,
+) -> AgentCall:
+    """The default settings (no SAC_AGENT_WHISPER global: the whisper is on)."""
+    return _agent_call(asterisk, ami, prompts, stub)
+
+
+@pytest.fixture(scope="module")
+def quiet_agent_call(
+    asterisk: AsteriskInstance,
+    ami: AmiClient,
+    prompts: PromptLibrary,
+    stub: AgiStub,
+    agent_call: AgentCall,  # after it: the global below must not reach that call
 ) -> Iterator[AgentCall]:
-    with AgiStub(asterisk.agi_port, protocol=PROTOCOL) as stub:
-        agent = SipAgent(asterisk, index=0, prompts=prompts).start()
-        call = SipCall(asterisk, dtmf=[Dtmf("0", during=MENU, delay=0.5)], prompts=prompts)
-        try:
-            added = ami.action("QueueAdd", Queue="sac-agents", Interface=agent.interface)
-            assert added["Response"] == "Success", added
-            since = ami.mark()
-            call.start()
-            connect = ami.wait_event(
-                {"Event": "AgentConnect", "CallerIDNum": call.caller_num}, timeout=60, since=since
-            )
-            time.sleep(0.5)  # a moment of bridged call
-            ami.action("Hangup", Channel=connect["Channel"])
-            caller, agent_result = call.wait(20), agent.wait(20)
-            yield AgentCall(
-                stub_routes=stub.routes(),
-                caller=caller,
-                agent=agent_result,
-                invite=agent.received_request("INVITE"),
-                connect=connect,
-                varsets=ami.find_events({"Event": "VarSet", "Variable": "SAC_PROTOCOL"}, since),
-            )
-        finally:
-            ami.action("QueueRemove", Queue="sac-agents", Interface=agent.interface)
-            call.stop()
-            agent.stop()
+    """The dialplan global SAC_AGENT_WHISPER=no (AMI Setvar without a channel sets a
+    global), cleared again afterwards."""
+    ami.action("Setvar", Variable="SAC_AGENT_WHISPER", Value="no")
+    try:
+        yield _agent_call(asterisk, ami, prompts, stub)
+    finally:
+        ami.action("Setvar", Variable="SAC_AGENT_WHISPER", Value="")
 
 
 def test_routes_called_with_the_number(agent_call: AgentCall) -> None:
@@ -99,3 +135,36 @@ def test_ami_shows_the_protocol_and_the_agent(agent_call: AgentCall) -> None:
     assert agent_call.connect["Queue"] == "sac-agents"
     assert agent_call.connect.get("Interface") == "PJSIP/sac-agent-1"
     assert agent_call.agent.bye_received and agent_call.caller.bye_received
+
+
+def test_whisper_off_bridges_the_agent_at_once(
+    quiet_agent_call: AgentCall, prompts: PromptLibrary
+) -> None:
+    """SAC_AGENT_WHISPER=no: the agent still gets the number on the phone (display,
+    headers) but hears nothing of it: no whisper prompt and no digits."""
+    heard = prompts.find(quiet_agent_call.agent.audio)
+    assert "sac/agent-whisper" not in [h.name for h in heard], heard
+    assert prompts.digits(quiet_agent_call.agent.audio) == ""
+    # the call itself was the same: bridged, the protocol on the INVITE
+    assert quiet_agent_call.connect["Interface"] == "PJSIP/sac-agent-1"
+    invite = quiet_agent_call.invite
+    assert invite is not None and invite.header("X-SAC-Protocol") == PROTOCOL
+    assert invite.from_display_name == f"P {PROTOCOL}"
+    assert quiet_agent_call.agent.bye_received and quiet_agent_call.caller.bye_received
+
+
+def test_whisper_setting_is_inherited_by_the_agent_leg(
+    agent_call: AgentCall, quiet_agent_call: AgentCall, ami: AmiClient
+) -> None:
+    """sac-sub-settings fills the default (yes) and hands the value to the agent's
+    channel (__SAC_AGENT_WHISPER), where sac-agent-connect reads it."""
+    values = {}
+    for name, outcome in (("default", agent_call), ("off", quiet_agent_call)):
+        linkedid = outcome.connect["Linkedid"]
+        sets = ami.find_events(
+            lambda e, lid=linkedid: e.get("Event") == "VarSet"
+            and e.get("Variable") == "__SAC_AGENT_WHISPER"
+            and e.get("Linkedid") == lid
+        )
+        values[name] = {e.get("Value") for e in sets}
+    assert values == {"default": {"yes"}, "off": {"no"}}
