@@ -162,9 +162,11 @@ def test_whisper_setting_is_inherited_by_the_agent_leg(
     for name, outcome in (("default", agent_call), ("off", quiet_agent_call)):
         linkedid = outcome.connect["Linkedid"]
         sets = ami.find_events(
-            lambda e, lid=linkedid: e.get("Event") == "VarSet"
-            and e.get("Variable") == "__SAC_AGENT_WHISPER"
-            and e.get("Linkedid") == lid
+            lambda e, lid=linkedid: (
+                e.get("Event") == "VarSet"
+                and e.get("Variable") == "__SAC_AGENT_WHISPER"
+                and e.get("Linkedid") == lid
+            )
         )
         values[name] = {e.get("Value") for e in sets}
     assert values == {"default": {"yes"}, "off": {"no"}}
