@@ -458,6 +458,7 @@ class SipAgent(_SippParty):
     """An agent's phone: a SIPp UAS on the port of the instance's agent endpoint
     ``sac-agent-<index+1>``. It answers one call and waits for the BYE. Put it in the
     queue with ``ami.action("QueueAdd", Queue="sac-agents", Interface=agent.interface)``.
+    ``ring_seconds``: how long it rings (180 Ringing) before it answers.
     """
 
     def __init__(
@@ -468,10 +469,12 @@ class SipAgent(_SippParty):
         dtmf: Sequence[Dtmf] = (),
         timeout: float = 120.0,
         prompts: PromptLibrary | None = None,
+        ring_seconds: float = 0.3,
     ) -> None:
         self.instance = instance
         self.index = index
         self.timeout = timeout
+        self.ring_seconds = ring_seconds
         self._setup(f"agent-{self.endpoint}-{next(_caller_numbers)}", dtmf, prompts)
 
     @property
@@ -483,9 +486,16 @@ class SipAgent(_SippParty):
         return f"PJSIP/{self.endpoint}"
 
     def command(self) -> list[str]:
+        scenario = self.work_dir / "uas_agent.xml"
+        text = re.sub(
+            r'<pause milliseconds="\d+"/>',
+            f'<pause milliseconds="{int(self.ring_seconds * 1000)}"/>',
+            UAS_AGENT_SCENARIO.read_text(),
+        )
+        scenario.write_text(text)
         return [
             "sipp",
-            *self._common_args(UAS_AGENT_SCENARIO, self.instance.ports.agents[self.index]),
+            *self._common_args(scenario, self.instance.ports.agents[self.index]),
         ]
 
     def start(self) -> SipAgent:
