@@ -129,7 +129,9 @@ def start(cmd: list[str], env: dict[str, str]) -> tuple[subprocess.Popen[str], i
 
 def table(title: str, runs: list[Run]) -> None:
     print(title)
-    print(f"  {'':26}{'calls/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'calls':>8}{'errors':>8}")
+    print(
+        f"  {'':26}{'calls/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'calls':>8}{'errors':>8}"
+    )
     for run in runs:
         print(
             f"  {run.name:26}{run.rate:9.0f}{run.pct(50):9.2f}{run.pct(99):9.2f}"
@@ -163,8 +165,14 @@ def main() -> None:
                 asyncio.run(load("warm-up", port, 10, 0.5))
             paced = [
                 asyncio.run(
-                    load(name, port, args.concurrency, args.duration, args.audio_ms / 1000,
-                         args.period)
+                    load(
+                        name,
+                        port,
+                        args.concurrency,
+                        args.duration,
+                        args.audio_ms / 1000,
+                        args.period,
+                    )
                 )
                 for name, port in servers
             ]

@@ -37,6 +37,20 @@ def normalize_phone(raw: str | None, default_region: str = "BR") -> str | None:
     return None
 
 
+def is_mobile(e164: str | None) -> bool:
+    """Can this number receive SMS? (Brazilian mobiles: 9 digits starting with 9.)"""
+    if not e164:
+        return False
+    try:
+        parsed = phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException:
+        return False
+    return phonenumbers.number_type(parsed) in (
+        phonenumbers.PhoneNumberType.MOBILE,
+        phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
+    )
+
+
 def mask_phone(e164_or_raw: str | None) -> str | None:
     """Show only the last 4 digits: safe for public pages and logs."""
     if not e164_or_raw:

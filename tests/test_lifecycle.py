@@ -374,7 +374,9 @@ async def test_pressing_2_after_the_opening_sms_sends_no_duplicate(env: Env) -> 
     assert event.data["result"] == "already_queued"
 
 
-async def test_landline_caller_pressing_2_is_recorded_without_an_sms(env: Env) -> None:
+async def test_landline_caller_is_not_offered_the_sms(env: Env) -> None:
+    """A landline cannot receive the SMS: the offer is not played and key 2 does
+    nothing (no request, no outbox row)."""
     result = await fake_call(
         "127.0.0.1",
         env.running.agi_port,
@@ -382,11 +384,45 @@ async def test_landline_caller_pressing_2_is_recorded_without_an_sms(env: Env) -
         script=FakeCallScript(wait_keys=["2"]),
     )
     number = result.variables["SAC_PROTOCOL"]
+    assert "sac/protocol-sms-offer" not in result.played
+    assert "SAC_SMS_REQUESTED" not in result.variables
     async with env.running.services.sessionmaker() as session:
         event = await session.scalar(
             select(ProtocolEvent)
             .join(Protocol)
             .where(Protocol.number == number, ProtocolEvent.kind == "sms_requested")
         )
-    assert event.data["result"] == "not_a_mobile"
+    assert event is None
     assert await env.outbox() == []
+    mobile = await fake_call("127.0.0.1", env.running.agi_port, callerid="11987654321")
+    assert "sac/protocol-sms-offer" in mobile.played
+
+
+async def test_cancellation_chosen_in_the_phone_menu_takes_effect_with_its_receipt(
+    env: Env,
+) -> None:
+    """Decreto 6.523 art. 18 on the phone, as for an agent: effective at once, and
+    the caller's mobile gets the receipt."""
+    call = await fake_call("127.0.0.1", env.running.agi_port, callerid="11987654321")
+    number = call.variables["SAC_PROTOCOL"]
+    await wait_until(env.drained, what="the opening notices")
+    opened = len(await env.outbox())
+    chosen = await fake_call(
+        "127.0.0.1", env.running.agi_port, route="subject", args=(number, "cancellation")
+    )
+    assert chosen.variables["SAC_RESULT"] == "OK"
+    async with env.running.services.sessionmaker() as session:
+        protocol = await session.scalar(select(Protocol).where(Protocol.number == number))
+        kinds = (
+            await session.scalars(
+                select(ProtocolEvent.kind)
+                .where(ProtocolEvent.protocol_id == protocol.id)
+                .order_by(ProtocolEvent.id)
+            )
+        ).all()
+    assert protocol.subject == "cancellation"
+    assert kinds[-2:] == ["menu_choice", "cancellation_registered"]
+    outbox = await env.outbox()
+    assert [m.kind for m in outbox[opened:]] == ["cancellation"]
+    await wait_until(env.drained, what="the cancellation receipt")
+    assert any("cancelamento" in text.lower() for text in env.sms.texts())

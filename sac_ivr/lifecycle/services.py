@@ -80,6 +80,7 @@ def install(services: Services) -> None:
     lifecycle_of(services)
     services.issuer.add_hook(due_date_hook(services))
     services.issuer.add_hook(notices.opening_hook(services))
+    services.issuer.add_after_commit(lambda _issued: notices.wake_worker(services))
     if notices.sms_enabled(services.settings):
 
         async def sms_requested(number: str, uniqueid: str | None) -> None:
@@ -173,6 +174,49 @@ async def update_protocol(
             {"type": "protocol_updated", "number": number, "fields": changed, "actor": actor}
         )
     return ChangeResult(protocol, changed)
+
+
+# What the caller's menu choice (dialplan ``subject`` route) means for the protocol.
+MENU_CHOICES: dict[str, str | None] = {
+    "complaint-billing": "complaint",
+    "complaint-product": "complaint",
+    "cancellation": "cancellation",
+    "information": "information",
+    "attendant": None,  # went straight to an attendant: subject left for the agent
+}
+
+
+async def record_menu_choice(
+    services: Services, number: str, choice: str, uniqueid: str | None
+) -> None:
+    """The caller's menu choice on the timeline; it sets the subject when none is set
+    yet (moving the due date with it), and a cancellation chosen on the phone takes
+    effect at once with its receipt (Decreto 6.523 art. 18), as one set by an agent."""
+    if choice not in MENU_CHOICES:
+        raise ValueError(f"unknown menu choice {choice!r}")
+    subject = MENU_CHOICES[choice]
+    config = lifecycle_of(services)
+    async with services.sessionmaker() as session, session.begin():
+        protocol = await _load_for_update(session, number)
+        now = utcnow()
+        session.add(
+            ProtocolEvent(
+                protocol_id=protocol.id,
+                at=now,
+                actor="caller",
+                kind="menu_choice",
+                data={"choice": choice, "uniqueid": uniqueid},
+            )
+        )
+        if subject and not protocol.subject:
+            protocol.subject = subject
+            protocol.updated_at = now
+            if protocol.status in statuses.PENDING_STATUSES:
+                protocol.due_at = config.reply_due(protocol.issued_at, subject)
+        if choice == "cancellation":
+            await register_cancellation(session, services, protocol, "caller", now)
+    if choice == "cancellation":
+        notices.wake_worker(services)
 
 
 async def register_cancellation(

@@ -22,14 +22,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-import phonenumbers
 from sqlalchemy import Connection, and_, bindparam, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sac_ivr.db.base import utcnow
 from sac_ivr.notifications import templates
 from sac_ivr.notifications.models import OutboxMessage
-from sac_ivr.phones import mask_phone
+from sac_ivr.phones import is_mobile, mask_phone
 from sac_ivr.protocols.models import Protocol, ProtocolEvent
 
 if TYPE_CHECKING:
@@ -52,21 +51,6 @@ def sms_enabled(settings: Settings) -> bool:
 
 def email_enabled(settings: Settings) -> bool:
     return bool(settings.smtp_host)
-
-
-def is_mobile(e164: str | None) -> bool:
-    """Can this number receive SMS? (Brazilian mobiles: 9 digits starting with 9.)"""
-    if not e164:
-        return False
-    try:
-        parsed = phonenumbers.parse(e164, None)
-    except phonenumbers.NumberParseException:
-        return False
-    kind = phonenumbers.number_type(parsed)
-    return kind in (
-        phonenumbers.PhoneNumberType.MOBILE,
-        phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
-    )
 
 
 def sms_recipient(protocol: Protocol) -> str | None:

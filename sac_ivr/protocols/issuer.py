@@ -105,6 +105,7 @@ class ProtocolIssuer:
         self._tz = tz
         self._clock = clock
         self._hooks = list(hooks)
+        self._after_commit: list[Callable[[Sequence[IssuedProtocol]], None]] = []
         self._max_batch = max_batch
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
@@ -114,6 +115,11 @@ class ProtocolIssuer:
 
     def add_hook(self, hook: OpenedHook) -> None:
         self._hooks.append(hook)
+
+    def add_after_commit(self, callback: Callable[[Sequence[IssuedProtocol]], None]) -> None:
+        """Run ``callback(issued)`` on the loop once a batch is committed (e.g. wake the
+        notification worker for the opening SMS the hooks queued)."""
+        self._after_commit.append(callback)
 
     async def issue(self, call: CallInfo) -> IssuedProtocol:
         """Allocate, store and commit a number for this call; returns once committed."""
@@ -162,6 +168,11 @@ class ProtocolIssuer:
             for pending, protocol in zip(live, issued, strict=True):
                 if not pending.future.done():
                     pending.future.set_result(protocol)
+            for callback in self._after_commit:
+                try:
+                    callback(issued)
+                except Exception:  # never let a side job stop the issuing of numbers
+                    log.exception("after-commit callback failed")
 
     async def _commit(self, batch: list[_Pending]) -> list[IssuedProtocol]:
         requests = [(p.call, p.at) for p in batch]

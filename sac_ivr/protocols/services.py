@@ -10,24 +10,12 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from sac_ivr.db.base import utcnow
 from sac_ivr.lifecycle.statuses import PENDING_STATUSES
-from sac_ivr.protocols.models import Protocol, ProtocolEvent
-from sac_ivr.services import Services
+from sac_ivr.protocols.models import Protocol
 
 
 class ProtocolNotFound(LookupError):
     pass
-
-
-# What the caller's menu choice (dialplan ``subject`` route) means for the protocol.
-MENU_CHOICES: dict[str, str | None] = {
-    "complaint-billing": "complaint",
-    "complaint-product": "complaint",
-    "cancellation": "cancellation",
-    "information": "information",
-    "attendant": None,  # went straight to an attendant: subject left for the agent
-}
 
 
 @dataclass(frozen=True)
@@ -74,29 +62,3 @@ async def find(
         query.order_by(Protocol.issued_at.desc(), Protocol.id.desc()).limit(limit).offset(offset)
     )
     return rows.all(), int(total or 0)
-
-
-async def record_menu_choice(
-    services: Services, number: str, choice: str, uniqueid: str | None
-) -> None:
-    """Store the caller's menu choice on the protocol's timeline (and its subject)."""
-    if choice not in MENU_CHOICES:
-        raise ValueError(f"unknown menu choice {choice!r}")
-    async with services.sessionmaker() as session, session.begin():
-        protocol = await get_by_number(session, number)
-        if protocol is None:
-            raise ProtocolNotFound(number)
-        subject = MENU_CHOICES[choice]
-        now = utcnow()
-        data = {"choice": choice, "uniqueid": uniqueid}
-        if choice == "cancellation":
-            # Decreto 6.523 art. 18: the cancellation takes effect when asked for.
-            data["effective_at"] = now.isoformat()
-        session.add(
-            ProtocolEvent(
-                protocol_id=protocol.id, at=now, actor="caller", kind="menu_choice", data=data
-            )
-        )
-        if subject and not protocol.subject:
-            protocol.subject = subject
-            protocol.updated_at = now

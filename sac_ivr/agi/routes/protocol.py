@@ -14,6 +14,7 @@ import logging
 from sac_ivr.agi import channel_vars
 from sac_ivr.agi.announcement import announce
 from sac_ivr.asterisk.fastagi import AgiCall
+from sac_ivr.phones import is_mobile
 from sac_ivr.protocols.issuer import CallInfo, ProtocolIssueError
 from sac_ivr.services import Services
 
@@ -58,7 +59,8 @@ async def handle(call: AgiCall, services: Services) -> None:
         group_size=settings.say_group_size,
         max_repeats=settings.announce_repeats,
         digit_timeout_ms=settings.announce_digit_timeout_ms,
-        offer_sms=services.sms_requested is not None,
+        # Only a mobile can receive the SMS: a landline caller is not offered key 2.
+        offer_sms=services.sms_requested is not None and is_mobile(issued.caller_e164),
         # Set while the intro plays, so the caller hears audio as soon as the number
         # is committed; the dialplan reads them only after the route returns.
         variables={channel_vars.PROTOCOL: issued.number, channel_vars.RESULT: "OK"},
