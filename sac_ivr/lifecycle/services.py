@@ -9,12 +9,11 @@ the same transaction; due dates set at opening and kept in step with the subject
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sac_ivr.db.base import utcnow
@@ -26,7 +25,7 @@ from sac_ivr.protocols.models import Protocol, ProtocolEvent
 from sac_ivr.protocols.services import ProtocolNotFound
 
 if TYPE_CHECKING:
-    from sac_ivr.protocols.issuer import IssuedProtocol
+    from sac_ivr.protocols.issuer import RowFiller
     from sac_ivr.services import Services
 
 log = logging.getLogger(__name__)
@@ -78,7 +77,7 @@ def install(services: Services) -> None:
     """Due dates and opening notices inside the issuing transaction; the caller's
     "send me this protocol by SMS" key when SMS is configured."""
     lifecycle_of(services)
-    services.issuer.add_hook(due_date_hook(services))
+    services.issuer.add_row_filler(due_date_filler(services))
     services.issuer.add_hook(notices.opening_hook(services))
     services.issuer.add_after_commit(lambda _issued: notices.wake_worker(services))
     if notices.sms_enabled(services.settings):
@@ -92,23 +91,13 @@ def install(services: Services) -> None:
     install_history(services)
 
 
-def due_date_hook(services: Services) -> Callable[[Connection, Sequence[IssuedProtocol]], None]:
-    """Issuer hook: every new protocol gets its reply deadline in the same commit."""
-    table = Protocol.__table__
-    statement = (
-        update(table)
-        .where(table.c.number == bindparam("b_number"))
-        .values(due_at=bindparam("b_due"))
-    )
+def due_date_filler(services: Services) -> RowFiller:
+    """Issuer row filler: every new protocol gets its reply deadline in its own row."""
 
-    def hook(connection: Connection, issued: Sequence[IssuedProtocol]) -> None:
-        config = lifecycle_of(services)
-        connection.execute(
-            statement,
-            [{"b_number": p.number, "b_due": config.reply_due(p.issued_at, None)} for p in issued],
-        )
+    def fill(row: dict[str, Any]) -> None:
+        row["due_at"] = lifecycle_of(services).reply_due(row["issued_at"], None)
 
-    return hook
+    return fill
 
 
 async def _load_for_update(session: AsyncSession, number: str) -> Protocol:
