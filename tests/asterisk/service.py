@@ -13,19 +13,37 @@ module at a time (the AGI port is the instance's)::
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tests.asterisk.instance import AsteriskInstance, free_port
 
 
 class ServiceError(RuntimeError):
     pass
+
+
+@dataclass(frozen=True, repr=False)
+class HttpResult:
+    """One HTTP answer: status, content type, text and (for JSON) the decoded body."""
+
+    status: int
+    content_type: str
+    text: str
+    body: Any
+
+    def __repr__(self) -> str:
+        return f"HttpResult({self.status}, {self.content_type}, {self.text[:300]!r})"
 
 
 class SacIvrService:
@@ -60,6 +78,10 @@ class SacIvrService:
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def database_path(self) -> Path:
+        return self.work_dir / "sac-ivr.sqlite3"
 
     def start(self, timeout: float = 30.0) -> SacIvrService:
         """Start it and wait until its FastAGI port accepts connections."""
@@ -101,6 +123,50 @@ class SacIvrService:
                 proc.kill()
                 proc.wait(5)
         return proc.returncode
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would: no drain, no clean AMI logoff."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait(5)
+
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def create_token(self, name: str, role: str = "agent") -> str:
+        """A bearer token from the real CLI (``sac-ivr token create``) on this database."""
+        proc = subprocess.run(
+            [sys.executable, "-m", "sac_ivr", "token", "create", name, "--role", role],
+            cwd=self.instance.project_dir,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise ServiceError(f"sac-ivr token create failed: {proc.stderr}")
+        return proc.stdout.strip().splitlines()[0]
+
+    def get(self, path: str, token: str | None = None, timeout: float = 10.0) -> HttpResult:
+        """GET ``path`` from the service's HTTP API (JSON decoded when it is JSON)."""
+        request = urllib.request.Request(self.base_url + path)
+        if token:
+            request.add_header("Authorization", f"Bearer {token}")
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                status, ctype, raw = (
+                    response.status,
+                    response.headers.get_content_type(),
+                    response.read(),
+                )
+        except urllib.error.HTTPError as exc:
+            status, ctype, raw = exc.code, exc.headers.get_content_type(), exc.read()
+        text = raw.decode("utf-8", "replace")
+        return HttpResult(
+            status, ctype, text, json.loads(text) if ctype == "application/json" else None
+        )
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.is_file() else ""
