@@ -1,0 +1,182 @@
+"""The reported bug: with AMI enabled on SQLite, the ``protocol`` route waited ~15 s
+and failed with "database is locked".
+
+The call log writer stores AMI events in transactions that take SQLite's write lock
+at BEGIN (IMMEDIATE) and hold it across awaits (aiosqlite: every statement is a
+round trip through the event loop). When a call needed its number at that moment,
+the issuer used to wait for the lock INSIDE sqlite (busy_timeout, 15 s) on the
+event loop: the writer could never finish, the issuer gave up after 15 s. These
+tests recreate that exact interleaving with the real service (runner, AMI starter,
+call log writer) in this process, a fake Asterisk Manager and fake FastAGI calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from sac_ivr.calls import calllog
+from sac_ivr.calls.models import CallLog
+from sac_ivr.runner import RunningService, start_service
+from tests.conftest import make_settings
+from tests.fakeasterisk.agi import fake_call
+from tests.fakeasterisk.ami import FakeAmi
+
+LINKEDID = "1795000000.7"
+
+
+def _event(name: str, uniqueid: str = LINKEDID, **fields: str) -> dict[str, str]:
+    return {
+        "Event": name,
+        "Channel": "PJSIP/trunk-00000007",
+        "Uniqueid": uniqueid,
+        "Linkedid": LINKEDID,
+        "CallerIDNum": "11987654321",
+        "CallerIDName": "Maria Silva",
+        "Timestamp": f"{time.time():.6f}",
+        **fields,
+    }
+
+
+async def until(check: Callable[[], Awaitable[bool]], timeout: float) -> None:
+    """Poll ``check`` until it is true (TimeoutError after ``timeout`` seconds)."""
+    async with asyncio.timeout(timeout):
+        while True:
+            if await check():
+                return
+            await asyncio.sleep(0.02)
+
+
+async def logged_calls(running: RunningService) -> dict[str, CallLog]:
+    """linkedid -> call log row, for the calls that have ended."""
+    async with running.services.sessionmaker() as session:
+        rows = (await session.scalars(select(CallLog))).all()
+    return {r.linkedid: r for r in rows if r.ended_at is not None}
+
+
+class HeldWriter:
+    """Makes the call log writer keep its transaction (and SQLite's write lock) open
+    until :meth:`release`, the way a busy event loop stretches it."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.holding = asyncio.Event()
+        self._release = asyncio.Event()
+        original = calllog.link_protocols
+
+        async def held(session: Any, rows: Iterable[CallLog]) -> None:
+            await original(session, rows)
+            if not self._release.is_set():
+                self.holding.set()
+                await self._release.wait()
+
+        monkeypatch.setattr(calllog, "link_protocols", held)
+
+    def release(self) -> None:
+        self._release.set()
+
+
+@pytest.fixture
+async def service(sqlite_url: str) -> AsyncIterator[tuple[RunningService, FakeAmi]]:
+    fake = await FakeAmi().start()
+    settings = make_settings(
+        sqlite_url,
+        ami_enabled=True,
+        ami_port=fake.port,
+        ami_username=fake.username,
+        ami_secret=fake.secret,
+        ami_reconcile_interval=0,
+    )
+    running = await start_service(settings, migrate=False)
+    await fake.wait_logins(1)
+    await fake.wait_action("QueueStatus")  # the connect-time sync is over
+    yield running, fake
+    await running.stop(drain_seconds=1.0)
+    await fake.close()
+
+
+async def test_call_gets_its_number_while_the_call_log_holds_the_write_lock(
+    service: tuple[RunningService, FakeAmi], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    running, fake = service
+    held = HeldWriter(monkeypatch)
+    await fake.push(_event("Newchannel", ChannelState="4", Exten="08001234567"))
+    await asyncio.wait_for(held.holding.wait(), 5)  # the writer is inside its transaction
+
+    call = asyncio.create_task(
+        fake_call("127.0.0.1", running.agi_port, args=(LINKEDID,), uniqueid=LINKEDID)
+    )
+    ticks = 0
+    for _ in range(30):  # the loop keeps turning while the call waits for the lock
+        await asyncio.sleep(0.01)
+        ticks += 1
+    assert ticks == 30
+    # still waiting for the lock (not failed, not committed around the held lock)
+    assert not call.done(), call
+    held.release()
+
+    result = await asyncio.wait_for(call, 10)
+    assert result.variables.get("SAC_RESULT") == "OK", result.commands
+    number = result.variables["SAC_PROTOCOL"]
+    assert result.digits_between() == [number]
+
+    # the call log got both: its events, and the protocol tied to the call
+    await fake.push(_event("VarSet", Variable="SAC_PROTOCOL", Value=number))
+    await fake.push(_event("Hangup", Cause="16", **{"Cause-txt": "Normal Clearing"}))
+
+    rows: dict[str, CallLog] = {}
+
+    async def ended() -> bool:
+        rows.update(await logged_calls(running))
+        return LINKEDID in rows
+
+    await until(ended, 5)
+    stored = rows[LINKEDID]
+    assert stored.protocol_number == number
+    assert stored.hangup_cause == 16
+
+
+async def test_many_calls_and_a_stream_of_ami_events_on_sqlite(
+    service: tuple[RunningService, FakeAmi],
+) -> None:
+    """60 calls at once, each with its AMI events (a dozen VarSets, queue, hangup)
+    flowing into the call log meanwhile: every call gets a number, every call is
+    logged with it."""
+    running, fake = service
+
+    async def one(i: int) -> str:
+        uid = f"1795000100.{i}"
+
+        def ev(name: str, **fields: str) -> dict[str, str]:
+            return {**_event(name, uid, **fields), "Linkedid": uid}
+
+        await fake.push(
+            ev("Newchannel", ChannelState="4", Exten="s"),
+            ev("Newstate", ChannelState="6"),
+            *(ev("VarSet", Variable=f"SAC_X{j}", Value="1") for j in range(12)),
+        )
+        result = await fake_call("127.0.0.1", running.agi_port, args=(uid,), uniqueid=uid)
+        assert result.variables.get("SAC_RESULT") == "OK", (i, result.commands[:4])
+        number = result.variables["SAC_PROTOCOL"]
+        await fake.push(
+            ev("VarSet", Variable="SAC_PROTOCOL", Value=number),
+            ev("QueueCallerJoin", Queue="sac-agents"),
+            ev("Hangup", Cause="16", **{"Cause-txt": "Normal Clearing"}),
+        )
+        return number
+
+    numbers = await asyncio.gather(*(one(i) for i in range(60)))
+    assert len(set(numbers)) == 60
+
+    rows: dict[str, CallLog] = {}
+
+    async def all_ended() -> bool:
+        rows.update(await logged_calls(running))
+        return len(rows) == 60
+
+    await until(all_ended, 10)
+    assert sorted(r.protocol_number or "" for r in rows.values()) == sorted(numbers)
