@@ -316,6 +316,23 @@ def setting_help() -> list[tuple[str, str, Any]]:
     return rows
 
 
+def settings_markdown() -> str:
+    """The README's configuration table, generated from the fields (a test keeps the
+    README equal to it: ``python -m sac_ivr.config > table`` regenerates it)."""
+    lines = ["| setting (env `SAC_IVR_…`) | default | meaning |", "|---|---|---|"]
+    for name, help_text, default in setting_help():
+        if isinstance(default, list):
+            shown = ", ".join(str(item) for item in default)
+        elif isinstance(default, bool):
+            shown = "true" if default else "false"
+        else:
+            shown = str(default)
+        shown = f"`{shown}`" if shown else "(empty)"
+        cells = [f"`{name}`", shown, help_text]
+        lines.append("| " + " | ".join(cell.replace("|", r"\|") for cell in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def _flatten_toml(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """``[ami] host = "x"`` and ``ami_host = "x"`` mean the same setting."""
     flat: dict[str, Any] = {}
@@ -353,3 +370,7 @@ def _convert(f: dataclasses.Field[Any], value: Any) -> Any:
         return str(value)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{f.name}: {exc}") from exc
+
+
+if __name__ == "__main__":
+    print(settings_markdown(), end="")
