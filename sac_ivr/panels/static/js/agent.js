@@ -26,6 +26,7 @@ const FALLBACK_STATUS_LABELS = { open: "Aberto" };
 const EVENT_KINDS = {
   opened: "Protocolo aberto",
   menu_choice: "Escolha no menu",
+  answered: "Ligação atendida",
   status: "Mudança de situação",
   field: "Dados alterados",
   cancellation_registered: "Cancelamento registrado",
@@ -46,6 +47,8 @@ const FIELD_CHANGED = {
   department: "Setor alterado",
   agent: "Atendente alterado",
 };
+// Actors that are not a person's login.
+const ACTORS = { caller: "cliente", system: "sistema" };
 const MENU_CHOICES = {
   "complaint-billing": "reclamação (cobrança)",
   "complaint-product": "reclamação (produto ou serviço)",
@@ -688,6 +691,11 @@ function timelineItem(e) {
   if (e.kind === "menu_choice" && e.data && e.data.choice) {
     lines.push(`Menu: ${MENU_CHOICES[e.data.choice] || e.data.choice}`);
   }
+  if (e.kind === "answered" && e.data && e.data.agent) {
+    // the call log: who took the call, from which queue
+    const where = e.data.queue ? ` (fila ${e.data.queue})` : "";
+    lines.push(`Atendente: ${e.data.agent}${where}`);
+  }
   if (e.to_status) {
     const from = e.from_status ? `${statusInfo(e.from_status).label} → ` : "";
     lines.push(`${from}${statusInfo(e.to_status).label}`);
@@ -711,7 +719,7 @@ function timelineItem(e) {
       "div",
       { class: "timeline-head" },
       el("strong", {}, title),
-      el("span", { class: "muted" }, `${formatDateTime(e.at)} · ${e.actor === "caller" ? "cliente" : e.actor}`),
+      el("span", { class: "muted" }, `${formatDateTime(e.at)} · ${ACTORS[e.actor] || e.actor}`),
     ),
     lines.map((line) => el("div", {}, line)),
     e.customer_note ? el("div", { class: "note customer" }, `Ao cliente: ${e.customer_note}`) : null,

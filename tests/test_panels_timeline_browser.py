@@ -1,0 +1,55 @@
+"""The agent panel's timeline names what the call log records (no Asterisk needed).
+
+Found on a real call (tests/asterisk/test_e2e_agents.py): the call log's "answered"
+entry showed as a bare ``answered`` by ``system``. It must read in Portuguese and
+say who took the call.
+"""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from sac_ivr.auth.services import create_token
+from sac_ivr.db.base import utcnow
+from sac_ivr.protocols.models import Protocol, ProtocolEvent
+from sac_ivr.runner import RunningService
+from tests.browser import EXPECTED_HTTP_ERRORS, Browser, login_panel, shown_protocol
+from tests.fakeasterisk.agi import fake_call
+
+pytestmark = pytest.mark.chromium
+
+
+async def test_answered_entry_names_the_agent_in_portuguese(
+    running_sqlite: RunningService, browser: Browser
+) -> None:
+    services = running_sqlite.services
+    result = await fake_call("127.0.0.1", running_sqlite.agi_port, uniqueid="1700000101.1")
+    number = result.variables["SAC_PROTOCOL"]
+    # the entry exactly as sac_ivr.calls.calllog._record_answer writes it
+    async with services.sessionmaker() as session, session.begin():
+        protocol_id = await session.scalar(select(Protocol.id).where(Protocol.number == number))
+        session.add(
+            ProtocolEvent(
+                protocol_id=protocol_id,
+                at=utcnow(),
+                actor="system",
+                kind="answered",
+                data={
+                    "agent": "Ana Souza",
+                    "agent_interface": "PJSIP/1001",
+                    "queue": "sac-agents",
+                    "linkedid": "1700000101.1",
+                },
+            )
+        )
+    token = await create_token(services.sessionmaker, "ana", "agent", "PJSIP/1001")
+    base = f"http://127.0.0.1:{running_sqlite.http_port}"
+    await login_panel(browser, f"{base}/agent/calls/{number}", token)
+    await browser.wait_for("#call-number", text=shown_protocol(number))
+    entry = await browser.wait_for("#timeline .kind-answered", text="Ligação atendida")
+    assert "Atendente: Ana Souza (fila sac-agents)" in entry.text
+    assert "sistema" in entry.text and "system" not in entry.text
+    opened = await browser.text("#timeline .kind-opened")
+    assert "sistema" in opened
+    assert await browser.console_errors(ignore=EXPECTED_HTTP_ERRORS) == []
