@@ -9,15 +9,11 @@ from aiohttp import web
 from sac_ivr.calls.models import CallLog
 from sac_ivr.calls.services import CallFilter
 from sac_ivr.http.errors import bad_request
-from sac_ivr.http.listing import parse_datetime
+from sac_ivr.http.listing import iso, parse_datetime
 from sac_ivr.phones import mask_phone, normalize_phone
 
 OUTCOMES = ("in_progress", "answered", "abandoned", "ivr")
 MAX_PARAM = 128
-
-
-def iso(value: Any) -> str | None:
-    return value.isoformat() if value is not None else None
 
 
 def call_view(c: CallLog) -> dict[str, Any]:

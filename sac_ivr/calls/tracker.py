@@ -85,6 +85,7 @@ from typing import Any
 
 from sac_ivr.agi import channel_vars
 from sac_ivr.calls.calllog import event_time, field_str, linkedid_of
+from sac_ivr.http.listing import iso
 from sac_ivr.phones import normalize_phone
 
 log = logging.getLogger(__name__)
@@ -95,10 +96,6 @@ RECENTLY_ENDED_MAX = 2000
 AVAILABLE_STATES = {0, 1}
 UNAVAILABLE_STATES = {4, 5}
 _DURATION = re.compile(r"^(\d+):(\d{2}):(\d{2})$")
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
 
 
 def _utcnow() -> datetime:
@@ -142,15 +139,15 @@ class LiveCall:
             "caller_e164": normalize_phone(self.caller),
             "state": self.state,
             "queue": self.queue,
-            "started_at": _iso(self.started_at),
-            "entered_queue_at": _iso(self.entered_queue_at),
-            "answered_at": _iso(self.answered_at),
+            "started_at": iso(self.started_at),
+            "entered_queue_at": iso(self.entered_queue_at),
+            "answered_at": iso(self.answered_at),
             "agent_interface": self.agent_interface,
             "agent_name": self.agent_name,
             "agent": self.agent_interface
             or (list(self.ringing)[-1] if self.state == "ringing" and self.ringing else None),
             "ringing": sorted(self.ringing),
-            "ended_at": _iso(ended_at),
+            "ended_at": iso(ended_at),
         }
 
 
@@ -271,7 +268,7 @@ class CallTracker:
             "longest_wait_s": round(max(0.0, (now - oldest).total_seconds()), 1)
             if oldest
             else None,
-            "oldest_entered_at": _iso(oldest),
+            "oldest_entered_at": iso(oldest),
             "waiting": [self._waiting_view(w) for w in waiting],
             "members": [queue.members[i].view() for i in sorted(queue.members)],
         }

@@ -12,10 +12,10 @@ from sac_ivr.db.base import utcnow
 from sac_ivr.history.models import HistoryRequest
 from sac_ivr.history.services import DELIVERY_CHANNELS
 from sac_ivr.http.errors import bad_request
+from sac_ivr.http.listing import iso
 from sac_ivr.notifications.email import valid_address
 from sac_ivr.phones import normalize_phone
 from sac_ivr.protocols.numbering import InvalidProtocolNumber, ProtocolFormat
-from sac_ivr.protocols.schemas import iso
 
 
 def request_view(r: HistoryRequest) -> dict[str, Any]:

@@ -13,12 +13,12 @@ from sqlalchemy.orm import selectinload
 from sac_ivr.db.base import utcnow
 from sac_ivr.history import document
 from sac_ivr.history.models import HistoryRequest
+from sac_ivr.http.listing import iso
 from sac_ivr.lifecycle import statuses
 from sac_ivr.lifecycle.config import LifecycleConfig
 from sac_ivr.notifications import services as notices
 from sac_ivr.notifications.models import OutboxMessage
 from sac_ivr.protocols.models import Protocol, ProtocolEvent
-from sac_ivr.protocols.schemas import iso
 
 if TYPE_CHECKING:
     from sac_ivr.services import Services

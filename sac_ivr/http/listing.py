@@ -26,6 +26,11 @@ class Page:
     format: str  # "json" or "csv"
 
 
+def iso(value: datetime | None) -> str | None:
+    """A datetime as ISO 8601 text for JSON (None stays None)."""
+    return value.isoformat() if value is not None else None
+
+
 def parse_page(request: web.Request, max_limit: int = MAX_LIMIT) -> Page:
     query = request.query
     limit = parse_int(query.get("limit"), "limit", DEFAULT_LIMIT, 1, max_limit)

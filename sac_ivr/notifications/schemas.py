@@ -8,9 +8,9 @@ from typing import Any
 from aiohttp import web
 
 from sac_ivr.http.errors import bad_request
+from sac_ivr.http.listing import iso
 from sac_ivr.notifications.models import OutboxMessage
 from sac_ivr.notifications.services import mask_recipient
-from sac_ivr.protocols.schemas import iso
 
 STATUSES = ("pending", "sending", "sent", "failed")
 CHANNELS = ("sms", "email")

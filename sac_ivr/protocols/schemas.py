@@ -11,16 +11,12 @@ from aiohttp import web
 from sac_ivr.customers import InvalidDocument, normalize_document
 from sac_ivr.db.base import utcnow
 from sac_ivr.http.errors import bad_request
-from sac_ivr.http.listing import parse_int
+from sac_ivr.http.listing import iso, parse_int
 from sac_ivr.phones import mask_phone, normalize_phone
 from sac_ivr.protocols.models import Protocol, ProtocolEvent
 from sac_ivr.protocols.services import ProtocolFilter
 
 STATUS_MAX = 24
-
-
-def iso(value: Any) -> str | None:
-    return value.isoformat() if value is not None else None
 
 
 def public_view(p: Protocol) -> dict[str, Any]:
