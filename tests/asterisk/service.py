@@ -85,6 +85,9 @@ class SacIvrService:
 
     def start(self, timeout: float = 30.0) -> SacIvrService:
         """Start it and wait until its FastAGI port accepts connections."""
+        # A restart with the same name appends to the same log: only this run's
+        # READY line counts (an earlier one would return before the port is bound).
+        offset = self.log_path.stat().st_size if self.log_path.is_file() else 0
         with open(self.log_path, "ab") as log:
             self._proc = subprocess.Popen(
                 [sys.executable, "-m", "sac_ivr", "serve", *self.args],
@@ -104,7 +107,7 @@ class SacIvrService:
                     f"log {self.log_path}:\n{self.log_text()[-3000:]}"
                 )
             # the service prints "READY agi=PORT http=PORT" once it listens
-            if f"READY agi={port}" in self.log_text():
+            if f"READY agi={port}" in self._log_bytes(offset).decode(errors="replace"):
                 return self
             time.sleep(0.05)
         self.stop()
@@ -167,6 +170,11 @@ class SacIvrService:
         return HttpResult(
             status, ctype, text, json.loads(text) if ctype == "application/json" else None
         )
+
+    def _log_bytes(self, offset: int) -> bytes:
+        with open(self.log_path, "rb") as log:
+            log.seek(offset)
+            return log.read()
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.is_file() else ""
