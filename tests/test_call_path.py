@@ -82,6 +82,21 @@ async def test_hangup_mid_announcement_keeps_the_protocol(running: RunningServic
     assert "Traceback" not in caplog.text
 
 
+async def test_result_ok_only_after_the_whole_reading(running: RunningService) -> None:
+    """SAC_PROTOCOL comes right after the intro, SAC_RESULT=OK only after the number was
+    read to the end: a reading cut short (sac-ivr killed) leaves SAC_PROTOCOL without
+    OK, and the dialplan then reads the number itself (extensions_sac.conf)."""
+    whole = await fake_call("127.0.0.1", running.agi_port)
+    sets = [c for c in whole.commands if c.startswith("SET VARIABLE")]
+    assert sets[0].startswith("SET VARIABLE SAC_PROTOCOL ")
+    assert sets[-1] == 'SET VARIABLE SAC_RESULT "OK"'
+    last_audio = max(i for i, c in enumerate(whole.commands) if not c.startswith("SET"))
+    assert whole.commands.index(sets[-1]) > last_audio  # after every prompt and wait
+    assert whole.commands.index(sets[0]) == 1  # right after the intro
+    cut = await fake_call("127.0.0.1", running.agi_port, script=FakeCallScript(keys={4: HANGUP}))
+    assert "SAC_PROTOCOL" in cut.variables and "SAC_RESULT" not in cut.variables
+
+
 async def test_concurrent_calls_get_distinct_numbers(running: RunningService) -> None:
     results = await asyncio.gather(
         *(fake_call("127.0.0.1", running.agi_port, uniqueid=f"17000.{i}") for i in range(60))
@@ -132,3 +147,14 @@ async def test_unknown_route_sets_error_and_closes(running: RunningService) -> N
     result = await fake_call("127.0.0.1", running.agi_port, route="nope")
     assert result.variables == {"SAC_RESULT": "ERROR"}
     assert result.closed_by_server
+
+
+async def test_called_number_is_the_dnid_or_a_dialled_extension_never_s(
+    running: RunningService,
+) -> None:
+    cases = [("unknown", "s", None), ("unknown", "08001234567", "08001234567"),
+             ("4004", "s", "4004")]  # fmt: skip
+    for dnid, extension, expected in cases:
+        call = await fake_call("127.0.0.1", running.agi_port, dnid=dnid, extension=extension)
+        protocol = await stored(running, call.variables["SAC_PROTOCOL"])
+        assert protocol.called_number == expected, (dnid, extension)

@@ -76,6 +76,7 @@ def agi_headers(
     calleridname: str = "Maria Silva",
     dnid: str = "08001234567",
     channel: str = "PJSIP/trunk-00000001",
+    extension: str | None = None,
 ) -> bytes:
     request = f"agi://{host}:{port}/{route}"
     if args:
@@ -98,7 +99,7 @@ def agi_headers(
         ("agi_dnid", dnid),
         ("agi_rdnis", "unknown"),
         ("agi_context", "sac-entry"),
-        ("agi_extension", dnid),
+        ("agi_extension", dnid if extension is None else extension),
         ("agi_priority", "4"),
         ("agi_enhanced", "0.0"),
         ("agi_accountcode", ""),

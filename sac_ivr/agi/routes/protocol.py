@@ -29,11 +29,18 @@ def call_info(call: AgiCall, linkedid: str | None) -> CallInfo:
     return CallInfo(
         caller_number=call.header("agi_callerid"),
         caller_name=call.header("agi_calleridname"),
-        called_number=call.header("agi_dnid") or call.header("agi_extension"),
+        called_number=call.header("agi_dnid") or _dialled(call.header("agi_extension")),
         uniqueid=call.header("agi_uniqueid"),
         channel=call.header("agi_channel"),
         linkedid=linkedid,
     )
+
+
+def _dialled(extension: str | None) -> str | None:
+    """The extension is the dialled number only when it is one (not "s")."""
+    if extension and extension.lstrip("+").isdigit():
+        return extension
+    return None
 
 
 async def handle(call: AgiCall, services: Services) -> None:
@@ -61,10 +68,14 @@ async def handle(call: AgiCall, services: Services) -> None:
         digit_timeout_ms=settings.announce_digit_timeout_ms,
         # Only a mobile can receive the SMS: a landline caller is not offered key 2.
         offer_sms=services.sms_requested is not None and is_mobile(issued.caller_e164),
-        # Set while the intro plays, so the caller hears audio as soon as the number
-        # is committed; the dialplan reads them only after the route returns.
-        variables={channel_vars.PROTOCOL: issued.number, channel_vars.RESULT: "OK"},
+        # Set right after the intro, so the caller hears audio as soon as the number
+        # is committed; the dialplan reads it only after the route returns.
+        variables={channel_vars.PROTOCOL: issued.number},
     )
     if result.sms_requested and services.sms_requested is not None:
         await call.set_variable(channel_vars.SMS_REQUESTED, "1")
         await services.sms_requested(issued.number, call.uniqueid)
+    # OK only once the number was read to the end: if this process dies mid-reading
+    # (AGI still ends in SUCCESS), the dialplan sees SAC_PROTOCOL without it and reads
+    # the number itself instead of leaving the caller with half of it.
+    await call.set_variable(channel_vars.RESULT, "OK")
