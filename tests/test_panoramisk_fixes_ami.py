@@ -1,6 +1,26 @@
-"""The AMI client (sac_ivr/asterisk/ami.py) against a fake Asterisk Manager on a real
-socket: each failure panoramisk 1.4's Manager has (see the project notes) is shown
-not to happen here, plus reconnects, reconciliation callbacks and secrecy."""
+"""The AMI client (sac_ivr/asterisk/ami.py: panoramisk's Manager, AMIProtocol and
+Action with overrides) against a fake Asterisk Manager on a real socket: each failure
+panoramisk 1.4 has (see the project notes) is shown not to happen here, plus
+reconnects, reconciliation callbacks and secrecy.
+
+One test (at least) per contained failure, each asserting what stock panoramisk
+gets wrong:
+
+- #6 loop: test_the_client_can_be_started_again_in_another_loop
+- #4 actions while down, no deadline: test_action_while_the_link_is_down_...,
+  test_action_without_an_answer_times_out
+- re-send after a reconnect: test_actions_waiting_when_the_link_drops_...
+- #5 half-open link: test_half_open_link_is_detected_by_the_ping_and_rebuilt
+- fixed reconnect delay: test_reconnect_backoff_doubles_...
+- #90 Originate/Async: test_originate_async_answers_...
+- PR #79 extra blank lines, bare LF: test_blank_lines_garbage_...
+- a character split between two reads: test_a_character_split_between_two_reads_...
+- an exception while handling a message: test_a_message_panoramisk_cannot_handle_...,
+  test_a_failing_subscriber_...
+- unbounded buffer: test_a_message_that_never_ends_...
+- secret in logs: test_a_login_that_cannot_be_written_...,
+  test_an_action_lost_with_the_link_...
+"""
 
 from __future__ import annotations
 
@@ -13,6 +33,7 @@ from typing import Any
 import pytest
 
 from sac_ivr.asterisk.ami import (
+    MAX_MESSAGE_CHARS,
     AmiActionError,
     AmiClient,
     AmiNotConnected,
@@ -69,6 +90,28 @@ def test_client_is_built_without_a_loop_and_started_inside_one() -> None:
             await fake.close()
 
     assert asyncio.run(use()) == "11.0.0"
+
+
+def test_the_client_can_be_started_again_in_another_loop() -> None:
+    # Stock Manager keeps the loop of its first connect(): in a second loop it fails
+    # with "Event loop is closed". Ours builds its Manager inside start().
+    ami = AmiClient("127.0.0.1", 1, "sac-ivr", SECRET, backoff_min=0.01, backoff_max=0.02)
+
+    async def use() -> int:
+        fake = await FakeAmi(secret=SECRET).start()
+        ami.port = fake.port
+        await ami.start()
+        try:
+            assert await ami.wait_connected(5)
+            await ami.ping()
+            return fake.logins
+        finally:
+            await ami.close()
+            await fake.close()
+
+    assert asyncio.run(use()) == 1
+    assert asyncio.run(use()) == 1
+    assert ami.connections == 2
 
 
 # -- panoramisk #4: actions that wait for ever -----------------------------------------
@@ -249,6 +292,45 @@ async def test_the_secret_never_appears_in_any_log_line(
     assert SECRET not in repr(ami)
 
 
+async def test_a_login_that_cannot_be_written_is_not_logged_with_the_secret(
+    fake: FakeAmi, caplog: pytest.LogCaptureFixture
+) -> None:
+    # An undecodable byte in SAC_IVR_AMI_SECRET reaches us as a lone surrogate; stock
+    # panoramisk then logs 'Fail to send %r' with the whole Login action.
+    caplog.set_level(logging.DEBUG)
+    ami = client_for(fake, secret=SECRET + "\udcff")
+    await ami.start()
+    try:
+        await wait_until(lambda: "cannot be encoded" in caplog.text)
+        await wait_until(lambda: "reconnecting" in caplog.text)
+        assert not ami.connected
+    finally:
+        await ami.close()
+    assert fake.actions_named("Login") == []  # nothing half-written either
+    assert SECRET not in caplog.text
+
+
+async def test_an_action_lost_with_the_link_is_not_logged_with_its_fields(
+    fake: FakeAmi, client: AmiClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Stock AMIProtocol.close logs every unanswered action with its fields
+    # ('Adding action ... to awaiting list: ...') before queueing it again.
+    caplog.set_level(logging.DEBUG)
+    fake.go_silent()
+    pending = asyncio.ensure_future(
+        client.originate({"Channel": "Local/s@sac-test", "Variable": f"SAC_TOKEN={SECRET}"})
+    )
+    await fake.wait_action("Originate")
+    await fake.drop()
+    with pytest.raises(AmiNotConnected):
+        await pending
+    await fake.wait_logins(2)
+    await client.ping()
+    assert fake.actions_named("Originate")[0]["Variable"] == f"SAC_TOKEN={SECRET}"
+    assert "Originate" in caplog.text
+    assert SECRET not in caplog.text
+
+
 # -- panoramisk issue #90: Originate with Async ----------------------------------------
 async def test_originate_async_answers_and_its_event_reaches_subscribers(
     fake: FakeAmi, client: AmiClient
@@ -295,6 +377,48 @@ async def test_blank_lines_garbage_and_odd_messages_do_not_break_the_link(
     auth = events[4]
     assert auth["Service"] == "AMI" and "this line is garbage" not in str(auth)
     assert events[-1]["Peer"] == "PJSIP/agent2"
+    assert fake.connections_made == 1 and client.connected
+
+
+async def test_a_character_split_between_two_reads_is_kept(
+    fake: FakeAmi, client: AmiClient
+) -> None:
+    # Stock decodes every read on its own with errors='ignore': "João" became "Joo".
+    events: list[dict[str, Any]] = []
+    client.subscribe(events.append)
+    wire = "Event: Newchannel\r\nCallerIDName: João da Silva\r\nUniqueid: 1.1\r\n\r\n".encode()
+    cut = wire.index("ã".encode()) + 1  # between the two bytes of "ã"
+    seen = client.last_seen_at
+    await fake.push_raw(wire[:cut])
+    await wait_until(lambda: client.last_seen_at != seen)  # the first half was read alone
+    await fake.push_raw(wire[cut:])
+    await client.ping()
+    assert events[-1]["CallerIDName"] == "João da Silva"
+
+
+async def test_a_message_that_never_ends_drops_the_link_instead_of_filling_memory(
+    fake: FakeAmi, client: AmiClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Stock keeps buffering until a blank line comes, without limit.
+    await fake.push_raw(b"Event: Junk\r\nData: " + b"x" * (MAX_MESSAGE_CHARS + 10))
+    await fake.wait_logins(2)
+    assert f"a message of more than {MAX_MESSAGE_CHARS} characters" in caplog.text
+    assert await client.wait_connected(5)
+    await client.ping()
+
+
+async def test_a_message_panoramisk_cannot_handle_is_skipped_and_the_link_kept(
+    fake: FakeAmi, client: AmiClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A repeated Event header makes panoramisk's handle_message fail ('list' has no
+    # lower()); stock lets that out of data_received and asyncio closes the transport.
+    events: list[dict[str, Any]] = []
+    client.subscribe(events.append)
+    await fake.push({"Event": ["Hangup", "Hangup"], "Linkedid": "1.1"})
+    await fake.push({"Event": "PeerStatus", "Peer": "PJSIP/agent1"})
+    await client.ping()
+    assert [e["Event"] for e in events] == ["PeerStatus"]
+    assert "could not handle a message" in caplog.text
     assert fake.connections_made == 1 and client.connected
 
 

@@ -1,74 +1,119 @@
-"""Asterisk Manager Interface (AMI) client: one long-lived, self-healing link.
+"""Asterisk Manager Interface (AMI) client on panoramisk: one long-lived, self-healing link.
 
-Why this module speaks the AMI line protocol itself instead of using panoramisk's
-``Manager`` (the brief allowed either; panoramisk is still used for FastAGI):
+:class:`AmiClient` is the project's API (subscribers, connect and link callbacks,
+timed actions). Underneath, the AMI protocol is panoramisk's:
 
-* ``Manager`` re-sends every unanswered action after a reconnect
-  (``awaiting_actions``): an ``Originate`` could place the same call twice.
-* Its reconnect is a fixed ``call_later`` loop wired into ``connection_lost``; a
-  capped exponential backoff and a reconciliation step after each login would mean
-  overriding ``connect``, ``connection_made``, ``connection_lost``, ``login`` and
-  ``ping`` — nearly the whole class.
-* An exception inside ``data_received`` (e.g. ``KeyError: 'async'`` from
-  ``Action.multi`` on an Originate response, upstream issue #90) kills the
-  transport: one odd message drops the link.
-* The login future never resolves when the link dies during login, and its
-  ``log.exception('Fail to send %r')`` would print the Login action, secret included.
+* ``Manager`` (subclassed as :class:`_Manager`): the connect → ``connection_made`` →
+  ``login`` → ``connection_lost`` → ``connect`` cycle, the Login action it sends, the
+  pinger timer, ``register_event``/``dispatch`` for events, ``send_action``, ``close``;
+* ``AMIProtocol`` (:class:`_Protocol`): splitting the stream into messages,
+  matching answers to actions by ActionID (``handle_message``), the pending-action table;
+* ``Message.from_line``: parsing a message (a repeated header becomes a list);
+* ``actions.Action`` (:class:`_Action`): ActionIDs, the wire format, the answer future
+  and its completion (``add_message``).
 
-AMI is a small text protocol (``Key: value`` lines, a blank line ends a message), so
-owning ~300 lines is cheaper than fighting those. What each panoramisk 1.4 failure
-(see the project notes) becomes here, each with a test in
-``tests/test_panoramisk_fixes_ami.py``:
+panoramisk 1.4's failures (see the project notes) are each fixed by one small named
+override below, each with a test in ``tests/test_panoramisk_fixes_ami.py``:
 
-4. Every action is bounded by ``asyncio.wait_for(action_timeout)``; an action sent
-   while the link is down fails at once with :class:`AmiNotConnected`; actions
-   waiting when the link drops fail with it too and are never re-sent.
-5. A ``Ping`` every ``ping_interval`` seconds whose answer is awaited: no answer
-   within ``action_timeout`` means a half-open link: it is aborted and rebuilt.
-6. Nothing binds to an event loop before :meth:`AmiClient.start`, which runs inside
-   the running loop (no ``loop=`` argument anywhere).
-#90. Actions complete on their ``Response`` (or on the ``...Complete`` event of an
-   event list); nothing looks at an ``Async`` key. ``OriginateResponse`` events that
-   arrive later reach subscribers like any other event.
-#79. Extra blank lines between messages are skipped; lines that are not
-   ``Key: value`` are ignored (debug log); a failing subscriber is logged and the
-   link stays up.
+4. Actions that wait for ever. :meth:`_Manager.request` bounds every action (and
+   :meth:`_Manager.connection_made` the Login) with a deadline; an action asked for while
+   the link is down fails at once with :class:`AmiNotConnected`
+   (:meth:`_Protocol.send` also refuses a closing transport: stock writes into it and
+   the future never resolves).
+   *No re-send after a reconnect*: stock ``AMIProtocol.close`` files unanswered actions
+   in ``Manager.awaiting_actions`` and ``send_awaiting_actions`` sends them again after
+   the next login: an ``Originate`` would place the call twice. :meth:`_Protocol.close`
+   fails them with :class:`AmiNotConnected` and forgets them;
+   :meth:`_Manager.send_awaiting_actions` sends nothing.
+5. A dead link goes unnoticed (stock ``ping`` never looks at the answer).
+   :meth:`_Manager.ping` awaits the Pong for ``action_timeout``; without one the link is
+   presumed half-open, aborted and rebuilt.
+6. ``Manager(loop=...)``. The manager is built in :meth:`AmiClient.start`, inside the
+   running loop, and dropped by :meth:`AmiClient.close`: the client can be started
+   again in another loop (stock keeps the first loop for ever).
+#90. ``KeyError: 'async'``. Stock ``Action.multi`` guesses lists from the answer's
+   text: ``... successfully queued`` reads ``self['async']`` (``KeyError`` without an
+   Async field, raised out of ``data_received``: asyncio then closes the transport),
+   and with ``Async`` the Originate waits for its ``OriginateResponse`` event, which
+   never reaches subscribers. :attr:`_Action.multi` and :attr:`_Action.completed`:
+   an answer is a list only when Asterisk says ``EventList: start``; the list ends on
+   ``EventList: Complete`` (or its ``...Complete`` event).
+#79. Extra blank lines, bare-LF line ends. Stock splits messages on CRLF CRLF only
+   and decodes each read on its own with ``errors='ignore'``: a bare-LF message is
+   glued to the next one, and a UTF-8 character split between two reads is dropped
+   ("João" → "Joo"). :meth:`_Protocol.data_received` decodes incrementally, makes every
+   line end CRLF, checks the banner (stock sends Login to any peer) and caps an
+   unfinished message at ``MAX_MESSAGE_CHARS``, then hands the text to panoramisk's own
+   ``data_received``.
+Guarded handling. An exception while handling one message (in panoramisk or in a
+   subscriber) is logged by :meth:`_Protocol.handle_message` and the link stays up
+   (stock lets it out of ``data_received`` and the transport is closed).
+Secret. Stock ``send`` logs ``'Fail to send %r' % action`` (every field: the Login's
+   secret) when writing fails, e.g. a secret with an undecodable byte from the
+   environment; stock ``close`` logs each re-queued action with its fields.
+   :meth:`_Protocol.send` and :meth:`_Protocol.close` log actions by name and ActionID only.
 
-Reconnects use a capped exponential backoff (``backoff_min`` doubling up to
-``backoff_max``, reset after a successful login). After every login the connect
-callbacks run in order (the call log's reconciliation, the live state's seeding);
-:attr:`AmiClient.link_lost_at` tells them when the previous link was lost.
+What is still ours, and why (panoramisk has no equivalent to reuse):
 
-Events reach subscribers as plain ``dict`` copies with Asterisk's own header names
-(``{"Event": "Hangup", "Linkedid": "...", "Cause": "16", ...}``); a header repeated
-in one message (e.g. ``ChanVariable``) becomes a list of strings. Subscribers are
-plain functions called in order on the reader task: they must not block (queue the
-work). Events that carry the ActionID of a pending action (list items such as
-``CoreShowChannel``) go to that action's :class:`AmiResponse`, not to subscribers.
+* Reconnect policy: stock retries after a fixed ``reconnect_timeout``, has no
+  deadline on connecting, and a retry already scheduled still fires after ``close()``.
+  :meth:`_Manager.connect`, :meth:`_Manager.connection_made`,
+  :meth:`_Manager.connection_lost` and :meth:`_Manager.close` add a connect deadline,
+  a capped exponential backoff (``backoff_min`` doubling up to ``backoff_max``, reset
+  by a successful login) and a real stop.
+* :meth:`_Manager.login`: with stock, a Login lost with the link never resolves
+  (stock ``close`` drops it silently), ``login`` calls ``future.result()`` in a done
+  callback (it would raise on a failed future) and a refusal is not logged. Ours
+  gets a resolved future (failed by :meth:`_Protocol.close`, or by the Login
+  deadline's abort), logs a refusal (never the secret), drops the link and lets the
+  backoff retry.
+* The facade: :class:`AmiResponse`, the error classes, connect callbacks (run in
+  order after every login: the call log's reconciliation, the live state's seeding;
+  :attr:`AmiClient.link_lost_at` tells them when the previous link was lost), link
+  callbacks, and events handed to subscribers as plain ``dict`` copies with
+  Asterisk's header names (``{"Event": "Hangup", "Linkedid": "...", ...}``, values
+  stripped, a repeated header such as ``ChanVariable`` as a list of strings,
+  panoramisk's ``content`` slot left out). Subscribers are plain functions called in
+  order on the reading side: they must not block (queue the work). Events that carry
+  the ActionID of a pending action (list items such as ``CoreShowChannel``) go to that
+  action's :class:`AmiResponse`, not to subscribers.
 
-The secret is only ever written to the socket: actions are logged by name and
-ActionID, never with their fields.
+Parsing details kept from panoramisk (``Message.from_line``), harmless for the
+events used here: a header needs ``": "`` after its name; an empty header that ends
+a message is dropped (the message is ``strip()``-ed first); a header named
+``Content`` is overwritten by panoramisk's body slot; a ``Response: Follows`` (the
+``Command`` output of Asterisk ≤ 13) keeps its last line as that body.
+
+panoramisk's own debug lines (one per message read, Manager events) go to the
+``sac_ivr.asterisk.ami.wire`` logger; they never contain an action we sent.
 """
 
 from __future__ import annotations
 
 import asyncio
+import codecs
 import contextlib
-import itertools
+import functools
 import logging
-import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from panoramisk import Manager, Message
+from panoramisk.actions import Action
+from panoramisk.ami_protocol import AMIProtocol
+
 if TYPE_CHECKING:
     from sac_ivr.config import Settings
 
 log = logging.getLogger(__name__)
+wire_log = logging.getLogger(f"{__name__}.wire")
 
-BANNER_PREFIX = b"Asterisk Call Manager/"
-MAX_LINE_BYTES = 1024 * 1024
+BANNER_PREFIX = "Asterisk Call Manager/"
+MAX_BANNER_CHARS = 256
+# An unfinished message larger than this drops the link (stock buffers without limit).
+MAX_MESSAGE_CHARS = 1024 * 1024
 SUCCESS_RESPONSES = frozenset({"success", "follows", "goodbye"})
 
 AmiMessage = dict[str, Any]
@@ -125,35 +170,6 @@ class AmiResponse:
         return self.headers.get(key, default)
 
 
-@dataclass
-class _Pending:
-    action: str
-    future: asyncio.Future[AmiResponse]
-    response: AmiMessage | None = None
-    events: list[AmiMessage] = field(default_factory=list)
-    is_list: bool = False
-
-    def feed(self, message: AmiMessage) -> bool:
-        """Take one message carrying our ActionID; True when the action is complete."""
-        if self.response is None:
-            if "Response" not in message:
-                self.events.append(message)  # an item that overtook its response
-                return False
-            self.response = message
-            self.is_list = _lower(message.get("EventList")) == "start"
-            return not self.is_list
-        if _lower(message.get("EventList")) == "complete" or (
-            "Response" not in message and _first(message.get("Event", "")).endswith("Complete")
-        ):
-            return True
-        self.events.append(message)
-        return False
-
-    def result(self) -> AmiResponse:
-        assert self.response is not None
-        return AmiResponse(self.response, self.events)
-
-
 def _first(value: Any) -> str:
     if isinstance(value, list):
         return str(value[0]) if value else ""
@@ -168,6 +184,363 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _plain(message: Message) -> AmiMessage:
+    """A panoramisk Message as Asterisk's headers in a plain dict (see the docstring)."""
+    headers: AmiMessage = {}
+    for key, value in message.items():
+        if key == "content":  # panoramisk's slot for a Follows body, not a header
+            continue
+        if isinstance(value, list):
+            headers[key] = [str(item).strip() for item in value]
+        else:
+            headers[key] = str(value).strip()
+    return headers
+
+
+def _response_of(result: Message | list[Message]) -> AmiResponse:
+    if isinstance(result, list):  # a list: Response, items..., the ...Complete event
+        return AmiResponse(_plain(result[0]), [_plain(m) for m in result[1:-1]])
+    return AmiResponse(_plain(result))
+
+
+def _fail(future: asyncio.Future[Any], exc: Exception) -> asyncio.Future[Any]:
+    if not future.done():
+        future.set_exception(exc)
+        future.exception()  # retrieved: the caller may be gone already
+    return future
+
+
+def _cancel(handle: asyncio.Handle | asyncio.Task[Any] | None) -> None:
+    if handle is not None:
+        handle.cancel()
+
+
+# ---------------------------------------------------------------- panoramisk layer
+class _Action(Action):
+    """panoramisk's Action; only the rule for "is this answer complete" is ours (#90)."""
+
+    @property
+    def multi(self) -> bool:
+        """Override: a list only when Asterisk announces one (``EventList: start``).
+
+        Stock also guesses from the text: ``... successfully queued`` reads
+        ``self['async']`` (``KeyError``, issue #90) or waits for ``OriginateResponse``;
+        ``Added ... to queue`` (QueueAdd) becomes a list that never ends.
+        """
+        if self.as_list is not None:
+            return bool(self.as_list)
+        return _lower(self.responses[0].get("EventList")) == "start"
+
+    @property
+    def completed(self) -> bool:
+        """Override: the Response ends a plain action, the ``Complete`` marker a list.
+
+        Stock also ends a list on any item that carries a ``Response`` header.
+        """
+        if len(self.responses) == 1:
+            return True
+        last = self.responses[-1]
+        return _lower(last.get("EventList")) == "complete" or (
+            "Response" not in last and _first(last.get("Event")).endswith("Complete")
+        )
+
+
+class _Protocol(AMIProtocol):
+    """panoramisk's AMIProtocol with safe framing, sending, handling and closing."""
+
+    def __init__(self, manager: _Manager) -> None:
+        super().__init__()
+        self.owner = manager
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        # Stock wires these only in Manager.connection_made, a loop turn later: a peer
+        # that answers or closes at once must already find them.
+        self.factory = self.owner
+        self.encoding = "utf-8"
+        self.log = wire_log
+        self.abort_reason: str | None = None
+        self.gone = asyncio.Event()  # set once asyncio reports the socket closed
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self._head = ""  # text received before the banner's line end
+        self._cr = False  # the last read ended between CR and LF
+
+    def data_received(self, data: bytes) -> None:
+        """Override (#79): whole characters and CRLF line ends only, then panoramisk's own."""
+        self.owner.client.last_seen_at = _now()
+        text = self._decoder.decode(data)
+        if self._cr:
+            text = "\r" + text
+        self._cr = text.endswith("\r")
+        if self._cr:
+            text = text[:-1]
+        text = text.replace("\r\n", "\n").replace("\n", "\r\n")
+        if self.version is None:
+            text = self._take_banner(text)
+        if text and not self.closed:
+            super().data_received(text.encode(self.encoding))
+        if self.queue and len(self.queue[0]) > MAX_MESSAGE_CHARS:
+            self.abort(f"a message of more than {MAX_MESSAGE_CHARS} characters")
+
+    def _take_banner(self, text: str) -> str:
+        """The first line must be Asterisk's banner (stock sends Login to any peer)."""
+        self._head += text
+        line, sep, rest = self._head.partition("\r\n")
+        if not sep:
+            if len(self._head) > MAX_BANNER_CHARS:
+                self.abort(f"not an AMI server (banner {self._head[:40]!r})")
+            return ""
+        self._head = ""
+        if not line.startswith(BANNER_PREFIX):
+            self.abort(f"not an AMI server (banner {line[:40]!r})")
+            return ""
+        self.version = line[len(BANNER_PREFIX) :].strip()
+        self.owner.client.version = self.version
+        return rest
+
+    def handle_message(self, message: Message) -> None:
+        """Override: a message that cannot be handled is logged and skipped, link kept.
+
+        Stock lets the exception out of ``data_received`` and asyncio closes the
+        transport: one odd message (or one failing callback) dropped the link.
+        """
+        try:
+            super().handle_message(message)
+        except Exception:
+            kind = _first(message.get("Event")) or _first(message.get("Response"))
+            log.exception("AMI: could not handle a message (%s); link kept", kind or "?")
+
+    def send(self, data: Mapping[str, Any], as_list: bool | None = None) -> asyncio.Future[Any]:
+        """Override: never logs an action's fields, never writes into a closed link.
+
+        Stock logs ``'Fail to send %r' % action`` (the Login's secret included) when
+        the write fails, and a write on a closed transport is dropped silently: the
+        action's future never resolves (#4).
+        """
+        action = data if isinstance(data, Action) else _Action(dict(data), as_list=as_list)
+        name = _first(action.get("Action")) or "?"
+        if self.closed or self.transport.is_closing():
+            return _fail(action.future, AmiNotConnected(f"AMI link is down; {name} was not sent"))
+        try:
+            payload = str(action).encode(self.encoding)
+        except UnicodeEncodeError as exc:  # e.g. an undecodable byte in an env secret
+            return _fail(action.future, AmiError(f"AMI {name} cannot be encoded: {exc.reason}"))
+        self.responses[action.id] = action
+        self.transport.write(payload)
+        log.debug("AMI -> %s (ActionID %s)", name, action.id)
+        return action.future
+
+    def close(self) -> None:
+        """Override: unanswered actions fail now with :class:`AmiNotConnected`, forgotten.
+
+        Stock files them (logging each with its fields) for ``send_awaiting_actions``
+        to send again after the next login: an Originate would place its call twice.
+        """
+        pending = {id(action): action for action in self.responses.values()}
+        self.responses.clear()
+        for action in pending.values():
+            name = _first(action.get("Action")) or "?"
+            _fail(action.future, AmiNotConnected(f"AMI link lost before the answer to {name}"))
+        if not self.closed:
+            self.closed = True
+            self.transport.close()
+
+    def connection_lost(self, exc: object) -> None:
+        """Override: tell our manager why (an abort reason), whatever ``factory`` is."""
+        self.gone.set()
+        if not self.closed:
+            self.close()
+            self.owner.connection_lost(AmiNotConnected(self.abort_reason or _why(exc)))
+
+    def abort(self, reason: str) -> None:
+        """Drop the link now (abort: a half-open peer would never let close() finish)."""
+        if not self.closed and self.abort_reason is None:
+            self.abort_reason = reason
+            self.transport.abort()
+
+
+def _why(exc: object) -> str:
+    if isinstance(exc, Message):  # stock hands the Shutdown event over as the "exc"
+        return "Asterisk is shutting down"
+    if isinstance(exc, BaseException):
+        return str(exc) or type(exc).__name__
+    return "connection closed by Asterisk"
+
+
+class _Manager(Manager):
+    """panoramisk's Manager, one per :meth:`AmiClient.start`; overrides named below."""
+
+    def __init__(self, client: AmiClient) -> None:
+        super().__init__(
+            host=client.host,
+            port=client.port,
+            username=client.username,
+            secret=client._secret,
+            events=client.events,
+            encoding="utf-8",
+            loop=asyncio.get_running_loop(),  # #6: built inside the running loop
+            log=wire_log,
+        )
+        self.config["protocol_factory"] = functools.partial(_Protocol, self)
+        self.client = client
+        # Stock int()s these: a 0.05 s interval would become a ping per loop turn.
+        self.ping_delay = self.ping_interval = client.ping_interval
+        self.closing = False
+        self.attempt = 0  # failed attempts since the last login (the backoff's exponent)
+        self.refused = False  # the coming connection_lost follows a logged refusal
+        self.connecting: asyncio.Task[Any] | None = None
+        self.reconnect_handle: asyncio.TimerHandle | None = None
+        self.login_timer: asyncio.TimerHandle | None = None
+        self.ping_task: asyncio.Task[None] | None = None
+        self.register_event("*", self._on_event)
+
+    # -- the connection cycle (overrides) ------------------------------------------
+    def connect(self) -> asyncio.Task[Any] | None:  # type: ignore[override]
+        """Override: stock's connect, bounded by ``connect_timeout``; nothing after close()."""
+        self.reconnect_handle = None
+        if self.closing:
+            return None
+        task: asyncio.Task[Any] = super().connect()
+        timer = self.loop.call_later(self.client.connect_timeout, task.cancel)
+        task.add_done_callback(lambda _: timer.cancel())
+        self.connecting = task
+        return task
+
+    def connection_made(self, f: asyncio.Future[Any]) -> None:
+        """Override: a failed attempt goes to the backoff (stock: a fixed delay, and a
+        cancelled one raised in the callback); a made one gets stock's wiring and
+        Login, plus a deadline for the Login's answer (stock: none)."""
+        self.connecting = None
+        if f.cancelled() or f.exception() is not None:
+            if not self.closing:
+                exc = None if f.cancelled() else f.exception()
+                if exc is None:
+                    self._retry(f"no connection within {self.client.connect_timeout:g}s")
+                else:
+                    self._retry(str(exc) or type(exc).__name__)
+            return
+        transport, protocol = f.result()
+        if self.closing:
+            transport.abort()
+            return
+        if protocol.closed:
+            return  # lost before this callback ran: connection_lost scheduled the retry
+        super().connection_made(f)
+        timeout = self.client.connect_timeout
+        self.login_timer = self.loop.call_later(
+            timeout, protocol.abort, f"no answer to Login within {timeout:g}s"
+        )
+
+    def login(self, future: asyncio.Future[Any]) -> bool:
+        """Override: stock calls ``future.result()`` (raises if the link died during
+        login) and logs nothing on a refusal. Ours logs a refusal (never the secret)
+        and drops the link; the backoff retries."""
+        if future is not self.authenticated_future:
+            return False  # the Login of a link already gone
+        self.authenticated_future = None
+        _cancel(self.login_timer)
+        protocol = self.protocol
+        if future.cancelled():
+            return False
+        if future.exception() is not None:
+            protocol.abort(str(future.exception()))  # no-op when the link is gone
+            return False
+        response = future.result()
+        if not response.success:
+            reason = _first(response.get("Message")).strip() or "authentication failed"
+            log.error("AMI login to %s:%d as %r refused: %s", *self.client._where(), reason)
+            if not protocol.closed:
+                self.refused = True
+                protocol.abort("login refused")
+            return False
+        self.authenticated = True
+        self.attempt = 0
+        self.client._link_up()
+        _cancel(self.pinger)
+        self.pinger = self.loop.call_later(self.ping_delay, self.ping)
+        return True
+
+    def ping(self) -> None:
+        """Override (#5): the Pong is awaited; none within ``action_timeout`` means a
+        half-open link: abort, reconnect. Stock sends Ping and never checks."""
+        self.pinger = None
+        if self.authenticated and not self.closing:
+            self.ping_task = self.loop.create_task(self._checked_ping(), name="ami-ping")
+
+    async def _checked_ping(self) -> None:
+        protocol, timeout = self.protocol, self.client.action_timeout
+        try:
+            await self.request("Ping", {}, timeout)
+        except AmiTimeout:
+            log.warning(
+                "AMI: no answer to Ping within %gs: link to %s:%d presumed dead",
+                timeout,
+                self.client.host,
+                self.client.port,
+            )
+            protocol.abort(f"no answer to Ping within {timeout:g}s")
+            return
+        except AmiError:
+            return  # the link went down: connection_lost handles it
+        if protocol is self.protocol and self.authenticated:
+            self.pinger = self.loop.call_later(self.ping_interval, self.ping)
+
+    def send_awaiting_actions(self, *_: Any) -> None:  # type: ignore[override]
+        """Override: never re-send after a reconnect (see :meth:`_Protocol.close`)."""
+        self.awaiting_actions.clear()
+
+    def connection_lost(self, exc: object) -> None:
+        """Override: report, then reconnect after a capped exponential backoff (stock:
+        a fixed delay, and its retry is not cancelled by close())."""
+        self._connected = False
+        self.authenticated = False
+        for handle in (self.pinger, self.login_timer, self.ping_task):
+            _cancel(handle)
+        self.pinger = None
+        self.client._link_down()
+        if self.closing:
+            return
+        if self.refused:
+            self.refused = False  # already logged as a refusal
+            self._retry(None)
+        else:
+            self._retry(str(exc))
+
+    def close(self) -> None:
+        """Override: also stop a scheduled reconnect and an attempt under way."""
+        self.closing = True
+        for handle in (self.reconnect_handle, self.login_timer, self.connecting, self.ping_task):
+            _cancel(handle)
+        super().close()
+
+    def _retry(self, reason: str | None) -> None:
+        if reason is not None:
+            log.warning("AMI link to %s:%d as %r: %s", *self.client._where(), reason)
+        delay = min(self.client.backoff_min * (2**self.attempt), self.client.backoff_max)
+        self.attempt = min(self.attempt + 1, 30)
+        log.info("AMI: reconnecting to %s:%d in %.2fs", self.client.host, self.client.port, delay)
+        _cancel(self.reconnect_handle)
+        self.reconnect_handle = self.loop.call_later(delay, self.connect)
+
+    # -- actions and events ----------------------------------------------------
+    async def request(self, name: str, fields: Mapping[str, Any], timeout: float) -> AmiResponse:
+        """Send one action through stock ``send_action``; its answer within ``timeout``."""
+        protocol = self.protocol
+        action = _Action({**fields, "Action": name})
+        try:
+            result = await asyncio.wait_for(self.send_action(action), timeout)
+        except TimeoutError:
+            raise AmiTimeout(f"no answer to AMI {name} within {timeout:g}s") from None
+        finally:
+            if protocol is not None:  # a late answer must not find it (stock kept it)
+                protocol.responses.pop(action.id, None)
+        return _response_of(result)
+
+    def _on_event(self, manager: Manager, message: Message) -> None:
+        self.client._dispatch(message)
+
+
+# ------------------------------------------------------------------------ facade
 class AmiClient:
     """A supervised AMI connection; see the module docstring."""
 
@@ -205,17 +578,10 @@ class AmiClient:
         self._subscribers: list[EventCallback] = []
         self._connect_callbacks: list[ConnectCallback] = []
         self._link_callbacks: list[LinkCallback] = []
-        self._pending: dict[str, _Pending] = {}
-        self._ids = itertools.count(1)
-        self._id_prefix = f"sac-{secrets.token_hex(3)}"
-        self._writer: asyncio.StreamWriter | None = None
+        self._manager: _Manager | None = None
         self._connected = False
-        self._closing = False
-        self._task: asyncio.Task[None] | None = None
         self._up: asyncio.Event | None = None
-        self._wake: asyncio.Event | None = None
-        self._abort_reason: str | None = None
-        self._session_logged_in = False
+        self._callbacks_task: asyncio.Task[None] | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, **kwargs: Any) -> AmiClient:
@@ -261,12 +627,11 @@ class AmiClient:
 
     async def start(self) -> None:
         """Start connecting in the background (inside the running loop)."""
-        if self._task is not None:
+        if self._manager is not None:
             return
-        self._closing = False
         self._up = asyncio.Event()
-        self._wake = asyncio.Event()
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="ami-client")
+        self._manager = _Manager(self)
+        self._manager.connect()
 
     async def wait_connected(self, timeout: float | None = None) -> bool:
         """True once logged in (False on timeout)."""
@@ -280,19 +645,25 @@ class AmiClient:
 
     async def close(self) -> None:
         """Log off (best effort) and stop reconnecting."""
-        if self._closing and self._task is None:
+        manager, self._manager = self._manager, None
+        if manager is None:
             return
-        self._closing = True
+        manager.closing = True
         if self._connected:
             with contextlib.suppress(AmiError, OSError):
-                await self._send("Logoff", {}, timeout=min(1.0, self.action_timeout))
-        if self._wake is not None:
-            self._wake.set()
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+                await manager.request("Logoff", {}, min(1.0, self.action_timeout))
+        protocol = manager.protocol
+        manager.close()
+        self._link_down()
+        if protocol is not None:  # let the socket really close before returning
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(protocol.gone.wait(), 1.0)
+        for task in (manager.ping_task, self._callbacks_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        self._callbacks_task = None
 
     # ----------------------------------------------------------------- actions
     async def send_action(
@@ -310,11 +681,13 @@ class AmiClient:
         on ``Response: Error`` when ``check`` is true. A list action (``EventList:
         start``) returns with its items in :attr:`AmiResponse.events`.
         """
-        if not self._connected:
+        manager = self._manager
+        if manager is None or not self._connected:
             raise AmiNotConnected(
                 f"AMI link to {self.host}:{self.port} is down; {action} was not sent"
             )
-        response = await self._send(action, fields or {}, timeout=timeout)
+        limit = self.action_timeout if timeout is None else timeout
+        response = await manager.request(action, _fields(action, fields or {}), limit)
         if check and not response.ok:
             raise AmiActionError(action, response.message)
         return response
@@ -331,197 +704,41 @@ class AmiClient:
         merged = {"Async": "true", **fields}
         return await self.send_action("Originate", merged)
 
-    async def _send(
-        self, action: str, fields: Mapping[str, Any], *, timeout: float | None
-    ) -> AmiResponse:
-        writer = self._writer
-        if writer is None or writer.is_closing():
-            raise AmiNotConnected(f"AMI link is down; {action} was not sent")
-        action_id = f"{self._id_prefix}-{next(self._ids)}"
-        payload = _encode(action, action_id, fields)
-        future: asyncio.Future[AmiResponse] = asyncio.get_running_loop().create_future()
-        self._pending[action_id] = _Pending(action, future)
-        limit = self.action_timeout if timeout is None else timeout
-        try:
-            writer.write(payload)
-            log.debug("AMI -> %s (ActionID %s)", action, action_id)
-            return await asyncio.wait_for(self._drain_and_wait(writer, future), limit)
-        except TimeoutError:
-            raise AmiTimeout(f"no answer to AMI {action} within {limit:g}s") from None
-        except (ConnectionError, OSError) as exc:
-            raise AmiNotConnected(f"AMI link lost while sending {action}: {exc}") from None
-        finally:
-            self._pending.pop(action_id, None)
-
-    @staticmethod
-    async def _drain_and_wait(
-        writer: asyncio.StreamWriter, future: asyncio.Future[AmiResponse]
-    ) -> AmiResponse:
-        await writer.drain()
-        return await future
-
-    # ---------------------------------------------------------- the link itself
-    async def _run(self) -> None:
-        attempt = 0
-        while not self._closing:
-            try:
-                await self._session()
-            except asyncio.CancelledError:
-                raise
-            except AmiAuthError as exc:
-                log.error("AMI login to %s:%d as %r refused: %s", *self._where(), exc)
-            except (AmiError, OSError, ValueError, TimeoutError) as exc:
-                if not self._closing:
-                    reason = str(exc) or type(exc).__name__
-                    log.warning("AMI link to %s:%d as %r: %s", *self._where(), reason)
-            except Exception:
-                log.exception("AMI link to %s:%d failed unexpectedly", self.host, self.port)
-            finally:
-                self._teardown()
-            if self._closing:
-                break
-            if self._session_logged_in:
-                attempt = 0  # the link worked: start the backoff over
-            delay = min(self.backoff_min * (2**attempt), self.backoff_max)
-            attempt = min(attempt + 1, 30)
-            log.info("AMI: reconnecting to %s:%d in %.2fs", self.host, self.port, delay)
-            assert self._wake is not None
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), delay)
-
+    # ------------------------------------------------- called by the manager
     def _where(self) -> tuple[str, int, str]:
         return self.host, self.port, self.username
 
-    async def _session(self) -> None:
-        """One connection: banner, login, callbacks, then read until it ends."""
-        self._session_logged_in = False
-        self._abort_reason = None
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(self.host, self.port, limit=MAX_LINE_BYTES),
-            self.connect_timeout,
+    def _link_up(self) -> None:
+        self._connected = True
+        self.connected_at = _now()
+        self.connections += 1
+        assert self._up is not None
+        self._up.set()
+        log.info(
+            "AMI connected to %s:%d as %r (Asterisk Call Manager %s)", *self._where(), self.version
         )
-        self._writer = writer
-        banner = await asyncio.wait_for(reader.readline(), self.connect_timeout)
-        if not banner.startswith(BANNER_PREFIX):
-            raise AmiProtocolError(f"not an AMI server (banner {banner[:40]!r})")
-        self.version = banner[len(BANNER_PREFIX) :].decode("ascii", "replace").strip()
-        reader_task = asyncio.get_running_loop().create_task(
-            self._read_loop(reader), name="ami-reader"
+        self._notify_link(True)
+        self._callbacks_task = asyncio.get_running_loop().create_task(
+            self._run_connect_callbacks(), name="ami-reconcile"
         )
-        helpers: list[asyncio.Task[None]] = []
-        try:
-            login = {"Username": self.username, "Secret": self._secret, "Events": self.events}
-            try:
-                response = await self._send("Login", login, timeout=self.connect_timeout)
-            except AmiNotConnected:
-                await _reraise_reader_failure(reader_task)
-                raise
-            if not response.ok:
-                raise AmiAuthError(response.message or "authentication failed")
-            self._session_logged_in = True
-            self._connected = True
-            self.connected_at = _now()
-            self.connections += 1
-            assert self._up is not None
-            self._up.set()
-            log.info(
-                "AMI connected to %s:%d as %r (Asterisk Call Manager %s)",
-                *self._where(),
-                self.version,
-            )
-            self._notify_link(True)
-            loop = asyncio.get_running_loop()
-            helpers.append(loop.create_task(self._ping_loop(), name="ami-ping"))
-            helpers.append(loop.create_task(self._run_connect_callbacks(), name="ami-reconcile"))
-            await reader_task
-        finally:
-            for task in (*helpers, reader_task):
-                task.cancel()
-            for task in (*helpers, reader_task):
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
 
-    async def _read_loop(self, reader: asyncio.StreamReader) -> None:
-        message: AmiMessage = {}
-        try:
-            while True:
-                raw = await reader.readline()
-                if not raw or not raw.endswith(b"\n"):
-                    raise ConnectionError(self._abort_reason or "connection closed by Asterisk")
-                self.last_seen_at = _now()
-                line = raw.decode("utf-8", "replace").rstrip("\r\n")
-                if not line.strip():
-                    if message:
-                        self._handle(message)
-                        message = {}
-                    continue  # blank lines between messages (panoramisk PR #79)
-                key, sep, value = line.partition(":")
-                key = key.strip()
-                if not sep or not key or " " in key:
-                    log.debug("AMI: ignoring a line that is not 'Key: value' (%d chars)", len(line))
-                    continue
-                value = value.strip()
-                if key in message:
-                    previous = message[key]
-                    message[key] = (
-                        [*previous, value]
-                        if isinstance(previous, list)
-                        else [
-                            previous,
-                            value,
-                        ]
-                    )
-                else:
-                    message[key] = value
-        except BaseException as exc:
-            reason: Exception = (
-                exc if isinstance(exc, AmiError) else AmiNotConnected(f"AMI link lost: {exc}")
-            )
-            self._fail_pending(reason)
-            raise
+    def _link_down(self) -> None:
+        was_connected, self._connected = self._connected, False
+        if self._up is not None:
+            self._up.clear()
+        if self._callbacks_task is not None:
+            self._callbacks_task.cancel()
+        if was_connected:
+            self.link_lost_at = _now()
+            self._notify_link(False)
 
-    def _handle(self, message: AmiMessage) -> None:
-        try:
-            action_id = _first(message.get("ActionID")) or None
-            pending = self._pending.get(action_id) if action_id else None
-            if pending is not None:
-                if pending.feed(message):
-                    self._pending.pop(action_id, None)  # type: ignore[arg-type]
-                    if not pending.future.done():
-                        pending.future.set_result(pending.result())
-                return
-            if "Event" in message:
-                self._dispatch(message)
-            elif "Response" in message:
-                log.debug("AMI: answer to an action no longer awaited (ActionID %s)", action_id)
-            else:
-                log.debug("AMI: ignoring a message with neither Event nor Response")
-        except Exception:
-            log.exception("AMI: could not handle a message; link kept")
-
-    def _dispatch(self, event: AmiMessage) -> None:
+    def _dispatch(self, message: Message) -> None:
+        event = _plain(message)
         for callback in list(self._subscribers):
             try:
                 callback(dict(event))
             except Exception:
                 log.exception("AMI subscriber %r failed on %s", callback, event.get("Event"))
-
-    async def _ping_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.ping_interval)
-            try:
-                await self._send("Ping", {}, timeout=self.action_timeout)
-            except AmiTimeout:
-                log.warning(
-                    "AMI: no answer to Ping within %gs: link to %s:%d presumed dead",
-                    self.action_timeout,
-                    self.host,
-                    self.port,
-                )
-                self._abort(f"no answer to Ping within {self.action_timeout:g}s")
-                return
-            except AmiNotConnected:
-                return
 
     async def _run_connect_callbacks(self) -> None:
         for callback in list(self._connect_callbacks):
@@ -534,37 +751,6 @@ class AmiClient:
             except Exception:
                 log.exception("AMI: connect callback %r failed", callback)
 
-    def _abort(self, reason: str) -> None:
-        """Drop the link now (abort: a half-open peer would never let close() finish)."""
-        self._abort_reason = reason
-        writer = self._writer
-        if writer is not None:
-            writer.transport.abort()
-
-    def _fail_pending(self, exc: Exception) -> None:
-        pending, self._pending = self._pending, {}
-        for item in pending.values():
-            if not item.future.done():
-                item.future.set_exception(
-                    exc
-                    if isinstance(exc, AmiNotConnected)
-                    else AmiNotConnected(f"AMI link lost before the answer to {item.action}")
-                )
-                item.future.exception()  # mark retrieved: nobody may be waiting any more
-
-    def _teardown(self) -> None:
-        was_connected = self._connected
-        self._connected = False
-        if self._up is not None:
-            self._up.clear()
-        writer, self._writer = self._writer, None
-        if writer is not None:
-            writer.transport.abort()
-        self._fail_pending(AmiNotConnected("AMI link lost before the answer"))
-        if was_connected:
-            self.link_lost_at = _now()
-            self._notify_link(False)
-
     def _notify_link(self, connected: bool) -> None:
         for callback in list(self._link_callbacks):
             try:
@@ -573,21 +759,23 @@ class AmiClient:
                 log.exception("AMI link callback %r failed", callback)
 
 
-async def _reraise_reader_failure(reader_task: asyncio.Task[None]) -> None:
-    """If the reader died (EOF during login), surface its error instead."""
-    if reader_task.done() and not reader_task.cancelled():
-        exc = reader_task.exception()
-        if exc is not None:
-            raise exc
+def _fields(action: str, fields: Mapping[str, Any]) -> dict[str, str | list[str]]:
+    """The fields as text (booleans as true/false, sequences as repeated headers).
 
-
-def _encode(action: str, action_id: str, fields: Mapping[str, Any]) -> bytes:
-    lines = [f"Action: {action}", f"ActionID: {action_id}"]
+    A line break (or a colon in a name) would let a value inject headers or a whole
+    action: refused with ``ValueError`` before anything is sent.
+    """
+    checked: dict[str, str | list[str]] = {}
+    for name in (action, *fields):
+        if "\r" in name or "\n" in name or ":" in name:
+            raise ValueError(f"AMI field {name!r} contains a line break or colon")
     for key, value in fields.items():
-        values = value if isinstance(value, (list, tuple)) else [value]
-        for item in values:
-            text = ("true" if item else "false") if isinstance(item, bool) else str(item)
-            if "\r" in text or "\n" in text or "\r" in key or "\n" in key or ":" in key:
+        items = value if isinstance(value, (list, tuple)) else [value]
+        texts = [
+            ("true" if item else "false") if isinstance(item, bool) else str(item) for item in items
+        ]
+        for text in texts:
+            if "\r" in text or "\n" in text:
                 raise ValueError(f"AMI field {key!r} contains a line break or colon")
-            lines.append(f"{key}: {text}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8")
+        checked[key] = texts if isinstance(value, (list, tuple)) else texts[0]
+    return checked
