@@ -8,4 +8,6 @@ SMS_REQUESTED = "SAC_SMS_REQUESTED"
 # Set by the dialplan when the caller picks a menu option; passed to ``subject``.
 SUBJECT = "SAC_SUBJECT"
 # Set by every route: "OK" or "ERROR" (AGISTATUS only says whether AGI itself ran).
+# The protocol route sets SAC_PROTOCOL after the intro and "OK" only after the whole
+# reading: a number without "OK" was cut short, and the dialplan reads it itself.
 RESULT = "SAC_RESULT"

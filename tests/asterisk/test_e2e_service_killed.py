@@ -2,10 +2,11 @@
 
 One caller is hearing its number when the service dies; a second caller comes in
 right after. Both must still reach the menu and the agents' queue (the dialplan's
-fallback: Decreto 6.523 art. 4 §2, the system never hangs up), the first caller's
-number must be in the database (it was committed before its first digit), and a
-service started again on the same database closes the call it missed (AMI
-reconciliation) and goes on with the next number.
+fallback: Decreto 6.523 art. 4 §2, the system never hangs up); the first caller's
+number must be in the database (it was committed before its first digit) and be
+read to the caller whole after all (by the dialplan); and a service started again
+on the same database closes the call it missed (AMI reconciliation) and goes on
+with the next number.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from tests.asterisk.service import SacIvrService
 from tests.asterisk.sipp import CallResult, Dtmf, SipCall
 
 INTRO = "sac/protocol-intro"
+OUTRO = "sac/protocol-outro"
 MENU = "sac/menu-main"
 TRANSFER = "sac/transfer-attendant"
 UNAVAILABLE = "sac/protocol-unavailable"
@@ -55,6 +57,12 @@ class Crash:
     restarted: SacIvrService
     token: str
     next_row: dict[str, Any] | None  # the first number issued after the restart
+
+
+def _digits(heard: list[Heard]) -> str:
+    return "".join(
+        h.name.removeprefix("digits/") for h in heard if h.name.startswith("digits/") and h.complete
+    )
 
 
 def _rows(service: SacIvrService) -> dict[str, dict[str, Any]]:
@@ -138,20 +146,21 @@ def crash(
             restarted.stop()
 
 
-def test_caller_hearing_its_number_still_reaches_menu_and_queue(crash: Crash) -> None:
+def test_caller_hearing_its_number_gets_it_whole_then_menu_and_queue(crash: Crash) -> None:
+    """Killed mid-reading: the dialplan sees SAC_PROTOCOL without SAC_RESULT=OK and
+    reads the whole number itself (SayDigits), then the menu and the queue."""
     caller = crash.during
     assert caller.joined is not None, caller.explain()
     number = crash.rows.get(caller.call.caller_num, {}).get("number")
     assert number, f"the number read before the kill was not committed: {crash.rows}"
-    assert caller.names[0] == INTRO, caller.explain()
-    # the digits heard before the kill are the stored number's first ones
-    digits = "".join(
-        h.name.removeprefix("digits/")
-        for h in caller.heard
-        if h.name.startswith("digits/") and h.complete
-    )
-    assert digits and number.startswith(digits) and digits != number, (digits, number)
-    assert caller.names[-2:] == [MENU, TRANSFER], caller.explain()
+    intros = [i for i, h in enumerate(caller.heard) if h.name == INTRO]
+    assert len(intros) == 2 and intros[0] == 0, caller.explain()
+    # sac-ivr's reading, cut by the kill: the stored number's first digits
+    cut = _digits(caller.heard[: intros[1]])
+    assert cut and number.startswith(cut) and cut != number, (cut, number)
+    # the dialplan's reading: the whole number, then the closing, the menu, the queue
+    expected = [INTRO, *(f"digits/{d}" for d in number), OUTRO, MENU, TRANSFER]
+    assert caller.names[intros[1] :] == expected, caller.explain()
     assert caller.result.sent_dtmf and caller.result.sent_dtmf[0][0] == "0"
     assert not caller.hangup_requests, caller.hangup_requests  # only the test hung up
 
