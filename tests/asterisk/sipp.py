@@ -43,6 +43,26 @@ DTMF_EVENTS = {
 _caller_numbers = itertools.count(1)
 
 
+def _udp_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_media_port() -> int:
+    """A UDP port for SIPp's ``-mp``: SIPp binds its audio socket there AND a video
+    socket two ports up; a busy ``port + 2`` (say another call's RTP peer) made SIPp
+    exit before sending the INVITE ("Unable to bind video RTP socket")."""
+    for _ in range(200):
+        port = free_port(socket.SOCK_DGRAM)
+        if port + 2 <= 65535 and _udp_free(port + 2):
+            return port
+    raise RuntimeError("no UDP port with a free port + 2 for SIPp's media sockets")
+
+
 @dataclass(frozen=True)
 class Dtmf:
     """A key the caller presses: ``at`` seconds after the call starts; or ``delay``
@@ -304,8 +324,8 @@ class _SippParty:
         return [
             *("-sf", str(scenario)),
             *("-i", "127.0.0.1", "-p", str(sip_port)),
-            # SIPp's own media socket is unused (the SDP names rtp.port) but must bind
-            *("-mi", "127.0.0.1", "-mp", str(free_port(socket.SOCK_DGRAM))),
+            # SIPp's own media sockets are unused (the SDP names rtp.port) but must bind
+            *("-mi", "127.0.0.1", "-mp", str(free_media_port())),
             *("-key", "rtp_port", str(self.rtp.port)),
             *("-m", "1", "-l", "1"),
             *("-timeout", f"{int(self.timeout + 5)}s", "-nostdin"),

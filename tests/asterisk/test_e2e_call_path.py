@@ -215,11 +215,17 @@ def _first(ami: AmiClient, since: int, match: Callable[[Message], bool]) -> Mess
 
 def _end_calls(ami: AmiClient, calls: dict[str, Placed], since: int, deadline: float) -> None:
     """Hang up (AMI) each call ``end_delay`` s after its ``end_on`` event; the others end
-    by themselves. Returns when every call with an ``end_on`` was hung up, or at the
-    deadline (the tests then say which call never got there)."""
+    by themselves. Returns when every call with an ``end_on`` was hung up (or its SIPp
+    ended), or at the deadline (the tests then say which call never got there)."""
     seen: dict[str, tuple[Message, float]] = {}
     while time.monotonic() < deadline:
-        pending = [p for p in calls.values() if p.end_on is not None and p.ended_by_test is None]
+        pending = [
+            p
+            for p in calls.values()
+            if p.end_on is not None
+            and p.ended_by_test is None
+            and (p.call is None or p.call.running())  # SIPp gone: nothing to wait for
+        ]
         if not pending:
             return
         for placed in pending:
