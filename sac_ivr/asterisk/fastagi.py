@@ -371,23 +371,29 @@ async def _report_error(call: AgiCall) -> None:
 async def read_agi_headers(reader: asyncio.StreamReader, timeout: float) -> dict[str, str]:
     """Read the ``agi_*: value`` block up to its blank line (fix 1).
 
-    One ``readuntil`` for the whole block (the stream's limit caps its size), so a
-    call costs one wake-up, not one per line. Raises AgiProtocolError on EOF,
-    timeout, an oversized block or a non-AGI line.
+    The first four bytes must be ``agi_``: anything else (an HTTP probe, TLS, a port
+    scan's junk) is refused at once instead of waiting for a blank line that may
+    never come. Then one ``readuntil`` for the whole block (the stream's limit caps
+    its size), so a call costs one wake-up, not one per line. Raises
+    AgiProtocolError on EOF, timeout, an oversized block or a non-AGI line.
     """
+    head = b""
     try:
         async with asyncio.timeout(timeout):
-            while True:
-                try:
-                    block = await reader.readuntil(b"\n\n")
-                except asyncio.IncompleteReadError as exc:
-                    if not exc.partial.strip():
-                        raise AgiProtocolError("peer closed without sending anything") from None
-                    raise AgiProtocolError("peer closed before the end of the headers") from None
-                except asyncio.LimitOverrunError:
-                    raise AgiProtocolError("header block too large") from None
-                if block.strip():
-                    break  # else: stray blank lines before the block (seen from Asterisk)
+            try:
+                head = await reader.readexactly(1)
+                while head in (b"\n", b"\r"):  # stray blank lines (seen from Asterisk)
+                    head = await reader.readexactly(1)
+                head += await reader.readexactly(3)
+                if head != b"agi_":
+                    raise AgiProtocolError(f"not a FastAGI request (starts with {head!r})")
+                block = head + await reader.readuntil(b"\n\n")
+            except asyncio.IncompleteReadError as exc:
+                if not head and not exc.partial:
+                    raise AgiProtocolError("peer closed without sending anything") from None
+                raise AgiProtocolError("peer closed before the end of the headers") from None
+            except asyncio.LimitOverrunError:
+                raise AgiProtocolError("header block too large") from None
     except TimeoutError:
         raise AgiProtocolError(f"headers not complete after {timeout:g} s") from None
     except ConnectionError as exc:
