@@ -35,7 +35,7 @@ async def protocol_calls_section(
     return [schemas.call_view(c) for c in await services.calls_of_protocol(session, protocol)]
 
 
-def register(app: web.Application) -> None:
+def setup(app: web.Application) -> None:
     """Add the routes and the protocol detail section to the application."""
     app.add_routes(routes)
     sections = app.get(DETAIL_SECTIONS_KEY)

@@ -121,3 +121,7 @@ async def deliver_history_request(request: web.Request) -> web.Response:
             409, "already_delivered", f"history request {request_id} was already delivered"
         ) from None
     return web.json_response(schemas.request_view(done))
+
+
+def setup(app: web.Application) -> None:
+    app.add_routes(routes)

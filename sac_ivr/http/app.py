@@ -21,6 +21,19 @@ from sac_ivr.protocols import http as protocols_http
 from sac_ivr.reports import http as reports_http
 from sac_ivr.services import Services
 
+# Every feature's http.py has setup(app): its routes, plus anything it adds to others
+# (the call log adds a "calls" section to a protocol, the panels end their streams
+# at shutdown).
+FEATURE_HTTP = (
+    protocols_http,
+    lifecycle_http,
+    history_http,
+    reports_http,
+    notifications_http,
+    calls_http,
+    panels_http,
+)
+
 STARTED_KEY: web.AppKey[float] = web.AppKey("started", float)
 HEALTH_DB_TIMEOUT_S = 2.0
 
@@ -57,11 +70,6 @@ def create_app(services: Services) -> web.Application:
     app[SERVICES_KEY] = services
     app[STARTED_KEY] = time.monotonic()
     app.add_routes(routes)
-    app.add_routes(protocols_http.routes)
-    app.add_routes(lifecycle_http.routes)
-    app.add_routes(history_http.routes)
-    app.add_routes(reports_http.routes)
-    notifications_http.setup(app)  # routes + the protocol view's notifications
-    calls_http.register(app)  # /api/v1/calls + the "calls" section of a protocol
-    panels_http.setup(app)  # routes + ends live streams at shutdown
+    for feature in FEATURE_HTTP:
+        feature.setup(app)
     return app

@@ -80,3 +80,7 @@ async def post_transition(request: web.Request) -> web.Response:
 async def get_lifecycle(request: web.Request) -> web.Response:
     await require(request, "agent")
     return web.json_response(services.lifecycle_of(services_of(request)).as_dict())
+
+
+def setup(app: web.Application) -> None:
+    app.add_routes(routes)

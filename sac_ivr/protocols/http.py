@@ -52,3 +52,7 @@ async def list_protocols(request: web.Request) -> web.Response:
         rows, total = await services.find(session, flt, page.limit, page.offset)
         items = [schemas.agent_view(p) for p in rows]
     return listing_response(page, items, total, schemas.LIST_COLUMNS, "protocols.csv")
+
+
+def setup(app: web.Application) -> None:
+    app.add_routes(routes)

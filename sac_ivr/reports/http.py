@@ -72,3 +72,7 @@ async def report_page(request: web.Request) -> web.Response:
         report, config.tz, svc.settings.company_name, config.profile.title, dict(request.query)
     )
     return web.Response(text=html, content_type="text/html")
+
+
+def setup(app: web.Application) -> None:
+    app.add_routes(routes)
