@@ -4,15 +4,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from tests.asterisk.service import SacIvrService, ServiceError
+from tests.asterisk.service import SacIvrService
 
 T = TypeVar("T")
 
@@ -21,22 +19,7 @@ def create_token(
     service: SacIvrService, name: str, role: str = "agent", extension: str | None = None
 ) -> str:
     """A token from ``sac-ivr token create`` on the service's database."""
-    args = [sys.executable, "-m", "sac_ivr", "token", "create", name, "--role", role]
-    if extension:
-        args += ["--extension", extension]
-    proc = subprocess.run(
-        args,
-        cwd=service.instance.project_dir,
-        env=service.env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise ServiceError(f"sac-ivr token create failed: {proc.stderr}")
-    return proc.stdout.strip().splitlines()[0]
+    return service.create_token(name, role, extension)
 
 
 def api(

@@ -136,10 +136,13 @@ class SacIvrService:
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
-    def create_token(self, name: str, role: str = "agent") -> str:
+    def create_token(self, name: str, role: str = "agent", extension: str | None = None) -> str:
         """A bearer token from the real CLI (``sac-ivr token create``) on this database."""
+        args = [sys.executable, "-m", "sac_ivr", "token", "create", name, "--role", role]
+        if extension:
+            args += ["--extension", extension]
         proc = subprocess.run(
-            [sys.executable, "-m", "sac_ivr", "token", "create", name, "--role", role],
+            args,
             cwd=self.instance.project_dir,
             env=self.env,
             stdin=subprocess.DEVNULL,
