@@ -9,8 +9,9 @@ from aiohttp import web
 from sac_ivr.calls.models import CallLog
 from sac_ivr.calls.services import CallFilter
 from sac_ivr.http.errors import bad_request
+from sac_ivr.http.inputs import phone_param
 from sac_ivr.http.listing import iso, parse_datetime
-from sac_ivr.phones import mask_phone, normalize_phone
+from sac_ivr.phones import mask_phone
 
 OUTCOMES = ("in_progress", "answered", "abandoned", "ivr")
 MAX_PARAM = 128
@@ -80,15 +81,7 @@ def parse_filter(request: web.Request) -> CallFilter:
     until = parse_datetime(query.get("until"), "until")
     if since is not None and until is not None and until <= since:
         raise bad_request("until must be later than from", field="until")
-    phone = query.get("phone", "").strip()
-    phone_e164 = None
-    if phone:
-        phone_e164 = normalize_phone(phone[:40])
-        if phone_e164 is None:
-            raise bad_request(
-                "phone is not a valid Brazilian phone number (e.g. +5511987654321)",
-                field="phone",
-            )
+    phone_e164 = phone_param(query.get("phone"))
     protocol = query.get("protocol", "").strip()
     if protocol and (not protocol.isdigit() or len(protocol) > 40):
         raise bad_request("protocol must be the number's digits", field="protocol")

@@ -7,14 +7,13 @@ from typing import Any
 
 from aiohttp import web
 
-from sac_ivr.customers import InvalidDocument, normalize_document
 from sac_ivr.db.base import utcnow
 from sac_ivr.history.models import HistoryRequest
 from sac_ivr.history.services import DELIVERY_CHANNELS
 from sac_ivr.http.errors import bad_request
+from sac_ivr.http.inputs import document_param, phone_param
 from sac_ivr.http.listing import iso
 from sac_ivr.notifications.email import valid_address
-from sac_ivr.phones import normalize_phone
 from sac_ivr.protocols.numbering import InvalidProtocolNumber, ProtocolFormat
 
 
@@ -63,18 +62,8 @@ def parse_customer(source: Any, *, from_body: bool) -> Customer:
     for name, value in (("phone", phone_raw), ("document", doc_raw)):
         if value is not None and (not isinstance(value, str) or len(value) > 40):
             raise bad_request(f"{name} must be a string of at most 40 characters", field=name)
-    phone = doc = None
-    if phone_raw and phone_raw.strip():
-        phone = normalize_phone(phone_raw)
-        if phone is None:
-            raise bad_request(
-                "phone is not a valid Brazilian phone number (e.g. +5511987654321)", field="phone"
-            )
-    if doc_raw and doc_raw.strip():
-        try:
-            doc = normalize_document(doc_raw)
-        except InvalidDocument as exc:
-            raise bad_request(str(exc), field="document") from None
+    phone = phone_param(phone_raw)
+    doc = document_param(doc_raw)
     if phone is None and doc is None:
         raise bad_request("give the customer's phone or CPF/CNPJ", field="phone")
     return Customer(phone, doc)

@@ -8,12 +8,11 @@ from typing import Any
 
 from aiohttp import web
 
-from sac_ivr.customers import InvalidDocument, normalize_document
 from sac_ivr.http.errors import bad_request
+from sac_ivr.http.inputs import document_param, phone_param
 from sac_ivr.lifecycle import statuses
 from sac_ivr.lifecycle.config import LifecycleConfig
 from sac_ivr.notifications.email import valid_address
-from sac_ivr.phones import normalize_phone
 
 MAX_BODY_TEXT = {"customer_name": 128, "notes": 10000, "agent": 64}
 NOTE_MAX = 4000
@@ -76,11 +75,7 @@ def parse_changes(body: dict[str, Any], config: LifecycleConfig) -> dict[str, An
         elif name == "department":
             out[name] = _code(body, name, config.department_codes())
         elif name == "customer_document":
-            raw = _text(body, name, 40)
-            try:
-                out[name] = normalize_document(raw) if raw else None
-            except InvalidDocument as exc:
-                raise bad_request(str(exc), field=name) from None
+            out[name] = document_param(_text(body, name, 40), field=name)
         elif name == "customer_email":
             raw = _text(body, name, 254)
             if raw is not None:
@@ -90,14 +85,7 @@ def parse_changes(body: dict[str, Any], config: LifecycleConfig) -> dict[str, An
                     raise bad_request(f"{raw!r} is not an e-mail address", field=name)
             out[name] = raw
         elif name == "customer_phone":
-            raw = _text(body, name, 40)
-            phone = normalize_phone(raw) if raw else None
-            if raw and phone is None:
-                raise bad_request(
-                    "customer_phone is not a valid Brazilian phone number (e.g. +5511987654321)",
-                    field=name,
-                )
-            out[name] = phone
+            out[name] = phone_param(_text(body, name, 40), field=name)
         else:
             out[name] = _text(body, name, MAX_BODY_TEXT[name])
     return out

@@ -8,11 +8,11 @@ from typing import Any
 
 from aiohttp import web
 
-from sac_ivr.customers import InvalidDocument, normalize_document
 from sac_ivr.db.base import utcnow
 from sac_ivr.http.errors import bad_request
+from sac_ivr.http.inputs import document_param, phone_param
 from sac_ivr.http.listing import iso, parse_int
-from sac_ivr.phones import mask_phone, normalize_phone
+from sac_ivr.phones import mask_phone
 from sac_ivr.protocols.models import Protocol, ProtocolEvent
 from sac_ivr.protocols.services import ProtocolFilter
 
@@ -83,23 +83,9 @@ LIST_COLUMNS = (
 
 def parse_filter(request: web.Request) -> ProtocolFilter:
     query = request.query
-    phone = query.get("phone", "").strip()
-    document = query.get("document", "").strip()
+    phone_e164 = phone_param(query.get("phone"))
+    doc = document_param(query.get("document"))
     status = query.get("status", "").strip()
-    phone_e164 = None
-    if phone:
-        phone_e164 = normalize_phone(phone[:40])
-        if phone_e164 is None:
-            raise bad_request(
-                "phone is not a valid Brazilian phone number (e.g. +5511987654321)",
-                field="phone",
-            )
-    doc = None
-    if document:
-        try:
-            doc = normalize_document(document)
-        except InvalidDocument as exc:
-            raise bad_request(str(exc), field="document") from None
     if status and (len(status) > STATUS_MAX or not status.replace("_", "").isalpha()):
         raise bad_request("status is not a status name", field="status")
     return ProtocolFilter(
