@@ -28,6 +28,8 @@ from typing import Any
 from panoramisk import fast_agi
 from panoramisk.utils import parse_agi_result
 
+from sac_ivr.agi.channel_vars import RESULT
+
 log = logging.getLogger(__name__)
 
 # The stream's buffer limit: caps the header block and any reply line.
@@ -253,9 +255,6 @@ class AgiCall(fast_agi.Request):
         )
         return result.digit
 
-    async def verbose(self, message: str, level: int = 1) -> None:
-        await self.command(f'VERBOSE "{_quote(message)}" {level}')
-
 
 def _quote(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
@@ -275,14 +274,12 @@ class FastAgiServer(fast_agi.Application):
         header_timeout: float = 5.0,
         command_timeout: float = 120.0,
         max_connections: int = 1000,
-        on_error: Callable[[AgiCall, BaseException], Awaitable[None]] | None = None,
     ) -> None:
         asyncio.get_running_loop()  # fix 6: never build it outside the loop it serves
         super().__init__()
         self.header_timeout = header_timeout
         self.command_timeout = command_timeout
         self._slots = asyncio.Semaphore(max_connections)
-        self._on_error = on_error
         self._server: asyncio.Server | None = None
         self.active_calls = 0
         self._idle = asyncio.Event()
@@ -292,10 +289,6 @@ class FastAgiServer(fast_agi.Application):
         if not asyncio.iscoroutinefunction(endpoint):
             raise TypeError(f"AGI route {path!r} must be an async function")  # fix 2
         super().add_route(path, endpoint)
-
-    @property
-    def routes(self) -> list[str]:
-        return list(self._route)
 
     async def start(self, host: str, port: int) -> asyncio.Server:
         self._server = await asyncio.start_server(
@@ -349,17 +342,13 @@ class FastAgiServer(fast_agi.Application):
             log.info("uniqueid=%s route=%s: %s", call.uniqueid, call.route, exc)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:
+        except Exception:
             log.exception("uniqueid=%s route=%s failed", call.uniqueid, call.route)
-            if self._on_error is not None:
-                await self._on_error(call, exc)
             await _report_error(call)
 
 
 async def _report_error(call: AgiCall) -> None:
     """Tell the dialplan this route failed; it then takes the caller to the menu."""
-    from sac_ivr.agi.channel_vars import RESULT
-
     if call.hung_up:
         return
     try:
