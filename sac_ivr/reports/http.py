@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from sac_ivr.auth.http import require
@@ -15,15 +17,19 @@ from sac_ivr.reports import page, schemas, services
 routes = web.RouteTableDef()
 
 
-@routes.get("/api/v1/reports/summary")
-async def summary(request: web.Request) -> web.Response:
+async def _full_report(request: web.Request) -> dict[str, Any]:
+    """Every figure for the period the query asks for (supervisor only)."""
     await require(request, "supervisor")
     svc = services_of(request)
     config = lifecycle_of(svc)
     params = schemas.parse_params(request, config.tz)
     async with svc.sessionmaker() as session:
-        report = await services.full_report(session, params, config)
-    return web.json_response(report)
+        return await services.full_report(session, params, config)
+
+
+@routes.get("/api/v1/reports/summary")
+async def summary(request: web.Request) -> web.Response:
+    return web.json_response(await _full_report(request))
 
 
 @routes.get("/api/v1/reports/{name}")
@@ -62,12 +68,9 @@ async def table(request: web.Request) -> web.Response:
 @routes.get("/reports")
 async def report_page(request: web.Request) -> web.Response:
     """The page a supervisor opens in the browser (token in the sac_token cookie)."""
-    await require(request, "supervisor")
+    report = await _full_report(request)
     svc = services_of(request)
     config = lifecycle_of(svc)
-    params = schemas.parse_params(request, config.tz)
-    async with svc.sessionmaker() as session:
-        report = await services.full_report(session, params, config)
     html = page.render(
         report, config.tz, svc.settings.company_name, config.profile.title, dict(request.query)
     )
