@@ -14,6 +14,7 @@ trip, normalised by :func:`canonical_ulaw`).
 from __future__ import annotations
 
 import bisect
+import time
 import wave
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -254,3 +255,14 @@ def time_of(offset: int, audio_times: Sequence[tuple[int, float]]) -> float | No
     offsets = [o for o, _ in audio_times]
     i = max(0, bisect.bisect_right(offsets, offset) - 1)
     return audio_times[i][1]
+
+
+def wait_file_settled(path: Path, timeout: float = 5.0) -> None:
+    """Wait until a recording stops growing (MixMonitor writes it after the hangup)."""
+    last, deadline = -1, time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        size = path.stat().st_size if path.exists() else -1
+        if size == last and size > 0:
+            return
+        last = size
+        time.sleep(0.2)

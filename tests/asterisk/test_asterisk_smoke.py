@@ -15,12 +15,11 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
 from tests.asterisk.ami import AmiClient, Message
-from tests.asterisk.audio import PromptLibrary, is_subsequence, recording_to_ulaw
+from tests.asterisk.audio import PromptLibrary, is_subsequence, recording_to_ulaw, wait_file_settled
 from tests.asterisk.instance import AsteriskInstance
 from tests.asterisk.sipp import CallResult, Dtmf, SipCall
 
@@ -210,7 +209,7 @@ def fallback_calls(
             ami.action("Hangup", Channel=channel)
             # no MixMonitorStop on hangup: wait for the Hangup, then for the file to settle
             ami.wait_event({"Event": "Hangup", "Channel": channel}, timeout=10, since=since)
-            _wait_file_settled(recording)
+            wait_file_settled(recording)
         stream = recording_to_ulaw(recording) if recording.exists() else b""
         found = prompts.find(stream, tail_tolerance=160)
         outcomes["originate"] = Outcome(
@@ -223,16 +222,6 @@ def fallback_calls(
     finally:
         for call in calls.values():
             call.stop()
-
-
-def _wait_file_settled(path: Path, timeout: float = 5.0) -> None:
-    last, deadline = -1, time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        size = path.stat().st_size if path.exists() else -1
-        if size == last and size > 0:
-            return
-        last = size
-        time.sleep(0.2)
 
 
 def _wait_join(

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from tests.asterisk.ami import AmiClient, Message
-from tests.asterisk.audio import Heard, PromptLibrary, recording_to_ulaw
+from tests.asterisk.audio import Heard, PromptLibrary, recording_to_ulaw, wait_file_settled
 from tests.asterisk.instance import AsteriskInstance
 from tests.asterisk.service import SacIvrService
 from tests.asterisk.sipp import CallResult, Dtmf, SipAgent, SipCall
@@ -179,7 +179,7 @@ def e2e(
                 placed.audio = placed.result.audio
                 placed.heard = prompts.find(placed.audio)
         agent_result = agent.wait(20)
-        _wait_file_settled(recording)
+        wait_file_settled(recording)
         placed = calls["originate"]
         placed.audio = recording_to_ulaw(recording) if recording.exists() else b""
         placed.heard = prompts.find(placed.audio, tail_tolerance=160)
@@ -240,16 +240,6 @@ def _end_calls(ami: AmiClient, calls: dict[str, Placed], since: int, deadline: f
                 ami.action("Hangup", Channel=event["Channel"], Cause="16")
                 placed.ended_by_test = event
         time.sleep(0.05)
-
-
-def _wait_file_settled(path: Path, timeout: float = 5.0) -> None:
-    last, deadline = -1, time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        size = path.stat().st_size if path.exists() else -1
-        if size == last and size > 0:
-            return
-        last = size
-        time.sleep(0.2)
 
 
 def _protocol_rows(database: Path) -> dict[str, dict[str, Any]]:
