@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from sac_ivr.config import Settings
-from sac_ivr.db.engine import create_engine, make_sessionmaker
+from sac_ivr.db.engine import create_engine, make_read_sessionmaker, make_sessionmaker
 from sac_ivr.live import LiveHub
 from sac_ivr.protocols.issuer import ProtocolIssuer
 from sac_ivr.protocols.numbering import ProtocolFormat, make_format
@@ -24,6 +24,9 @@ class Services:
     settings: Settings
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
+    # Sessions that only read (reports, lookups, listings): on SQLite they never take
+    # the write lock the issuer needs, on PostgreSQL they run READ ONLY.
+    reader: async_sessionmaker[AsyncSession]
     protocol_format: ProtocolFormat
     issuer: ProtocolIssuer
     sms_requested: SmsRequestHandler | None = None
@@ -42,6 +45,7 @@ class Services:
             settings=settings,
             engine=engine,
             sessionmaker=sessionmaker,
+            reader=make_read_sessionmaker(engine),
             protocol_format=fmt,
             issuer=issuer,
         )

@@ -29,7 +29,7 @@ async def optional_identity(request: web.Request) -> Identity | None:
     token = bearer_token(request)
     if token is None:
         return None
-    identity = await identify(services_of(request).sessionmaker, token)
+    identity = await identify(services_of(request).reader, token)
     if identity is None:
         raise ApiError(401, "unauthorized", "unknown or revoked token")
     return identity

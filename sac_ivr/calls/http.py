@@ -22,7 +22,7 @@ async def list_calls(request: web.Request) -> web.Response:
     await require(request, "agent")
     page = parse_page(request)
     flt = schemas.parse_filter(request)
-    async with services_of(request).sessionmaker() as session:
+    async with services_of(request).reader() as session:
         rows, total = await services.find(session, flt, page.limit, page.offset)
         items = [schemas.call_view(c) for c in rows]
     return listing_response(page, items, total, schemas.LIST_COLUMNS, "calls.csv")

@@ -11,6 +11,8 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 SQLITE_BUSY_TIMEOUT_MS = 15000
+# Execution option marking a connection's transactions as read-only (see _sqlite_begin).
+READ_ONLY_OPTION = "sac_read_only"
 
 
 def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
@@ -26,9 +28,7 @@ def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(url, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        # Take the write lock at BEGIN: two processes that both read first and then
-        # try to write would otherwise deadlock into SQLITE_BUSY.
-        event.listen(engine.sync_engine, "begin", _sqlite_begin_immediate)
+        event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     return create_async_engine(url, **kwargs)
@@ -49,7 +49,7 @@ def create_sync_engine(url: str | URL, busy_timeout_ms: int = SQLITE_BUSY_TIMEOU
         "connect",
         lambda conn, record: _sqlite_pragmas(conn, record, busy_timeout_ms),
     )
-    event.listen(engine, "begin", _sqlite_begin_immediate)
+    event.listen(engine, "begin", _sqlite_begin)
     return engine
 
 
@@ -66,12 +66,36 @@ def _sqlite_pragmas(
     cursor.close()
 
 
-def _sqlite_begin_immediate(conn: Any) -> None:
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+def _sqlite_begin(conn: Any) -> None:
+    """BEGIN for one transaction on SQLite: how depends on what the session is for.
+
+    A writing transaction takes the write lock at BEGIN (``IMMEDIATE``): two processes
+    that both read first and then try to write would otherwise deadlock into
+    SQLITE_BUSY, which no busy timeout can wait out. A reading one (sessions from
+    :func:`make_read_sessionmaker`) must not take it: in WAL mode it reads a snapshot
+    while writers go on, so a report never holds up the issuing of a number.
+    ``query_only`` makes a write in a reading session fail instead of taking the lock.
+    """
+    if conn.get_execution_options().get(READ_ONLY_OPTION):
+        conn.exec_driver_sql("PRAGMA query_only=1")
+        conn.exec_driver_sql("BEGIN")
+    else:
+        conn.exec_driver_sql("PRAGMA query_only=0")
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[Any]:
+    """Sessions that may write (on SQLite each transaction holds the write lock)."""
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def make_read_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[Any]:
+    """Sessions that only read: no write lock on SQLite, a READ ONLY transaction on
+    PostgreSQL. Same engine and connection pool as :func:`make_sessionmaker`."""
+    options: dict[str, Any] = {READ_ONLY_OPTION: True}
+    if not is_sqlite(engine):
+        options["postgresql_readonly"] = True
+    return async_sessionmaker(engine.execution_options(**options), expire_on_commit=False)
 
 
 def is_sqlite(engine: AsyncEngine) -> bool:

@@ -21,7 +21,7 @@ async def _document_response(
 ) -> web.Response:
     svc = services_of(request)
     config = lifecycle_of(svc)
-    async with svc.sessionmaker() as session:
+    async with svc.reader() as session:
         history = await services.build_history(
             session, config, svc.settings.company_name, phone=phone, document_number=doc
         )
@@ -60,7 +60,7 @@ async def list_history_requests(request: web.Request) -> web.Response:
         if raw not in ("", "true", "false", "1", "0"):
             raise bad_request(f"{name} must be true or false", field=name)
         flags[name] = raw in ("true", "1")
-    async with services_of(request).sessionmaker() as session:
+    async with services_of(request).reader() as session:
         rows, total = await services.list_requests(
             session,
             pending_only=flags["pending"],
@@ -76,7 +76,7 @@ async def list_history_requests(request: web.Request) -> web.Response:
 async def get_history_request(request: web.Request) -> web.Response:
     await require(request, "agent")
     request_id = schemas.parse_request_id(request)
-    async with services_of(request).sessionmaker() as session:
+    async with services_of(request).reader() as session:
         try:
             found = await services.get_request(session, request_id)
         except services.HistoryRequestNotFound:
@@ -89,7 +89,7 @@ async def get_history_request_document(request: web.Request) -> web.Response:
     await require(request, "agent")
     request_id = schemas.parse_request_id(request)
     fmt = schemas.parse_format(request)
-    async with services_of(request).sessionmaker() as session:
+    async with services_of(request).reader() as session:
         try:
             found = await services.get_request(session, request_id)
         except services.HistoryRequestNotFound:

@@ -41,7 +41,7 @@ async def patch_protocol(request: web.Request) -> web.Response:
         await services.update_protocol(svc, number, changes, identity.name)
     except protocol_services.ProtocolNotFound:
         raise not_found(f"protocol {number} not found") from None
-    async with svc.sessionmaker() as session:
+    async with svc.reader() as session:
         return web.json_response(await agent_detail(request, session, number))
 
 
@@ -72,7 +72,7 @@ async def post_transition(request: web.Request) -> web.Response:
             to_status=exc.target,
             allowed=exc.allowed,
         ) from None
-    async with svc.sessionmaker() as session:
+    async with svc.reader() as session:
         return web.json_response(await agent_detail(request, session, number))
 
 

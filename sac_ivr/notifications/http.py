@@ -33,7 +33,7 @@ async def list_notifications(request: web.Request) -> web.Response:
         query = query.where(OutboxMessage.status == flt.status)
     if flt.channel:
         query = query.where(OutboxMessage.channel == flt.channel)
-    async with services_of(request).sessionmaker() as session:
+    async with services_of(request).reader() as session:
         total = await session.scalar(select(func.count()).select_from(query.subquery()))
         rows = await session.scalars(
             query.order_by(OutboxMessage.id.desc()).limit(page.limit).offset(page.offset)

@@ -110,7 +110,7 @@ async def create_session(request: web.Request) -> web.Response:
     """Log a browser in: check the token, keep it in an HttpOnly cookie."""
     token = schemas.parse_session_body(await schemas.read_json(request))
     services = services_of(request)
-    identity = await identify(services.sessionmaker, token)
+    identity = await identify(services.reader, token)
     if identity is None:
         raise ApiError(401, "unauthorized", "unknown or revoked token")
     response = web.json_response(schemas.viewer_view(identity))

@@ -30,7 +30,7 @@ def validated_number(request: web.Request) -> str:
 async def get_protocol(request: web.Request) -> web.Response:
     number = validated_number(request)  # before any database work
     identity = await optional_identity(request)
-    async with services_of(request).sessionmaker() as session:
+    async with services_of(request).reader() as session:
         protocol = await services.get_by_number(session, number, with_events=identity is not None)
         if protocol is None:
             raise not_found(f"protocol {number} not found")
@@ -48,7 +48,7 @@ async def list_protocols(request: web.Request) -> web.Response:
     await require(request, "agent")
     page = parse_page(request)
     flt = schemas.parse_filter(request)
-    async with services_of(request).sessionmaker() as session:
+    async with services_of(request).reader() as session:
         rows, total = await services.find(session, flt, page.limit, page.offset)
         items = [schemas.agent_view(p) for p in rows]
     return listing_response(page, items, total, schemas.LIST_COLUMNS, "protocols.csv")

@@ -23,7 +23,7 @@ async def _full_report(request: web.Request) -> dict[str, Any]:
     svc = services_of(request)
     config = lifecycle_of(svc)
     params = schemas.parse_params(request, config.tz)
-    async with svc.sessionmaker() as session:
+    async with svc.reader() as session:
         return await services.full_report(session, params, config)
 
 
@@ -42,7 +42,7 @@ async def table(request: web.Request) -> web.Response:
     config = lifecycle_of(svc)
     params = schemas.parse_params(request, config.tz)
     page_ = parse_page(request, max_limit=10000)
-    async with svc.sessionmaker() as session:
+    async with svc.reader() as session:
         if name in schemas.LISTS:
             items, total = await services.deadline_list(
                 session, params, name, config, page_.limit, page_.offset

@@ -28,7 +28,7 @@ async def handle(call: AgiCall, services: Services) -> None:
         log.warning("uniqueid=%s: announce refused %r: %s", call.uniqueid, number, exc)
         await call.set_variable(channel_vars.RESULT, "ERROR")
         return
-    async with services.sessionmaker() as session:
+    async with services.reader() as session:
         found = await session.scalar(select(Protocol.id).where(Protocol.number == number))
     if found is None:
         log.warning("uniqueid=%s: announce of unknown protocol %s", call.uniqueid, number)
