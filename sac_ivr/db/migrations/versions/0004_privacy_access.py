@@ -122,6 +122,13 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_panel_sessions_expires_at"), table_name="panel_sessions")
     op.drop_table("panel_sessions")
     op.drop_index("uq_api_tokens_active_name", table_name="api_tokens")
+    # Names were unique among all tokens before: a revoked token that shares its name
+    # with a newer one is renamed NAME#ID.
+    op.execute(
+        "UPDATE api_tokens SET name = substr(name, 1, 50) || '#' || id "
+        "WHERE revoked_at IS NOT NULL AND name IN "
+        "(SELECT name FROM api_tokens GROUP BY name HAVING count(*) > 1)"
+    )
     with op.batch_alter_table("api_tokens", schema=None) as batch_op:
         batch_op.create_unique_constraint("uq_api_tokens_name", ["name"])
         batch_op.drop_column("expires_at")
