@@ -136,6 +136,9 @@ async def create_session(request: web.Request) -> web.Response:
     if identity is None:
         raise ApiError(401, "unauthorized", "unknown, expired or revoked token")
     settings = services.settings
+    previous = request.cookies.get(COOKIE)
+    if previous:  # logging in again (another token) ends this browser's last session
+        await auth_services.end_session(services.sessionmaker, previous)
     session_id, _ = await auth_services.create_session(
         services.sessionmaker, identity, settings.panels_session_hours
     )

@@ -28,7 +28,9 @@ from sac_ivr.audit.services import count_lookup
 from sac_ivr.auth.clients import client_address, limit_key
 from sac_ivr.auth.keys import key, link_signature, signature_ok
 from sac_ivr.auth.ratelimit import RateLimiter, too_many_requests
+from sac_ivr.http.context import services_of
 from sac_ivr.http.errors import ApiError, bad_request, not_found
+from sac_ivr.lifecycle.services import lifecycle_of
 from sac_ivr.protocols import schemas, services
 from sac_ivr.protocols.models import Protocol
 from sac_ivr.protocols.numbering import InvalidProtocolNumber
@@ -130,9 +132,6 @@ async def signed_query(services: Services, number: str, days: int = LINK_DAYS) -
 
 async def lookup(request: web.Request, number_in_path: str) -> web.Response:
     """The whole public lookup (see the module docstring)."""
-    from sac_ivr.http.context import services_of
-    from sac_ivr.lifecycle.services import lifecycle_of
-
     svc = services_of(request)
     limits = limits_of(svc)
     client = limit_key(client_address(request, svc.settings.trusted_proxies))
