@@ -88,8 +88,15 @@ async def test_admin_api_lists_creates_and_revokes_tokens(db_url: str) -> None:
             bruno = made.body["token"]
             assert made.body["name"] == "bruno" and made.body["active"] is True
             assert (await c.call("POST", TOKENS, body, token=admin)).status == 409
-            past = {**body, "name": "old", "expires_at": "2020-01-01T00:00:00Z"}
-            assert (await c.call("POST", TOKENS, past, token=admin)).status == 400
+            for wrong, field in (
+                ({**body, "name": "old", "expires_at": "2020-01-01T00:00:00Z"}, "expires_at"),
+                ({**body, "name": "old", "expires_at": "2030-01-01T00:00:00"}, "expires_at"),
+                ({**body, "name": " "}, "name"),
+                ({**body, "name": "old", "role": "root"}, "role"),
+                ({**body, "name": "old", "token": "sac_mine"}, "token"),
+            ):
+                r = await c.call("POST", TOKENS, wrong, token=admin)
+                assert r.status == 400 and r.body["error"]["details"]["field"] == field, r.text
 
             # The holder uses it from a browser too.
             assert (await browser.call("POST", SESSION, {"token": bruno})).status == 200

@@ -108,7 +108,7 @@ async def post_token(request: web.Request) -> web.Response:
     except NameInUse as exc:
         raise ApiError(409, "name_in_use", str(exc), field="name") from None
     except TokenError as exc:
-        raise bad_request(str(exc)) from None
+        raise bad_request(str(exc), **({"field": exc.field} if exc.field else {})) from None
     body = {**schemas.token_view(row), "token": token}
     return web.json_response(body, status=201, headers={"Cache-Control": "no-store"})
 

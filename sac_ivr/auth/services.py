@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import ColumnElement, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -47,7 +47,9 @@ class Identity:
 
 
 class TokenError(ValueError):
-    pass
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class NameInUse(TokenError):
@@ -62,7 +64,8 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def _active(now: datetime):  # type: ignore[no-untyped-def]
+def _active(now: datetime) -> tuple[ColumnElement[bool], ...]:
+    """Conditions of a token that works: not revoked, not expired."""
     return (
         ApiToken.revoked_at.is_(None),
         or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > now),
@@ -74,22 +77,38 @@ def is_active(row: ApiToken, now: datetime | None = None) -> bool:
     return row.revoked_at is None and (row.expires_at is None or row.expires_at > now)
 
 
-def check_token_fields(name: str, role: str, extension: str | None, expires_at: datetime | None):  # type: ignore[no-untyped-def]
+def _printable(text: str, limit: int) -> bool:
+    if len(text) > limit or any(ord(c) < 32 or ord(c) == 127 for c in text):
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate
+        return False
+    return True
+
+
+def check_token_fields(
+    name: str, role: str, extension: str | None, expires_at: datetime | None
+) -> tuple[str, str | None]:
     """(name, extension) cleaned; TokenError with the reason otherwise."""
     if role not in ROLES:
-        raise TokenError(f"role must be one of {', '.join(ROLES)}")
+        raise TokenError(f"role must be one of {', '.join(ROLES)}", "role")
     name = name.strip()
-    if not name or len(name) > NAME_MAX or any(ord(c) < 32 for c in name):
-        raise TokenError(f"name must be 1 to {NAME_MAX} printable characters")
+    if not name or not _printable(name, NAME_MAX):
+        raise TokenError(f"name must be 1 to {NAME_MAX} printable characters", "name")
     if extension is not None:
         extension = extension.strip() or None
-        if extension and (len(extension) > EXTENSION_MAX or any(ord(c) < 32 for c in extension)):
-            raise TokenError(f"extension must be at most {EXTENSION_MAX} printable characters")
+        if extension and not _printable(extension, EXTENSION_MAX):
+            raise TokenError(
+                f"extension must be at most {EXTENSION_MAX} printable characters", "extension"
+            )
     if expires_at is not None:
         if expires_at.tzinfo is None:
-            raise TokenError("expires_at needs a time zone (e.g. 2027-01-31T18:00:00-03:00)")
+            raise TokenError(
+                "expires_at needs a time zone (e.g. 2027-01-31T18:00:00-03:00)", "expires_at"
+            )
         if expires_at <= utcnow():
-            raise TokenError("expires_at is in the past")
+            raise TokenError("expires_at is in the past", "expires_at")
     return name, extension
 
 
@@ -130,7 +149,8 @@ async def create_token_row(
             session.add(row)
     except IntegrityError:
         raise NameInUse(
-            f"a token named {name!r} is active: revoke it first to give the name a new token"
+            f"a token named {name!r} is active: revoke it first to give the name a new token",
+            "name",
         ) from None
     return token, row
 
