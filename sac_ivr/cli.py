@@ -62,33 +62,6 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_token_create(args: argparse.Namespace) -> int:
-    from sac_ivr.auth.services import TokenError, create_token
-    from sac_ivr.db.engine import create_engine, make_sessionmaker
-    from sac_ivr.db.migrate import upgrade
-
-    settings = _settings(args)
-    upgrade(settings.database_url)
-
-    async def run() -> str:
-        engine = create_engine(settings.database_url)
-        try:
-            return await create_token(
-                make_sessionmaker(engine), args.name, args.role, extension=args.extension
-            )
-        finally:
-            await engine.dispose()
-
-    try:
-        token = asyncio.run(run())
-    except TokenError as exc:
-        print(f"sac-ivr: {exc}", file=sys.stderr)
-        return 2
-    print(token)
-    print(f"(token for {args.name}, role {args.role}: shown once, store it now)", file=sys.stderr)
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sac-ivr", description="Brazilian SAC protocol numbers and call center on Asterisk."
@@ -111,28 +84,24 @@ def build_parser() -> argparse.ArgumentParser:
     db_upgrade.add_argument("revision", nargs="?", default="head")
     db_upgrade.set_defaults(func=cmd_db_upgrade)
 
-    token = commands.add_parser("token", help="API tokens").add_subparsers(
-        dest="token_command", required=True
-    )
-    create = token.add_parser("create", help="create a token and print it once")
-    _add_setting_flags(create)
-    create.add_argument("name", help="who holds it (an agent's login, a system)")
-    create.add_argument("--role", choices=["agent", "supervisor", "admin"], default="agent")
-    create.add_argument("--extension", help="agent's interface, e.g. PJSIP/1001")
-    create.set_defaults(func=cmd_token_create)
-
     for extra in _extra_commands():
         extra(commands)
     return parser
 
 
 def _extra_commands() -> list[Any]:
-    """Commands that live in their feature package (sounds, retention, ...)."""
+    """Commands that live in their feature package (tokens, sounds, retention, ...)."""
+    from sac_ivr.auth import cli as auth_cli
     from sac_ivr.notifications import cli as notifications_cli
     from sac_ivr.retention import cli as retention_cli
     from sac_ivr.sounds import cli as sounds_cli
 
-    return [notifications_cli.add_parser, retention_cli.add_parser, sounds_cli.add_parser]
+    return [
+        auth_cli.add_parser,
+        notifications_cli.add_parser,
+        retention_cli.add_parser,
+        sounds_cli.add_parser,
+    ]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

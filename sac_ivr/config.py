@@ -99,7 +99,31 @@ class Settings:
         15.0, "Seconds between heartbeats on the live event stream (keeps proxies from closing it)."
     )
     panels_session_hours: float = _setting(
-        12.0, "Hours the panel's login cookie lasts (one shift); the token itself does not expire."
+        12.0,
+        "Hours a panel login lasts (one shift): the session expires on the server, and "
+        "logging out or revoking the token ends it at once.",
+    )
+    panels_max_streams_per_token: int = _setting(
+        5, "Live event streams (SSE) one token may hold open at once; more are refused (429)."
+    )
+    # -- public lookup and client addresses
+    public_lookups_per_hour: int = _setting(
+        300,
+        "Lookups of a protocol without a token one client address may make per hour (bursts "
+        "of a tenth of it); beyond it 429 with Retry-After.",
+    )
+    public_verify_failures_per_number: int = _setting(
+        5,
+        "Wrong second factors (last digits of the phone or CPF/CNPJ) a protocol number takes "
+        "per day; then its subject and notes are locked for the day (a signed link still works).",
+    )
+    public_verify_failures_per_client: int = _setting(
+        10, "Wrong second factors one client address may send per day, for any numbers."
+    )
+    trusted_proxies: list[str] = _setting(  # noqa: RUF009
+        [],
+        "Reverse proxies (addresses or CIDRs) whose X-Forwarded-For names the client, for "
+        "rate limits and the access log; empty: the connecting address is the client.",
     )
     # -- logging
     log_level: str = _setting("INFO", "DEBUG, INFO, WARNING or ERROR.")
@@ -281,6 +305,16 @@ class Settings:
             raise ConfigError("panels_heartbeat_s: must be between 1 and 300 seconds")
         if not 0 < self.panels_session_hours <= 24 * 31:
             raise ConfigError("panels_session_hours: must be more than 0 and at most 744")
+        if not 1 <= self.panels_max_streams_per_token <= 1000:
+            raise ConfigError("panels_max_streams_per_token: must be between 1 and 1000")
+        if not 10 <= self.public_lookups_per_hour <= 100000:
+            raise ConfigError("public_lookups_per_hour: must be between 10 and 100000")
+        for name in ("public_verify_failures_per_number", "public_verify_failures_per_client"):
+            if not 1 <= getattr(self, name) <= 1000:
+                raise ConfigError(f"{name}: must be between 1 and 1000")
+        from sac_ivr.auth.clients import parse_networks  # local: no import cycle
+
+        parse_networks(self.trusted_proxies)  # raises ConfigError naming the bad entry
         if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ConfigError(f"log_level: {self.log_level!r} is not a log level")
         from sac_ivr.lifecycle.config import validate_feature_settings  # no cycle

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from sac_ivr.config import Settings
 from sac_ivr.db.engine import create_engine, make_read_sessionmaker, make_sessionmaker
+from sac_ivr.library_logs import quiet_library_loggers
 from sac_ivr.live import LiveHub
 from sac_ivr.protocols.issuer import ProtocolIssuer
 from sac_ivr.protocols.numbering import ProtocolFormat, make_format
@@ -37,6 +38,7 @@ class Services:
 
     @classmethod
     def create(cls, settings: Settings, **engine_kwargs: Any) -> Services:
+        quiet_library_loggers()  # no library logs a customer's data, whatever log_level
         engine = create_engine(settings.database_url, **engine_kwargs)
         sessionmaker = make_sessionmaker(engine)
         fmt = make_format(settings)

@@ -34,8 +34,10 @@ async def test_public_lookup_shows_status_and_no_personal_data(running: RunningS
     status, body, text = await get(running, f"/api/v1/protocols/{number}")
     assert status == 200
     assert body["number"] == number
-    assert body["status"] == "open"
-    assert body["opened_at"] and body["updated_at"]
+    assert body["status"] == "open" and body["status_label"] == "Aberto"
+    day = f"{number[:4]}-{number[4:6]}-{number[6:8]}"  # the local date in the number
+    assert body["opened_on"] == body["updated_on"] == day
+    assert "opened_at" not in body and "subject" not in body  # dates to the day only
     assert "987654321" not in text and "Maria" not in text
 
 
@@ -96,7 +98,10 @@ async def test_customer_listing_needs_a_token_and_filters_by_phone(
     assert body["total"] == 2 and other not in [i["number"] for i in body["items"]]
     status, body, _ = await get(running, "/api/v1/protocols", token, limit="1", offset="1")
     assert body["total"] == 3 and len(body["items"]) == 1 and body["limit"] == 1
-    status, _, text = await get(running, "/api/v1/protocols", token, format="csv")
+    status, body, _ = await get(running, "/api/v1/protocols", token, format="csv")
+    assert status == 403  # a bulk export of customers is for supervisors
+    supervisor = await create_token(running.services.sessionmaker, "sueli", "supervisor")
+    status, _, text = await get(running, "/api/v1/protocols", supervisor, format="csv")
     assert status == 200 and text.splitlines()[0].startswith("number,status")
     assert len(text.strip().splitlines()) == 4
 

@@ -104,7 +104,9 @@ async def test_filters(running: RunningService, params: dict[str, str], expected
 
 async def test_csv_export(running: RunningService) -> None:
     await store_three_calls(running)
-    token = await agent_token(running)
+    status, _, _, _ = await get(running, "/api/v1/calls", await agent_token(running), format="csv")
+    assert status == 403  # a bulk export is for supervisors
+    token = await create_token(running.services.sessionmaker, "sueli", "supervisor")
     status, _, text, content_type = await get(running, "/api/v1/calls", token, format="csv")
     assert status == 200 and content_type == "text/csv"
     rows = list(csv.DictReader(io.StringIO(text)))

@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import update
 
+from sac_ivr.auth.services import create_token
 from sac_ivr.db.base import utcnow
 from sac_ivr.history.models import HistoryRequest
 from tests.notify_fakes import Env, make_env, wait_until
@@ -154,7 +155,10 @@ async def test_history_request_by_mail_overdue_then_delivered(env: Env) -> None:
         )
     _, listing, _ = await env.api.call("GET", "/api/v1/history-requests", overdue="true")
     assert [i["id"] for i in listing["items"]] == [rid] and listing["items"][0]["overdue"]
-    _, _, raw = await env.api.call("GET", "/api/v1/history-requests", overdue="true", format="csv")
+    supervisor = await create_token(env.running.services.sessionmaker, "sueli", "supervisor")
+    _, _, raw = await env.api.call(
+        "GET", "/api/v1/history-requests", overdue="true", format="csv", token=supervisor
+    )
     assert raw.splitlines()[0].startswith("id,requested_at") and str(rid) in raw
     status, doc, _ = await env.api.call("GET", f"/api/v1/history-requests/{rid}/document")
     assert status == 200 and doc["total"] == 2

@@ -67,7 +67,9 @@ async def test_session_cookie_login_and_logout(
         assert r.status == 200
         assert await r.json() == {"name": "ana", "role": "agent", "extension": AGENT_EXT}
         cookie = r.headers["Set-Cookie"]
-    assert cookie.startswith("sac_token=sac_")
+    # The cookie holds a session id, never the token itself.
+    assert cookie.startswith("sac_session=sacs_") and tok["ana"] not in cookie
+    session_id = cookie.split(";")[0].split("=", 1)[1]
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/" in cookie
     assert "Secure" not in cookie  # plain http on 127.0.0.1
     assert "Max-Age=43200" in cookie  # panels_session_hours = 12
@@ -78,9 +80,16 @@ async def test_session_cookie_login_and_logout(
         assert r.status == 200
     async with client.delete(url) as r:
         assert r.status == 204
-        assert "sac_token=" in r.headers["Set-Cookie"]
+        assert "sac_session=" in r.headers["Set-Cookie"]
     async with client.get(url) as r:
         assert r.status == 401
+    # Logging out ended the session on the server: a copy of the cookie is refused.
+    async with aiohttp.ClientSession() as other:
+        async with other.get(url, headers={"Cookie": f"sac_session={session_id}"}) as r:
+            assert r.status == 401
+    # The token itself still works for API clients.
+    async with client.get(url, headers=bearer(tok["ana"])) as r:
+        assert r.status == 200
 
 
 @pytest.mark.parametrize(

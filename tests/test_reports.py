@@ -296,7 +296,13 @@ async def test_report_page_in_chromium_shows_the_right_numbers(
     want = await expected(running, s)
     base = f"http://127.0.0.1:{running.http_port}"
     await browser.get(base + "/healthz")
-    await browser.call(browser.driver.add_cookie, {"name": "sac_token", "value": token})
+    # Logged in as the panel does it: the token traded for a session cookie.
+    login = await browser.js(
+        "return fetch('/api/v1/session', {method: 'POST', headers: {'Content-Type': "
+        "'application/json'}, body: JSON.stringify({token: arguments[0]})}).then(r => r.status)",
+        token,
+    )
+    assert login == 200
     await browser.console_errors()  # the JSON page's favicon request: not the report's
     query = "&".join(f"{k}={v}" for k, v in s.query.items())
     await browser.get(f"{base}/reports?{query}")

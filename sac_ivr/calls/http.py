@@ -7,7 +7,8 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sac_ivr.auth.http import require
+from sac_ivr.audit.services import record_read
+from sac_ivr.auth.http import listing_role, require
 from sac_ivr.calls import schemas, services
 from sac_ivr.http.context import services_of
 from sac_ivr.http.listing import listing_response, parse_page
@@ -19,12 +20,20 @@ routes = web.RouteTableDef()
 
 @routes.get("/api/v1/calls")
 async def list_calls(request: web.Request) -> web.Response:
-    await require(request, "agent")
+    identity = await require(request, listing_role(request))
     page = parse_page(request)
     flt = schemas.parse_filter(request)
     async with services_of(request).reader() as session:
         rows, total = await services.find(session, flt, page.limit, page.offset)
         items = [schemas.call_view(c) for c in rows]
+    await record_read(
+        request,
+        identity,
+        "calls.list",
+        protocols=[i.get("protocol") for i in items],
+        phone=flt.phone_e164,
+        rows=len(items),
+    )
     return listing_response(page, items, total, schemas.LIST_COLUMNS, "calls.csv")
 
 

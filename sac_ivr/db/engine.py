@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import re
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,11 @@ def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
     SQLite: WAL journal with ``synchronous=FULL``: a committed protocol survives a
     power cut, and several sac-ivr processes can share the file (``busy_timeout``
     makes a writer wait for another instead of failing).
+
+    Errors never carry the values of a statement (callers' numbers, names, CPF…), so
+    no log line can: ``hide_parameters``, and PostgreSQL's row details dropped.
     """
+    kwargs.setdefault("hide_parameters", True)
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
@@ -31,7 +37,29 @@ def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
-    return create_async_engine(url, **kwargs)
+    engine = create_async_engine(url, **kwargs)
+    event.listen(engine.sync_engine, "handle_error", _drop_row_values)
+    return engine
+
+
+_ARGUMENT_VALUE = re.compile(r"(invalid input for query argument \$\d+: ).*?( \()", re.S)
+
+
+def _drop_row_values(context: Any) -> None:
+    """PostgreSQL's DETAIL copies values into the error ("Failing row contains (…)",
+    "Key (…)=(…)"), and asyncpg quotes a parameter it cannot encode; both reach
+    ``str(exc)`` and so any traceback. Drop them (the message, constraint and column
+    names stay)."""
+    error: BaseException | None = context.original_exception
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if getattr(error, "detail", None) is not None:
+            with contextlib.suppress(AttributeError, TypeError):
+                error.detail = None  # type: ignore[attr-defined]
+        if error.args and isinstance(error.args[0], str) and "query argument" in error.args[0]:
+            error.args = (_ARGUMENT_VALUE.sub(r"\1(value hidden)\2", error.args[0]),)
+        error = error.__cause__ or error.__context__
 
 
 def create_sync_engine(url: str | URL, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> Engine:
@@ -43,7 +71,9 @@ def create_sync_engine(url: str | URL, busy_timeout_ms: int = SQLITE_BUSY_TIMEOU
     url = make_url(url)
     if url.get_backend_name() != "sqlite":
         raise ValueError("create_sync_engine is for SQLite only")
-    engine = create_sync_sqlalchemy_engine(url.set(drivername="sqlite+pysqlite"))
+    engine = create_sync_sqlalchemy_engine(
+        url.set(drivername="sqlite+pysqlite"), hide_parameters=True
+    )
     event.listen(
         engine,
         "connect",

@@ -4,6 +4,7 @@ Alembic's env.py and the test fixtures import this module; a new feature adds it
 ``models`` import here.
 """
 
+from sac_ivr.audit import models as audit_models
 from sac_ivr.auth import models as auth_models
 from sac_ivr.calls import models as call_models
 from sac_ivr.db.base import Base
@@ -13,6 +14,7 @@ from sac_ivr.protocols import models as protocol_models
 
 __all__ = [
     "Base",
+    "audit_models",
     "auth_models",
     "call_models",
     "history_models",

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from sac_ivr.auth.http import require
+from sac_ivr.audit.services import record_read
+from sac_ivr.auth.http import listing_role, require
+from sac_ivr.auth.services import Identity
 from sac_ivr.db.base import utcnow
 from sac_ivr.history import document, schemas, services
 from sac_ivr.http.context import services_of
@@ -17,7 +19,12 @@ routes = web.RouteTableDef()
 
 
 async def _document_response(
-    request: web.Request, phone: str | None, doc: str | None, fmt: str
+    request: web.Request,
+    phone: str | None,
+    doc: str | None,
+    fmt: str,
+    identity: Identity,
+    action: str,
 ) -> web.Response:
     svc = services_of(request)
     config = lifecycle_of(svc)
@@ -25,6 +32,14 @@ async def _document_response(
         history = await services.build_history(
             session, config, svc.settings.company_name, phone=phone, document_number=doc
         )
+    await record_read(
+        request,
+        identity,
+        action,
+        protocols=[p.get("number") for p in history.get("protocols") or ()],
+        phone=phone,
+        document=doc,
+    )
     if fmt == "html":
         return web.Response(text=document.render_html(history, config.tz), content_type="text/html")
     return web.json_response(history)
@@ -32,10 +47,12 @@ async def _document_response(
 
 @routes.get("/api/v1/history")
 async def get_history(request: web.Request) -> web.Response:
-    await require(request, "agent")
+    identity = await require(request, "agent")
     fmt = schemas.parse_format(request)
     customer = schemas.parse_customer(request.query, from_body=False)
-    return await _document_response(request, customer.phone, customer.document, fmt)
+    return await _document_response(
+        request, customer.phone, customer.document, fmt, identity, "history.read"
+    )
 
 
 @routes.post("/api/v1/history-requests")
@@ -52,7 +69,7 @@ async def create_history_request(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/history-requests")
 async def list_history_requests(request: web.Request) -> web.Response:
-    await require(request, "agent")
+    identity = await require(request, listing_role(request))
     page = parse_page(request)
     flags = {}
     for name in ("pending", "overdue"):
@@ -69,24 +86,26 @@ async def list_history_requests(request: web.Request) -> web.Response:
             offset=page.offset,
         )
         items = [schemas.request_view(r) for r in rows]
+    await record_read(request, identity, "history_requests.list", rows=len(items))
     return listing_response(page, items, total, schemas.LIST_COLUMNS, "history-requests.csv")
 
 
 @routes.get("/api/v1/history-requests/{id}")
 async def get_history_request(request: web.Request) -> web.Response:
-    await require(request, "agent")
+    identity = await require(request, "agent")
     request_id = schemas.parse_request_id(request)
     async with services_of(request).reader() as session:
         try:
             found = await services.get_request(session, request_id)
         except services.HistoryRequestNotFound:
             raise not_found(f"history request {request_id} not found") from None
-        return web.json_response(schemas.request_view(found))
+    await record_read(request, identity, "history_request.read", rows=1)
+    return web.json_response(schemas.request_view(found))
 
 
 @routes.get("/api/v1/history-requests/{id}/document")
 async def get_history_request_document(request: web.Request) -> web.Response:
-    await require(request, "agent")
+    identity = await require(request, "agent")
     request_id = schemas.parse_request_id(request)
     fmt = schemas.parse_format(request)
     async with services_of(request).reader() as session:
@@ -96,7 +115,9 @@ async def get_history_request_document(request: web.Request) -> web.Response:
             raise not_found(f"history request {request_id} not found") from None
     if found.anonymised_at is not None:
         raise ApiError(410, "anonymised", "this request's customer data was anonymised")
-    return await _document_response(request, found.phone_e164, found.document, fmt)
+    return await _document_response(
+        request, found.phone_e164, found.document, fmt, identity, "history_request.document"
+    )
 
 
 @routes.post("/api/v1/history-requests/{id}/delivered")

@@ -9,6 +9,8 @@ from aiohttp import web
 from sqlalchemy import text
 
 from sac_ivr import __version__
+from sac_ivr.audit import http as audit_http
+from sac_ivr.auth import http as auth_http
 from sac_ivr.calls import http as calls_http
 from sac_ivr.history import http as history_http
 from sac_ivr.http.context import SERVICES_KEY, services_of
@@ -32,6 +34,8 @@ FEATURE_HTTP = (
     notifications_http,
     calls_http,
     panels_http,
+    auth_http,
+    audit_http,
 )
 
 STARTED_KEY: web.AppKey[float] = web.AppKey("started", float)

@@ -21,6 +21,8 @@ FEATURE_APIS = [
     "sac_ivr.notifications.api",
     "sac_ivr.history.api",
     "sac_ivr.reports.api",
+    "sac_ivr.auth.api",
+    "sac_ivr.audit.api",
 ]
 
 

@@ -6,8 +6,9 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sac_ivr.auth.http import require
+from sac_ivr.auth.services import Identity, is_active_name
 from sac_ivr.http.context import services_of
-from sac_ivr.http.errors import ApiError, not_found
+from sac_ivr.http.errors import ApiError, bad_request, not_found
 from sac_ivr.lifecycle import schemas, services
 from sac_ivr.protocols import schemas as protocol_schemas
 from sac_ivr.protocols import services as protocol_services
@@ -31,12 +32,35 @@ async def agent_detail(request: web.Request, session: AsyncSession, number: str)
     return body
 
 
+async def check_assignee(request: web.Request, identity: Identity, agent: str | None) -> None:
+    """Who a protocol may be assigned to (its ``agent``): an agent takes it for
+    themselves only; a supervisor assigns it to the holder of an active token, or to
+    nobody. The author of the change is always the token's holder."""
+    if not identity.has_role("supervisor"):
+        if agent != identity.name:
+            raise ApiError(
+                403,
+                "forbidden",
+                "an agent may only assign a protocol to themselves; a supervisor assigns it "
+                "to others",
+                field="agent",
+            )
+        return
+    if agent is None:
+        return
+    async with services_of(request).reader() as session:
+        if not await is_active_name(session, agent):
+            raise bad_request(f"no active token is named {agent!r}", field="agent")
+
+
 @routes.patch("/api/v1/protocols/{number}")
 async def patch_protocol(request: web.Request) -> web.Response:
     identity = await require(request, "agent")
     number = validated_number(request)
     svc = services_of(request)
     changes = schemas.parse_changes(await schemas.read_object(request), services.lifecycle_of(svc))
+    if "agent" in changes:
+        await check_assignee(request, identity, changes["agent"])
     try:
         await services.update_protocol(svc, number, changes, identity.name)
     except protocol_services.ProtocolNotFound:

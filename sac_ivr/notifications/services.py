@@ -299,7 +299,7 @@ async def record_result(
             await _finish(session, row, now, delivered=True)
             return row.status
         if row.status != "sending" or row.claimed_by != worker_id:
-            log.warning("outbox %d: result of a lost claim ignored (%s)", row.id, error)
+            log.warning("outbox %d: result of a lost claim ignored (%s)", row.id, error_kind(error))
             return row.status
         row.last_error = error[:2000]
         if permanent or row.attempts >= settings.outbox_max_attempts:
@@ -352,6 +352,13 @@ async def _finish(
     hook = DELIVERY_HOOKS.get(row.kind)
     if hook is not None:
         await hook(session, row, delivered)
+
+
+def error_kind(error: str) -> str:
+    """What kind of failure, for a log line: the text before the first colon ("HTTP
+    503", "recipient refused", "TimeoutError"). A provider's own words may quote the
+    recipient or the message: they stay in the outbox row (``last_error``)."""
+    return error.partition(":")[0].strip()[:80] or "error"
 
 
 def mask_recipient(channel: str, recipient: str) -> str | None:

@@ -138,13 +138,13 @@ class OutboxWorker:
             )
             if error:
                 log.warning(
-                    "outbox %d: %s to %s attempt %d failed (%s): %s",
+                    "outbox %d: %s to %s attempt %d failed (%s): %s (details in the outbox)",
                     row.id,
                     row.channel,
                     outbox.mask_recipient(row.channel, row.recipient),
                     row.attempts,
                     status,
-                    error,
+                    outbox.error_kind(error),
                 )
 
 

@@ -183,8 +183,10 @@ PATHS = {
     "/api/v1/session": {
         "post": {
             "summary": "Log a browser in",
-            "description": "Checks the token and stores it in the HttpOnly, SameSite=Strict "
-            "cookie sac_token, which every endpoint accepts in place of the header.",
+            "description": "Checks the token and opens a server-side session: its random "
+            "id (never the token) goes in the HttpOnly, SameSite=Strict cookie sac_session, "
+            "which every endpoint accepts in place of the header. The session ends after "
+            "panels_session_hours, at logout, or when the token is revoked or expires.",
             "security": [{}],
             "requestBody": {
                 "required": True,
@@ -199,7 +201,7 @@ PATHS = {
                 },
             },
             "responses": {
-                "200": json_body(ref("Viewer"), "Logged in; Set-Cookie: sac_token"),
+                "200": json_body(ref("Viewer"), "Logged in; Set-Cookie: sac_session"),
                 **error_responses(400, 401),
                 "415": json_body(ref("Error"), "The body is not application/json"),
             },
@@ -210,7 +212,7 @@ PATHS = {
             "responses": {"200": json_body(ref("Viewer"), "The viewer"), **error_responses(401)},
         },
         "delete": {
-            "summary": "Log out (clears the cookie)",
+            "summary": "Log out: the session ends on the server and the cookie is cleared",
             "security": [{}],
             "responses": {"204": {"description": "Logged out"}},
         },
@@ -235,7 +237,9 @@ PATHS = {
             "(`{server_time, name}`), `link` (`{server_time, ami_connected}`: the AMI link "
             "went down or up), and `heartbeat` (`{server_time}`) every "
             "panels_heartbeat_s seconds when nothing happens. A reconnecting client gets "
-            "a new snapshot. Browsers authenticate with the sac_token cookie.",
+            "a new snapshot. Browsers authenticate with the sac_session cookie; the stream "
+            "ends within a heartbeat of a logout or of the token's revocation. At most "
+            "panels_max_streams_per_token streams per token (429 with Retry-After beyond).",
             "parameters": [VIEW_PARAM],
             "security": [{"bearer": []}],
             "responses": {
@@ -244,6 +248,7 @@ PATHS = {
                     "content": {"text/event-stream": {"schema": {"type": "string"}}},
                 },
                 **error_responses(400, 401, 403),
+                "429": json_body(ref("Error"), "Too many streams open for this token"),
             },
         }
     },

@@ -10,12 +10,15 @@ from pathlib import Path
 
 from aiohttp import web
 
-from sac_ivr.auth.http import COOKIE, require
-from sac_ivr.auth.services import identify
+from sac_ivr.auth import services as auth_services
+from sac_ivr.auth.http import COOKIE, LEGACY_COOKIE, optional_identity, require
+from sac_ivr.auth.ratelimit import too_many_requests
+from sac_ivr.auth.services import Identity, identify
 from sac_ivr.http.context import services_of
 from sac_ivr.http.errors import ApiError, not_found
 from sac_ivr.panels import schemas
 from sac_ivr.panels.services import LiveView, live_messages
+from sac_ivr.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +35,7 @@ STATIC_TYPES = {
     ".ico": "image/x-icon",
 }
 SSE_RETRY_MS = 3000
+STREAM_RETRY_AFTER_S = 30
 
 # The pages load nothing from elsewhere and run no inline script.
 PAGE_HEADERS = {
@@ -44,10 +48,27 @@ PAGE_HEADERS = {
 
 
 class LiveStreams:
-    """The open event streams, so that shutdown can end them instead of waiting."""
+    """The open event streams: shutdown ends them instead of waiting, and each token
+    holds at most ``panels_max_streams_per_token`` of them."""
 
     def __init__(self) -> None:
         self.stop = asyncio.Event()
+        self.per_token: dict[object, int] = {}
+
+    def open(self, identity: Identity, cap: int) -> bool:
+        key = identity.token_id if identity.token_id is not None else identity.name
+        if self.per_token.get(key, 0) >= cap:
+            return False
+        self.per_token[key] = self.per_token.get(key, 0) + 1
+        return True
+
+    def close(self, identity: Identity) -> None:
+        key = identity.token_id if identity.token_id is not None else identity.name
+        left = self.per_token.get(key, 0) - 1
+        if left > 0:
+            self.per_token[key] = left
+        else:
+            self.per_token.pop(key, None)
 
 
 LIVE_STREAMS_KEY: web.AppKey[LiveStreams] = web.AppKey("panels_live_streams", LiveStreams)
@@ -107,23 +128,32 @@ async def static_file(request: web.Request) -> web.StreamResponse:
 
 @routes.post("/api/v1/session")
 async def create_session(request: web.Request) -> web.Response:
-    """Log a browser in: check the token, keep it in an HttpOnly cookie."""
+    """Log a browser in: check the token, open a server-side session and put its id
+    (never the token) in an HttpOnly cookie."""
     token = schemas.parse_session_body(await schemas.read_json(request))
     services = services_of(request)
     identity = await identify(services.reader, token)
     if identity is None:
-        raise ApiError(401, "unauthorized", "unknown or revoked token")
-    response = web.json_response(schemas.viewer_view(identity))
+        raise ApiError(401, "unauthorized", "unknown, expired or revoked token")
     settings = services.settings
+    previous = request.cookies.get(COOKIE)
+    if previous:  # logging in again (another token) ends this browser's last session
+        await auth_services.end_session(services.sessionmaker, previous)
+    session_id, _ = await auth_services.create_session(
+        services.sessionmaker, identity, settings.panels_session_hours
+    )
+    response = web.json_response(schemas.viewer_view(identity))
     response.set_cookie(
         COOKIE,
-        token,
+        session_id,
         max_age=int(settings.panels_session_hours * 3600),
         path="/",
         httponly=True,
         samesite="Strict",  # the cookie never rides on another site's request
         secure=request.secure or settings.base_url.startswith("https://"),
     )
+    if LEGACY_COOKIE in request.cookies:
+        response.del_cookie(LEGACY_COOKIE, path="/")
     return response
 
 
@@ -135,8 +165,15 @@ async def get_session(request: web.Request) -> web.Response:
 
 @routes.delete("/api/v1/session")
 async def delete_session(request: web.Request) -> web.Response:
+    """Log out: the session ends on the server (a copy of the cookie no longer works)
+    and the browser drops its cookie."""
+    session_id = request.cookies.get(COOKIE)
+    if session_id:
+        await auth_services.end_session(services_of(request).sessionmaker, session_id)
     response = web.Response(status=204)
     response.del_cookie(COOKIE, path="/")
+    if LEGACY_COOKIE in request.cookies:
+        response.del_cookie(LEGACY_COOKIE, path="/")
     return response
 
 
@@ -159,6 +196,23 @@ async def live_events(request: web.Request) -> web.StreamResponse:
     view = schemas.parse_view(request)
     identity = await require(request, view)
     services = services_of(request)
+    streams = request.app[LIVE_STREAMS_KEY]
+    cap = services.settings.panels_max_streams_per_token
+    if not streams.open(identity, cap):
+        return too_many_requests(
+            "too_many_streams",
+            f"this token already has {cap} live streams open; close one (another tab)",
+            STREAM_RETRY_AFTER_S,
+        )
+    try:
+        return await _stream(request, services, identity, view, streams.stop)
+    finally:
+        streams.close(identity)
+
+
+async def _stream(
+    request: web.Request, services: Services, identity: Identity, view: str, stop: asyncio.Event
+) -> web.StreamResponse:
     response = web.StreamResponse(
         headers={
             "Content-Type": "text/event-stream; charset=utf-8",
@@ -168,13 +222,30 @@ async def live_events(request: web.Request) -> web.StreamResponse:
     )
     await response.prepare(request)
     await response.write(f"retry: {SSE_RETRY_MS}\n\n".encode())
-    stop = request.app[LIVE_STREAMS_KEY].stop
     heartbeat_s = services.settings.panels_heartbeat_s
     messages = live_messages(services, identity, view, heartbeat_s, stop)
+    loop = asyncio.get_running_loop()
+    checked = loop.time()
     try:
         async with contextlib.aclosing(messages):
             async for event, data in messages:
                 await response.write(f"event: {event}\ndata: {schemas.dumps(data)}\n\n".encode())
+                if loop.time() - checked >= heartbeat_s:
+                    # A stream outlives no logout, revocation or expiry by more than a
+                    # heartbeat: the browser reconnects, gets a 401, shows the login.
+                    checked = loop.time()
+                    if not await _still_allowed(request, view):
+                        break
     except (ConnectionResetError, ConnectionError):
-        log.debug("live stream of %s closed by the browser", identity.name)
+        log.debug("a live stream was closed by the browser")
     return response
+
+
+async def _still_allowed(request: web.Request, view: str) -> bool:
+    try:
+        identity = await optional_identity(request)
+    except ApiError:
+        return False
+    except Exception:  # database unreachable: keep the stream, check again later
+        return True
+    return identity is not None and identity.has_role(view)

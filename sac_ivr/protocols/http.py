@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from sac_ivr.auth.http import optional_identity, require
+from sac_ivr.audit.services import record_read
+from sac_ivr.auth.http import listing_role, optional_identity, require
 from sac_ivr.http.context import services_of
 from sac_ivr.http.errors import bad_request, not_found
 from sac_ivr.http.listing import listing_response, parse_page
-from sac_ivr.protocols import schemas, services
+from sac_ivr.protocols import public, schemas, services
 from sac_ivr.protocols.numbering import InvalidProtocolNumber
 
 routes = web.RouteTableDef()
@@ -28,29 +29,40 @@ def validated_number(request: web.Request) -> str:
 
 @routes.get("/api/v1/protocols/{number}")
 async def get_protocol(request: web.Request) -> web.Response:
-    number = validated_number(request)  # before any database work
+    """With a token: the whole record (logged in the access log). Without one: the
+    public lookup, limited and counted (see protocols/public.py)."""
     identity = await optional_identity(request)
+    if identity is None:
+        return await public.lookup(request, request.match_info["number"])
+    number = validated_number(request)  # before any database work
     async with services_of(request).reader() as session:
-        protocol = await services.get_by_number(session, number, with_events=identity is not None)
+        protocol = await services.get_by_number(session, number, with_events=True)
         if protocol is None:
             raise not_found(f"protocol {number} not found")
-        if identity is None:
-            return web.json_response(schemas.public_view(protocol))
         body = schemas.agent_view(protocol)
         body["events"] = [schemas.event_view(e) for e in protocol.events]
         for name, section in request.app.get(DETAIL_SECTIONS_KEY, {}).items():
             body[name] = await section(request, session, protocol)
+    await record_read(request, identity, "protocol.read", protocols=[number])
     return web.json_response(body)
 
 
 @routes.get("/api/v1/protocols")
 async def list_protocols(request: web.Request) -> web.Response:
-    await require(request, "agent")
+    identity = await require(request, listing_role(request))
     page = parse_page(request)
     flt = schemas.parse_filter(request)
     async with services_of(request).reader() as session:
         rows, total = await services.find(session, flt, page.limit, page.offset)
         items = [schemas.agent_view(p) for p in rows]
+    await record_read(
+        request,
+        identity,
+        "protocols.list",
+        protocols=[p.number for p in rows],
+        phone=flt.phone_e164,
+        document=flt.document,
+    )
     return listing_response(page, items, total, schemas.LIST_COLUMNS, "protocols.csv")
 
 

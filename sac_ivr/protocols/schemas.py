@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 from aiohttp import web
@@ -12,6 +12,7 @@ from sac_ivr.db.base import utcnow
 from sac_ivr.http.errors import bad_request
 from sac_ivr.http.inputs import document_param, phone_param
 from sac_ivr.http.listing import iso, parse_int
+from sac_ivr.lifecycle.statuses import status_label
 from sac_ivr.phones import mask_phone
 from sac_ivr.protocols.models import Protocol, ProtocolEvent
 from sac_ivr.protocols.services import ProtocolFilter
@@ -19,8 +20,48 @@ from sac_ivr.protocols.services import ProtocolFilter
 STATUS_MAX = 24
 
 
-def public_view(p: Protocol) -> dict[str, Any]:
-    """What anyone holding the number may see: no personal data."""
+def local_day(value: datetime | None, tz: tzinfo) -> str | None:
+    """The date (YYYY-MM-DD) of an instant in the service's time zone."""
+    return value.astimezone(tz).date().isoformat() if value is not None else None
+
+
+def public_view(p: Protocol, tz: tzinfo) -> dict[str, Any]:
+    """What anyone holding the number may see: the status and the dates, to the day.
+    No subject, no notes, no personal data (see ``verified_view``)."""
+    return {
+        "number": p.number,
+        "status": p.status,
+        "status_label": status_label(p.status),
+        "opened_on": local_day(p.issued_at, tz),
+        "updated_on": local_day(p.updated_at, tz),
+        "due_on": local_day(p.due_at, tz),
+        "verified": False,
+    }
+
+
+def verified_view(p: Protocol, tz: tzinfo, subject_label: str) -> dict[str, Any]:
+    """The public view plus what the second factor opens: the subject and the notes
+    written for the customer (never the internal ones)."""
+    notes = [
+        {
+            "on": local_day(e.at, tz),
+            "status": e.to_status,
+            "status_label": status_label(e.to_status) or None,
+            "note": e.customer_note,
+        }
+        for e in p.events
+        if e.customer_note
+    ]
+    return {
+        **public_view(p, tz),
+        "verified": True,
+        "subject": p.subject,
+        "subject_label": subject_label or None,
+        "notes": notes,
+    }
+
+
+def agent_view(p: Protocol) -> dict[str, Any]:
     return {
         "number": p.number,
         "status": p.status,
@@ -28,12 +69,6 @@ def public_view(p: Protocol) -> dict[str, Any]:
         "updated_at": iso(p.updated_at),
         "subject": p.subject,
         "due_at": iso(p.due_at),
-    }
-
-
-def agent_view(p: Protocol) -> dict[str, Any]:
-    return {
-        **public_view(p),
         "caller_number": p.caller_number,
         "caller_e164": p.caller_e164,
         "caller_masked": mask_phone(p.caller_e164 or p.caller_number),

@@ -392,6 +392,9 @@ def test_hangup_during_the_number_keeps_protocol_and_call_log(e2e: E2E) -> None:
     assert detail.body["calls"][0]["hangup_cause"] == row["hangup_cause"]
 
     export = e2e.service.get(f"/api/v1/calls?protocol={number}&format=csv", e2e.token)
+    assert export.status == 403, export  # a CSV export is for supervisors
+    supervisor = e2e.service.create_token("e2e-supervisor", "supervisor")
+    export = e2e.service.get(f"/api/v1/calls?protocol={number}&format=csv", supervisor)
     assert export.status == 200 and export.content_type == "text/csv", export
     lines = list(csv.DictReader(io.StringIO(export.text)))
     assert len(lines) == 1, export.text
