@@ -1,0 +1,201 @@
+"""The whole HTTP API fuzzed from its own OpenAPI document (schemathesis): no input,
+valid or not, with any role, gets a 5xx, and every answer matches the document
+(status code, content type, JSON schema).
+
+The service runs on SQLite in a thread of its own (its own event loop), so that
+schemathesis' blocking client can call it from the test; one protocol, call-log row,
+history request and notification are seeded so that generated ids and numbers
+sometimes hit real rows. Each operation gets ``SAC_IVR_FUZZ_EXAMPLES`` positive and
+as many negative (schema-violating) cases per role (default 12), with hypothesis
+derandomized so that a run is repeatable; set ``SAC_IVR_FUZZ_SEED`` to explore
+other inputs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+schemathesis = pytest.importorskip("schemathesis")
+hypothesis = pytest.importorskip("hypothesis")
+
+from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
+from schemathesis import GenerationMode  # noqa: E402
+from schemathesis.checks import (  # noqa: E402
+    content_type_conformance,
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+)
+from schemathesis.core.failures import FailureGroup  # noqa: E402
+
+from sac_ivr.auth.services import create_token  # noqa: E402
+from sac_ivr.history.services import create_request  # noqa: E402
+from sac_ivr.http.openapi import build_openapi  # noqa: E402
+from sac_ivr.runner import RunningService, start_service  # noqa: E402
+from tests.conftest import make_settings, new_database  # noqa: E402
+from tests.fakeasterisk.agi import fake_call  # noqa: E402
+
+EXAMPLES = int(os.environ.get("SAC_IVR_FUZZ_EXAMPLES", "12"))
+SEED = os.environ.get("SAC_IVR_FUZZ_SEED")
+ROLES = ("none", "agent", "supervisor", "admin")
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
+# The live event stream never ends by itself; it is covered by test_panels.py.
+SKIP = {("GET", "/api/v1/live/events")}
+
+
+@dataclass
+class Served:
+    base: str
+    tokens: dict[str, str]
+    protocol: str
+    loop: asyncio.AbstractEventLoop
+    running: RunningService
+
+
+@dataclass
+class Tally:
+    cases: int = 0
+    server_errors: int = 0
+    # (role, operation, what failed) -> a curl command that shows it
+    failures: dict[tuple[str, str, str], str] = field(default_factory=dict)
+
+
+def _serve(url: str, ready: dict[str, Any]) -> None:
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    stop = ready["stop"] = asyncio.Event()
+
+    async def seed(running: RunningService) -> None:
+        ready["tokens"] = {
+            role: await create_token(running.services.sessionmaker, f"fuzz-{role}", role)
+            for role in ROLES[1:]
+        }
+        result = await fake_call("127.0.0.1", running.agi_port, callerid="11987654321")
+        ready["protocol"] = result.variables["SAC_PROTOCOL"]
+        # History request 1 and, for its e-mail, notification 1.
+        await create_request(
+            running.services,
+            "fuzz",
+            phone="+5511987654321",
+            document_number=None,
+            delivery="email",
+            email="cliente@example.com",
+            protocol_number=ready["protocol"],
+        )
+
+    try:
+        running = loop.run_until_complete(start_service(make_settings(url), migrate=False))
+        loop.run_until_complete(seed(running))
+    except BaseException as exc:
+        ready["error"] = exc
+        ready["event"].set()
+        loop.close()
+        return
+    ready["running"] = running
+    ready["loop"] = loop
+    ready["event"].set()
+
+    async def wait_stop() -> None:
+        await stop.wait()
+        await running.stop(drain_seconds=1.0)
+
+    loop.run_until_complete(wait_stop())
+    loop.close()
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    tmp: Path = tmp_path_factory.mktemp("fuzz")
+    url, _ = new_database("sqlite", tmp)
+    ready: dict[str, Any] = {"event": threading.Event()}
+    thread = threading.Thread(target=_serve, args=(url, ready), daemon=True)
+    thread.start()
+    assert ready["event"].wait(60), "the service did not start"
+    if "error" in ready:
+        raise ready["error"]
+    running: RunningService = ready["running"]
+    served = Served(
+        base=f"http://127.0.0.1:{running.http_port}",
+        tokens=ready["tokens"],
+        protocol=ready["protocol"],
+        loop=ready["loop"],
+        running=running,
+    )
+    yield served
+    served.loop.call_soon_threadsafe(ready["stop"].set)
+    thread.join(30)
+
+
+def _fuzz_operation(operation: Any, served: Served, role: str, tally: Tally) -> None:
+    headers = {"Authorization": f"Bearer {served.tokens[role]}"} if role != "none" else {}
+    label = f"{operation.method.upper()} {operation.path}"
+    # Generated path parameters are rarely a real protocol or id: one more round
+    # with the seeded ones, so that bodies and queries get past the lookup.
+    names = {p.name for p in operation.path_parameters}
+    seeded = {"number": served.protocol, "id": 1, "name": "pending"}
+    fixed = {name: seeded[name] for name in names if name in seeded}
+    rounds = [None, fixed] if fixed else [None]
+    for mode, path_parameters in itertools.product(
+        (GenerationMode.POSITIVE, GenerationMode.NEGATIVE), rounds
+    ):
+        strategy = operation.as_strategy(generation_mode=mode, path_parameters=path_parameters)
+
+        @settings(
+            max_examples=EXAMPLES,
+            deadline=None,
+            derandomize=SEED is None,
+            database=None,
+            phases=[Phase.explicit, Phase.generate],
+            suppress_health_check=list(HealthCheck),
+            print_blob=False,
+        )
+        @given(case=strategy)
+        def run(case: Any) -> None:
+            response = case.call(base_url=served.base, headers=headers, timeout=30)
+            tally.cases += 1
+            if response.status_code >= 500:
+                tally.server_errors += 1
+            try:
+                case.validate_response(response, checks=CHECKS, headers=headers)
+            except FailureGroup as exc:  # keep going: report every distinct failure at the end
+                for failure in exc.exceptions:
+                    what = f"{failure.title}: {failure.message}".replace("\n", " ")[:300]
+                    tally.failures.setdefault((role, label, what), case.as_curl_command())
+
+        if SEED is not None:
+            run = hypothesis.seed(int(SEED))(run)
+        try:
+            run()
+        except hypothesis.errors.Unsatisfiable:
+            # Nothing to get wrong (no parameters, no body): no negative case exists.
+            assert mode == GenerationMode.NEGATIVE, label
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_no_input_gets_a_server_error_and_answers_match_the_document(
+    served: Served, role: str
+) -> None:
+    schema = schemathesis.openapi.from_dict(build_openapi())
+    tally = Tally()
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        if (operation.method.upper(), operation.path) in SKIP:
+            continue
+        _fuzz_operation(operation, served, role, tally)
+    print(f"\nschemathesis, role {role}: {tally.cases} cases, {tally.server_errors} 5xx")
+    report = [f"[{r}] {op}: {what}\n    {curl}" for (r, op, what), curl in tally.failures.items()]
+    assert tally.server_errors == 0 and not report, "\n".join(sorted(report)[:40])
