@@ -12,6 +12,7 @@ from sac_ivr import __version__
 from sac_ivr.calls import http as calls_http
 from sac_ivr.history import http as history_http
 from sac_ivr.http.context import SERVICES_KEY, services_of
+from sac_ivr.http.csrf import csrf_middleware
 from sac_ivr.http.errors import RETRY_AFTER_S, error_middleware
 from sac_ivr.http.inputs import input_middleware
 from sac_ivr.http.openapi import build_openapi
@@ -40,8 +41,8 @@ HEALTH_DB_TIMEOUT_S = 2.0
 # Sent instead of aiohttp's "Python/3.x aiohttp/3.y": no versions for scanners.
 SERVER_HEADER = "sac-ivr"
 # Outermost first: every error becomes JSON; then what no handler should see
-# (NUL, undecodable bytes, non-ASCII credentials).
-MIDDLEWARES = (error_middleware, input_middleware)
+# (NUL, undecodable bytes, non-ASCII credentials); then forged browser writes.
+MIDDLEWARES = (error_middleware, input_middleware, csrf_middleware)
 
 routes = web.RouteTableDef()
 
