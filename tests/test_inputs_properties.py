@@ -26,7 +26,7 @@ from sac_ivr.config import Settings
 from sac_ivr.history import schemas as history_schemas
 from sac_ivr.http import inputs
 from sac_ivr.http.errors import ApiError
-from sac_ivr.http.listing import csv_safe, parse_page
+from sac_ivr.http.listing import _csv_value, csv_safe, parse_page
 from sac_ivr.lifecycle import schemas as lifecycle_schemas
 from sac_ivr.lifecycle.config import LifecycleConfig
 from sac_ivr.notifications import schemas as notifications_schemas
@@ -217,6 +217,9 @@ def test_csv_cells_never_start_a_formula() -> None:
     for text in ("=1+1", "+5511987654321", "-2", "@SUM(A1)", "\tx", "\rx", "ok", ""):
         assert not csv_safe(text).startswith(("=", "+", "-", "@", "\t", "\r"))
     assert csv_safe("ok") == "ok"
+    # Numbers are numbers, not formulas: a negative overdue_hours stays as it is.
+    assert _csv_value(-3.5) == -3.5 and _csv_value(None) == ""
+    assert _csv_value(["=x"]) == '["=x"]'  # a JSON list starts with "["
 
 
 @PROPERTY
