@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import logging
 import socket
+import sqlite3
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -61,13 +62,11 @@ def error_response(
 
 
 # Errors of the PostgreSQL driver that mean "no database to talk to": connection
-# lost or refused (class 08), shut down or restarting (57), out of connections (53),
-# a connection closed under us.
+# lost or refused (class 08), shut down or restarting (57), out of connections (53).
 _PG_UNAVAILABLE = (
     asyncpg_exc.PostgresConnectionError,
     asyncpg_exc.OperatorInterventionError,
     asyncpg_exc.InsufficientResourcesError,
-    asyncpg_exc.InterfaceError,
 )
 _NETWORK_ERRNOS = frozenset(
     {
@@ -80,13 +79,23 @@ _NETWORK_ERRNOS = frozenset(
         errno.EPIPE,
     }
 )
-# SQLite's OperationalError is also its word for bad SQL: those stay bugs (500).
-_SQLITE_BUGS = ("syntax error", "no such ", "has no column", "misuse")
+# SQLite's OperationalError is also its word for bad SQL ("no such column", syntax
+# errors): only these mean the file cannot be used right now.
+_SQLITE_UNAVAILABLE = (
+    "locked",
+    "busy",
+    "unable to open",
+    "disk i/o",
+    "readonly database",
+    "malformed",
+    "not a database",
+    "database or disk is full",
+)
 
 
 def database_unavailable(exc: BaseException) -> bool:
     """Is this the database not answering (down, restarting, unreachable, locked,
-    out of connections), as opposed to a bug in a query?"""
+    out of connections), as opposed to a bug in a query (which stays a 500)?"""
     seen: set[int] = set()
     todo: list[BaseException] = [exc]
     while todo:
@@ -96,15 +105,18 @@ def database_unavailable(exc: BaseException) -> bool:
         seen.add(id(current))
         if isinstance(current, sa_exc.DBAPIError) and current.connection_invalidated:
             return True
-        if isinstance(current, (sa_exc.InterfaceError, sa_exc.TimeoutError, *_PG_UNAVAILABLE)):
-            return True
-        if isinstance(current, sa_exc.OperationalError):
-            return not any(bug in str(current.orig).lower() for bug in _SQLITE_BUGS)
+        if isinstance(current, (sa_exc.TimeoutError, *_PG_UNAVAILABLE)):
+            return True  # TimeoutError: no pooled connection came free in time
+        if isinstance(current, sqlite3.OperationalError):
+            return any(word in str(current).lower() for word in _SQLITE_UNAVAILABLE)
+        if type(current) is asyncpg_exc.InterfaceError and "closed" in str(current):
+            return True  # "connection is closed"; its subclasses (DataError...) are bugs
         if isinstance(current, (ConnectionError, TimeoutError, socket.gaierror)):
             return True
         if isinstance(current, OSError) and current.errno in _NETWORK_ERRNOS:
             return True
-        for nxt in (current.__cause__, current.__context__, getattr(current, "orig", None)):
+        # SQLAlchemy keeps the driver's error in .orig; drivers chain with "from".
+        for nxt in (getattr(current, "orig", None), current.__cause__):
             if isinstance(nxt, BaseException):
                 todo.append(nxt)
     return False

@@ -7,7 +7,7 @@ from typing import Any
 
 from sac_ivr.http.errors import bad_request
 from sac_ivr.http.inputs import check_text, document_param, email_param, phone_param
-from sac_ivr.http.inputs import read_object as read_object  # the history routes use it
+from sac_ivr.http.inputs import read_object as read_object  # moved; kept importable
 from sac_ivr.http.inputs import reject_unknown as _reject_unknown
 from sac_ivr.lifecycle import statuses
 from sac_ivr.lifecycle.config import LifecycleConfig

@@ -8,7 +8,7 @@ from sac_ivr.http.openapi import (
     page_body,
     ref,
 )
-from sac_ivr.reports.schemas import DUE_WITHIN_DAYS_MAX, MAX_LIMIT, REPORT_NAMES
+from sac_ivr.reports.schemas import DUE_WITHIN_DAYS_MAX, MAX_LIMIT, MAX_PERIOD_DAYS, REPORT_NAMES
 
 PERIOD_PARAMS = [
     {
@@ -23,7 +23,7 @@ PERIOD_PARAMS = [
         "in": "query",
         "schema": {"type": "string"},
         "description": "YYYY-MM-DD (local day, included) or an ISO date-time (excluded). "
-        "Default: today included. At most 732 days after from. " + DATE_DESCRIPTION,
+        f"Default: today included. At most {MAX_PERIOD_DAYS} days after from. " + DATE_DESCRIPTION,
     },
     {
         "name": "due_within_days",
