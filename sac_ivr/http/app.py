@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from aiohttp import web
+from aiohttp import web, web_response
 from sqlalchemy import text
 
 from sac_ivr import __version__
@@ -76,9 +76,18 @@ async def _neutral_server_header(request: web.Request, response: web.StreamRespo
     response.headers["Server"] = SERVER_HEADER
 
 
+def _neutral_default_server_header() -> None:
+    """The answers aiohttp writes itself to a request it cannot parse (a 400 before
+    any handler or signal) take the module's default: make that neutral too. The
+    signal above covers every other answer even if aiohttp renames this."""
+    if isinstance(getattr(web_response, "SERVER_SOFTWARE", None), str):
+        web_response.SERVER_SOFTWARE = SERVER_HEADER  # type: ignore[attr-defined]
+
+
 def create_app(services: Services) -> web.Application:
     app = web.Application(middlewares=list(MIDDLEWARES), client_max_size=256 * 1024)
     app.on_response_prepare.append(_neutral_server_header)
+    _neutral_default_server_header()
     app[SERVICES_KEY] = services
     app[STARTED_KEY] = time.monotonic()
     app.add_routes(routes)
