@@ -22,27 +22,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import hypothesis
 import pytest
-
-schemathesis = pytest.importorskip("schemathesis")
-hypothesis = pytest.importorskip("hypothesis")
-
-from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
-from schemathesis import GenerationMode  # noqa: E402
-from schemathesis.checks import (  # noqa: E402
+import schemathesis
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+from schemathesis import GenerationMode
+from schemathesis.checks import (
     content_type_conformance,
     not_a_server_error,
     response_schema_conformance,
     status_code_conformance,
 )
-from schemathesis.core.failures import FailureGroup  # noqa: E402
+from schemathesis.core.failures import FailureGroup
 
-from sac_ivr.auth.services import create_token  # noqa: E402
-from sac_ivr.history.services import create_request  # noqa: E402
-from sac_ivr.http.openapi import build_openapi  # noqa: E402
-from sac_ivr.runner import RunningService, start_service  # noqa: E402
-from tests.conftest import make_settings, new_database  # noqa: E402
-from tests.fakeasterisk.agi import fake_call  # noqa: E402
+from sac_ivr.auth.services import create_token
+from sac_ivr.history.services import create_request
+from sac_ivr.http.openapi import build_openapi
+from sac_ivr.runner import RunningService, start_service
+from tests.conftest import make_settings, new_database
+from tests.fakeasterisk.agi import fake_call
 
 EXAMPLES = int(os.environ.get("SAC_IVR_FUZZ_EXAMPLES", "12"))
 SEED = os.environ.get("SAC_IVR_FUZZ_SEED")
@@ -140,6 +139,58 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     thread.join(30)
 
 
+# Values that broke parsers before (issue #8): digits of other scripts, dates whose
+# later arithmetic overflows, NUL, huge or non-finite numbers, overlong names.
+HOSTILE_TEXT = [
+    "²",
+    "٣",
+    "３",
+    "12٣",
+    "9999-12-31",
+    "0001-01-01T00:00:00+14:00",
+    "9999-12-31T23:59:59-12:00",
+    "\x00",
+    "a\x00b",
+    "1e999",
+    "9" * 40,
+    "-1",
+    "a" * 300,
+    "../../etc/passwd",
+]
+# JSON bodies (sent as bytes) that broke the reader: nesting, lone surrogates,
+# duplicate keys, NaN, non-UTF-8.
+HOSTILE_BODIES = [
+    b"[" * 50_000 + b"]" * 50_000,
+    b'{"a":' * 3000 + b"1" + b"}" * 3000,
+    b'{"notes": "\\ud800"}',
+    b'{"customer_name": "x\\udfff"}',
+    b'{"to_status": "open", "to_status": "closed"}',
+    b'{"notes": NaN}',
+    b'{"phone": 1' + b"0" * 5000 + b"}",
+    b'{"notes": "caf\xe9"}',
+]
+
+
+def _hostile(case: Any, data: st.DataObject, headers: dict[str, str], served: Served) -> None:
+    """Now and then, replace one part of a generated case with a known-hostile value."""
+    where = data.draw(st.sampled_from(["none", "none", "query", "path", "body", "header"]))
+    if where == "query" and case.operation.query:
+        name = data.draw(st.sampled_from([p.name for p in case.operation.query]))
+        case.query = {**(case.query or {}), name: data.draw(st.sampled_from(HOSTILE_TEXT))}
+    elif where == "path" and case.path_parameters:
+        name = data.draw(st.sampled_from(sorted(case.path_parameters)))
+        value = data.draw(st.sampled_from(HOSTILE_TEXT)).replace("/", "_")
+        case.path_parameters = {**case.path_parameters, name: value}
+    elif where == "body" and case.operation.body:
+        case.body = data.draw(st.sampled_from(HOSTILE_BODIES))
+        case.media_type = "application/json"
+    elif where == "header":
+        # A non-UTF-8 byte (sent as Latin-1 by the client) where the token goes.
+        headers["Authorization"] = data.draw(
+            st.sampled_from(["Bearer sac_\xff\xfe", "Bearer \xe9"])
+        )
+
+
 def _fuzz_operation(operation: Any, served: Served, role: str, tally: Tally) -> None:
     headers = {"Authorization": f"Bearer {served.tokens[role]}"} if role != "none" else {}
     label = f"{operation.method.upper()} {operation.path}"
@@ -163,14 +214,16 @@ def _fuzz_operation(operation: Any, served: Served, role: str, tally: Tally) -> 
             suppress_health_check=list(HealthCheck),
             print_blob=False,
         )
-        @given(case=strategy)
-        def run(case: Any) -> None:
-            response = case.call(base_url=served.base, headers=headers, timeout=30)
+        @given(case=strategy, data=st.data())
+        def run(case: Any, data: st.DataObject) -> None:
+            call_headers = dict(headers)
+            _hostile(case, data, call_headers, served)
+            response = case.call(base_url=served.base, headers=call_headers, timeout=30)
             tally.cases += 1
             if response.status_code >= 500:
                 tally.server_errors += 1
             try:
-                case.validate_response(response, checks=CHECKS, headers=headers)
+                case.validate_response(response, checks=CHECKS, headers=call_headers)
             except FailureGroup as exc:  # keep going: report every distinct failure at the end
                 for failure in exc.exceptions:
                     what = f"{failure.title}: {failure.message}".replace("\n", " ")[:300]
