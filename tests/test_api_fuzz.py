@@ -3,12 +3,17 @@ valid or not, with any role, gets a 5xx, and every answer matches the document
 (status code, content type, JSON schema).
 
 The service runs on SQLite in a thread of its own (its own event loop), so that
-schemathesis' blocking client can call it from the test; one protocol, call-log row,
-history request and notification are seeded so that generated ids and numbers
-sometimes hit real rows. Each operation gets ``SAC_IVR_FUZZ_EXAMPLES`` positive and
-as many negative (schema-violating) cases per role (default 12), with hypothesis
+schemathesis' blocking client can call it from the test. A protocol, a history
+request and its e-mail notification are seeded, and operations with a protocol
+number or an id in their path get a second round with those, so that bodies and
+queries get past the lookup. On top of schemathesis' own cases, about two in three
+get one part replaced by a known-hostile value (the inputs of issue #8: other
+scripts' digits, overflowing dates, deep or invalid JSON, a non-UTF-8 token).
+
+Each operation gets ``SAC_IVR_FUZZ_EXAMPLES`` positive and as many negative
+(schema-violating) cases per round and role (default 12), with hypothesis
 derandomized so that a run is repeatable; set ``SAC_IVR_FUZZ_SEED`` to explore
-other inputs.
+other inputs. The counts are printed (``-s``).
 """
 
 from __future__ import annotations
