@@ -25,7 +25,9 @@ class Answer:
 
 
 class Client:
-    """One HTTP client of the service: its own source address and cookie jar."""
+    """One HTTP client of the service: its own source address and cookie jar. It plays
+    a browser on the service's own pages (``Sec-Fetch-Site: same-origin``), so its
+    cookie-authenticated writes pass the same-origin check (sac_ivr/http/csrf.py)."""
 
     def __init__(self, port: int, source: str = "127.0.0.1", token: str | None = None) -> None:
         self.base = f"http://127.0.0.1:{port}"
@@ -33,6 +35,7 @@ class Client:
         self.session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(local_addr=(source, 0), force_close=True),
             cookie_jar=aiohttp.CookieJar(unsafe=True),
+            headers={"Sec-Fetch-Site": "same-origin"},
         )
 
     async def close(self) -> None:

@@ -44,8 +44,11 @@ async def tokens(services: Services) -> dict[str, str]:
 
 @pytest.fixture
 async def client() -> AsyncIterator[aiohttp.ClientSession]:
-    # unsafe=True: keep cookies set by 127.0.0.1 (an IP host), as a browser does.
-    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+    # unsafe=True: keep cookies set by 127.0.0.1 (an IP host), as a browser does; and
+    # say, as a browser does on the panel's own requests, that they are same-origin.
+    jar = aiohttp.CookieJar(unsafe=True)
+    headers = {"Sec-Fetch-Site": "same-origin"}
+    async with aiohttp.ClientSession(cookie_jar=jar, headers=headers) as session:
         yield session
 
 

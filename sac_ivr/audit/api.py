@@ -1,7 +1,7 @@
 """OpenAPI description of the audit routes (merged in http/openapi.py)."""
 
 from sac_ivr.audit.services import ACTIONS, OUTCOMES
-from sac_ivr.http.openapi import error_responses, json_body, list_params, ref
+from sac_ivr.http.openapi import error_responses, list_params, page_body, ref
 
 SCHEMAS = {
     "AccessLogEntry": {
@@ -77,7 +77,7 @@ PATHS = {
             ],
             "security": [{"bearer": []}],
             "responses": {
-                "200": json_body(ref("AccessLogEntryPage"), "A page (or CSV with format=csv)"),
+                "200": page_body(ref("AccessLogEntryPage"), "A page (or CSV with format=csv)"),
                 **error_responses(400, 401, 403),
             },
         }
@@ -95,7 +95,7 @@ PATHS = {
             ],
             "security": [{"bearer": []}],
             "responses": {
-                "200": json_body(ref("PublicLookupDayPage"), "A page (or CSV with format=csv)"),
+                "200": page_body(ref("PublicLookupDayPage"), "A page (or CSV with format=csv)"),
                 **error_responses(400, 401, 403),
             },
         }

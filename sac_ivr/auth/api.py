@@ -1,6 +1,6 @@
 """OpenAPI description of the token admin routes (merged in http/openapi.py)."""
 
-from sac_ivr.http.openapi import error_responses, json_body, list_params, ref
+from sac_ivr.http.openapi import error_responses, json_body, list_params, page_body, ref
 
 TOKEN_PROPERTIES = {
     "id": {"type": "integer"},
@@ -57,7 +57,7 @@ PATHS = {
             ],
             "security": [{"bearer": []}],
             "responses": {
-                "200": json_body(ref("TokenPage"), "A page (or CSV with format=csv)"),
+                "200": page_body(ref("TokenPage"), "A page (or CSV with format=csv)"),
                 **error_responses(400, 401, 403),
             },
         },

@@ -5,7 +5,8 @@ Besides ``GET /api/v1/calls``, this feature adds the ``calls`` member (schema
 the protocol was issued on, or whose caller's leg carried its number.
 """
 
-from sac_ivr.http.openapi import error_responses, json_body, list_params, ref
+from sac_ivr.calls.schemas import MAX_PARAM, OUTCOMES, PROTOCOL_MAX
+from sac_ivr.http.openapi import DATE_DESCRIPTION, error_responses, list_params, page_body, ref
 
 NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
 NULLABLE_STR = {"type": ["string", "null"]}
@@ -84,13 +85,13 @@ PATHS = {
                     "in": "query",
                     "schema": {"type": "string", "format": "date-time"},
                     "description": "Calls started at or after (ISO 8601; a date alone is "
-                    "midnight UTC).",
+                    "midnight UTC; a time without offset is UTC). " + DATE_DESCRIPTION,
                 },
                 {
                     "name": "until",
                     "in": "query",
                     "schema": {"type": "string", "format": "date-time"},
-                    "description": "Calls started before.",
+                    "description": "Calls started before (later than from). " + DATE_DESCRIPTION,
                 },
                 {
                     "name": "phone",
@@ -101,24 +102,24 @@ PATHS = {
                 {
                     "name": "protocol",
                     "in": "query",
-                    "schema": {"type": "string", "pattern": "^[0-9]{1,40}$"},
+                    "schema": {"type": "string", "pattern": f"^[0-9]{{1,{PROTOCOL_MAX}}}$"},
                 },
                 {
                     "name": "agent",
                     "in": "query",
-                    "schema": {"type": "string"},
+                    "schema": {"type": "string", "maxLength": MAX_PARAM},
                     "description": "Queue member name or interface of the answering agent.",
                 },
                 {
                     "name": "outcome",
                     "in": "query",
-                    "schema": {"enum": ["in_progress", "answered", "abandoned", "ivr"]},
+                    "schema": {"enum": list(OUTCOMES)},
                 },
                 *list_params(),
             ],
             "security": [{"bearer": []}],
             "responses": {
-                "200": json_body(ref("CallPage"), "A page (or CSV with format=csv)"),
+                "200": page_body(ref("CallPage"), "A page (or CSV with format=csv)"),
                 **error_responses(400, 401, 403),
             },
         }

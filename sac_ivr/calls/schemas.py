@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from aiohttp import web
@@ -9,12 +10,14 @@ from aiohttp import web
 from sac_ivr.calls.models import CallLog
 from sac_ivr.calls.services import CallFilter
 from sac_ivr.http.errors import bad_request
-from sac_ivr.http.inputs import phone_param
-from sac_ivr.http.listing import iso, parse_datetime
+from sac_ivr.http.inputs import parse_choice, parse_datetime, phone_param, query_text
+from sac_ivr.http.listing import iso
 from sac_ivr.phones import mask_phone
 
 OUTCOMES = ("in_progress", "answered", "abandoned", "ivr")
 MAX_PARAM = 128
+PROTOCOL_MAX = 40
+_PROTOCOL = re.compile(rf"[0-9]{{1,{PROTOCOL_MAX}}}")
 
 
 def call_view(c: CallLog) -> dict[str, Any]:
@@ -82,15 +85,11 @@ def parse_filter(request: web.Request) -> CallFilter:
     if since is not None and until is not None and until <= since:
         raise bad_request("until must be later than from", field="until")
     phone_e164 = phone_param(query.get("phone"))
-    protocol = query.get("protocol", "").strip()
-    if protocol and (not protocol.isdigit() or len(protocol) > 40):
+    protocol = (query.get("protocol") or "").strip()
+    if protocol and not _PROTOCOL.fullmatch(protocol):
         raise bad_request("protocol must be the number's digits", field="protocol")
-    agent = query.get("agent", "").strip()
-    if len(agent) > MAX_PARAM or any(ord(ch) < 32 for ch in agent):
-        raise bad_request("agent is not a member name or interface", field="agent")
-    outcome = query.get("outcome", "").strip()
-    if outcome and outcome not in OUTCOMES:
-        raise bad_request(f"outcome must be one of {', '.join(OUTCOMES)}", field="outcome")
+    agent = query_text(query.get("agent"), "agent", MAX_PARAM)
+    outcome = parse_choice(query.get("outcome"), "outcome", OUTCOMES)
     return CallFilter(
         since=since,
         until=until,

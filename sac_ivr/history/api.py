@@ -1,6 +1,7 @@
 """OpenAPI description of the history-of-demands routes (merged in http/openapi.py)."""
 
-from sac_ivr.http.openapi import error_responses, json_body, list_params, ref
+from sac_ivr.http.inputs import MAX_INPUT
+from sac_ivr.http.openapi import error_responses, id_param, json_body, list_params, page_body, ref
 
 CUSTOMER_PARAMS = [
     {
@@ -10,7 +11,12 @@ CUSTOMER_PARAMS = [
         "description": "Any Brazilian format; matches the calling number and the phone "
         "given to an agent.",
     },
-    {"name": "document", "in": "query", "schema": {"type": "string"}, "description": "CPF/CNPJ"},
+    {
+        "name": "document",
+        "in": "query",
+        "schema": {"type": "string", "maxLength": MAX_INPUT},
+        "description": "CPF/CNPJ",
+    },
 ]
 FORMAT_PARAM = {
     "name": "format",
@@ -18,7 +24,7 @@ FORMAT_PARAM = {
     "schema": {"enum": ["json", "html"], "default": "json"},
     "description": "html: a printable pt-BR document (the browser prints it to PDF).",
 }
-ID_PARAM = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}
+ID_PARAM = id_param()
 
 SCHEMAS = {
     "History": {
@@ -144,7 +150,7 @@ PATHS = {
             ],
             "security": [{"bearer": []}],
             "responses": {
-                "200": json_body(ref("HistoryRequestPage"), "A page (or CSV with format=csv)"),
+                "200": page_body(ref("HistoryRequestPage"), "A page (or CSV with format=csv)"),
                 **error_responses(400, 401, 403),
             },
         },

@@ -10,9 +10,9 @@ from sac_ivr.auth.services import Identity
 from sac_ivr.db.base import utcnow
 from sac_ivr.history import document, schemas, services
 from sac_ivr.http.context import services_of
-from sac_ivr.http.errors import ApiError, bad_request, not_found
+from sac_ivr.http.errors import ApiError, not_found
+from sac_ivr.http.inputs import read_object
 from sac_ivr.http.listing import listing_response, parse_page
-from sac_ivr.lifecycle.schemas import read_object
 from sac_ivr.lifecycle.services import lifecycle_of
 
 routes = web.RouteTableDef()
@@ -71,12 +71,7 @@ async def create_history_request(request: web.Request) -> web.Response:
 async def list_history_requests(request: web.Request) -> web.Response:
     identity = await require(request, listing_role(request))
     page = parse_page(request)
-    flags = {}
-    for name in ("pending", "overdue"):
-        raw = request.query.get(name, "").lower()
-        if raw not in ("", "true", "false", "1", "0"):
-            raise bad_request(f"{name} must be true or false", field=name)
-        flags[name] = raw in ("true", "1")
+    flags = schemas.parse_list_flags(request)
     async with services_of(request).reader() as session:
         rows, total = await services.list_requests(
             session,
@@ -124,15 +119,7 @@ async def get_history_request_document(request: web.Request) -> web.Response:
 async def deliver_history_request(request: web.Request) -> web.Response:
     identity = await require(request, "agent")
     request_id = schemas.parse_request_id(request)
-    body = await read_object(request)
-    unknown = sorted(set(body) - {"via"})
-    if unknown:
-        raise bad_request(f"unknown field(s): {', '.join(unknown)}", field=unknown[0])
-    via = body.get("via")
-    if via not in services.DELIVERY_CHANNELS:
-        raise bad_request(
-            f"via must be one of {', '.join(services.DELIVERY_CHANNELS)}", field="via"
-        )
+    via = schemas.parse_delivered_body(await read_object(request))
     try:
         done = await services.mark_delivered(services_of(request), request_id, via, identity.name)
     except services.HistoryRequestNotFound:

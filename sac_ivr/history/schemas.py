@@ -11,9 +11,16 @@ from sac_ivr.db.base import utcnow
 from sac_ivr.history.models import HistoryRequest
 from sac_ivr.history.services import DELIVERY_CHANNELS
 from sac_ivr.http.errors import bad_request
-from sac_ivr.http.inputs import document_param, phone_param
+from sac_ivr.http.inputs import (
+    document_param,
+    email_param,
+    parse_bool,
+    parse_choice,
+    path_int,
+    phone_param,
+    reject_unknown,
+)
 from sac_ivr.http.listing import iso
-from sac_ivr.notifications.email import valid_address
 from sac_ivr.protocols.numbering import InvalidProtocolNumber, ProtocolFormat
 
 
@@ -73,12 +80,7 @@ REQUEST_FIELDS = ("phone", "document", "delivery", "email", "protocol")
 
 
 def parse_request_body(body: dict[str, Any], fmt: ProtocolFormat) -> dict[str, Any]:
-    unknown = sorted(set(body) - set(REQUEST_FIELDS))
-    if unknown:
-        raise bad_request(
-            f"unknown field(s): {', '.join(unknown)}; allowed: {', '.join(REQUEST_FIELDS)}",
-            field=unknown[0],
-        )
+    reject_unknown(body, REQUEST_FIELDS)
     customer = parse_customer(body, from_body=True)
     delivery = body.get("delivery", "email")
     if delivery not in DELIVERY_CHANNELS:
@@ -87,9 +89,9 @@ def parse_request_body(body: dict[str, Any], fmt: ProtocolFormat) -> dict[str, A
         )
     email = body.get("email")
     if email is not None:
-        if not isinstance(email, str) or not valid_address(email.strip()):
+        if not isinstance(email, str):
             raise bad_request("email is not an e-mail address", field="email")
-        email = email.strip()
+        email = email_param(email, field="email") if email.strip() else None
     if delivery == "email" and not email:
         raise bad_request("delivery by e-mail needs the address", field="email")
     protocol = body.get("protocol")
@@ -110,14 +112,25 @@ def parse_request_body(body: dict[str, Any], fmt: ProtocolFormat) -> dict[str, A
 
 
 def parse_format(request: web.Request) -> str:
-    fmt = request.query.get("format", "json")
-    if fmt not in ("json", "html"):
-        raise bad_request("format must be json or html", field="format")
-    return fmt
+    return parse_choice(request.query.get("format"), "format", ("json", "html"), "json") or "json"
 
 
 def parse_request_id(request: web.Request) -> int:
-    raw = request.match_info["id"]
-    if not raw.isdigit() or len(raw) > 12:
-        raise bad_request("id must be a whole number", field="id")
-    return int(raw)
+    return path_int(request, "id")
+
+
+def parse_list_flags(request: web.Request) -> dict[str, bool]:
+    """``pending`` and ``overdue`` (true/false) of the listing."""
+    return {name: parse_bool(request.query.get(name), name) for name in ("pending", "overdue")}
+
+
+DELIVERED_FIELDS = ("via",)
+
+
+def parse_delivered_body(body: dict[str, Any]) -> str:
+    """``{"via": "email" | "mail" | "in_person" | "other"}``."""
+    reject_unknown(body, DELIVERED_FIELDS)
+    via = body.get("via")
+    if not isinstance(via, str) or via not in DELIVERY_CHANNELS:
+        raise bad_request(f"via must be one of {', '.join(DELIVERY_CHANNELS)}", field="via")
+    return via

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from aiohttp import web
+from aiohttp import web, web_response
 from sqlalchemy import text
 
 from sac_ivr import __version__
@@ -14,7 +14,9 @@ from sac_ivr.auth import http as auth_http
 from sac_ivr.calls import http as calls_http
 from sac_ivr.history import http as history_http
 from sac_ivr.http.context import SERVICES_KEY, services_of
-from sac_ivr.http.errors import error_middleware
+from sac_ivr.http.csrf import csrf_middleware
+from sac_ivr.http.errors import RETRY_AFTER_S, error_middleware
+from sac_ivr.http.inputs import input_middleware
 from sac_ivr.http.openapi import build_openapi
 from sac_ivr.lifecycle import http as lifecycle_http
 from sac_ivr.notifications import http as notifications_http
@@ -40,6 +42,11 @@ FEATURE_HTTP = (
 
 STARTED_KEY: web.AppKey[float] = web.AppKey("started", float)
 HEALTH_DB_TIMEOUT_S = 2.0
+# Sent instead of aiohttp's "Python/3.x aiohttp/3.y": no versions for scanners.
+SERVER_HEADER = "sac-ivr"
+# Outermost first: every error becomes JSON; then what no handler should see
+# (NUL, undecodable bytes, non-ASCII credentials); then forged browser writes.
+MIDDLEWARES = (error_middleware, input_middleware, csrf_middleware)
 
 routes = web.RouteTableDef()
 
@@ -60,7 +67,7 @@ async def healthz(request: web.Request) -> web.Response:
     except Exception as exc:
         body["status"] = "degraded"
         body["database"] = f"unavailable: {type(exc).__name__}"
-        return web.json_response(body, status=503)
+        return web.json_response(body, status=503, headers={"Retry-After": str(RETRY_AFTER_S)})
     return web.json_response(body)
 
 
@@ -69,8 +76,22 @@ async def openapi(request: web.Request) -> web.Response:
     return web.json_response(build_openapi())
 
 
+async def _neutral_server_header(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers["Server"] = SERVER_HEADER
+
+
+def _neutral_default_server_header() -> None:
+    """The answers aiohttp writes itself to a request it cannot parse (a 400 before
+    any handler or signal) take the module's default: make that neutral too. The
+    signal above covers every other answer even if aiohttp renames this."""
+    if isinstance(getattr(web_response, "SERVER_SOFTWARE", None), str):
+        web_response.SERVER_SOFTWARE = SERVER_HEADER  # type: ignore[attr-defined]
+
+
 def create_app(services: Services) -> web.Application:
-    app = web.Application(middlewares=[error_middleware], client_max_size=256 * 1024)
+    app = web.Application(middlewares=list(MIDDLEWARES), client_max_size=256 * 1024)
+    app.on_response_prepare.append(_neutral_server_header)
+    _neutral_default_server_header()
     app[SERVICES_KEY] = services
     app[STARTED_KEY] = time.monotonic()
     app.add_routes(routes)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,10 +14,16 @@ from typing import Any
 
 from aiohttp import web
 
-from sac_ivr.http.errors import bad_request
+from sac_ivr.http.inputs import parse_choice, parse_int
+from sac_ivr.http.inputs import parse_datetime as parse_datetime  # moved; kept importable
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 1000
+MAX_OFFSET = 10**9
+FORMATS = ("json", "csv")
+# A spreadsheet runs a cell that starts with one of these as a formula (OWASP "CSV
+# injection"); such cells are written with a leading apostrophe.
+CSV_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass(frozen=True)
@@ -34,37 +41,9 @@ def iso(value: datetime | None) -> str | None:
 def parse_page(request: web.Request, max_limit: int = MAX_LIMIT) -> Page:
     query = request.query
     limit = parse_int(query.get("limit"), "limit", DEFAULT_LIMIT, 1, max_limit)
-    offset = parse_int(query.get("offset"), "offset", 0, 0, 10**9)
-    fmt = query.get("format", "json")
-    if fmt not in ("json", "csv"):
-        raise bad_request("format must be json or csv", field="format")
-    return Page(limit=limit, offset=offset, format=fmt)
-
-
-def parse_int(raw: str | None, name: str, default: int, low: int, high: int) -> int:
-    if raw is None or raw == "":
-        return default
-    if not raw.isdigit() or len(raw) > 12:
-        raise bad_request(f"{name} must be a whole number", field=name)
-    value = int(raw)
-    if not low <= value <= high:
-        raise bad_request(f"{name} must be between {low} and {high}", field=name)
-    return value
-
-
-def parse_datetime(raw: str | None, name: str) -> datetime | None:
-    """ISO 8601; a date alone means its midnight UTC; naive times are taken as UTC."""
-    if raw is None or raw == "":
-        return None
-    try:
-        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        raise bad_request(f"{name} must be an ISO 8601 date or date-time", field=name) from None
-    if value.tzinfo is None:
-        from datetime import UTC
-
-        value = value.replace(tzinfo=UTC)
-    return value
+    offset = parse_int(query.get("offset"), "offset", 0, 0, MAX_OFFSET)
+    fmt = parse_choice(query.get("format"), "format", FORMATS, "json")
+    return Page(limit=limit, offset=offset, format=fmt or "json")
 
 
 def listing_response(
@@ -93,7 +72,13 @@ def listing_response(
 
 def _csv_value(value: Any) -> Any:
     if isinstance(value, (list, dict)):
-        import json
-
-        return json.dumps(value, ensure_ascii=False)
+        value = json.dumps(value, ensure_ascii=False)
+    if isinstance(value, str):
+        return csv_safe(value)
     return "" if value is None else value
+
+
+def csv_safe(text: str) -> str:
+    """A text cell that no spreadsheet will run as a formula: one that starts with
+    ``= + - @``, a tab or a carriage return gets a leading apostrophe (OWASP)."""
+    return "'" + text if text.startswith(CSV_FORMULA_START) else text

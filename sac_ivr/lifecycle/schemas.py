@@ -3,39 +3,19 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from aiohttp import web
-
 from sac_ivr.http.errors import bad_request
-from sac_ivr.http.inputs import document_param, phone_param
+from sac_ivr.http.inputs import check_text, document_param, email_param, phone_param
+from sac_ivr.http.inputs import read_object as read_object  # moved; kept importable
+from sac_ivr.http.inputs import reject_unknown as _reject_unknown
 from sac_ivr.lifecycle import statuses
 from sac_ivr.lifecycle.config import LifecycleConfig
-from sac_ivr.notifications.email import valid_address
 
 MAX_BODY_TEXT = {"customer_name": 128, "notes": 10000, "agent": 64}
 NOTE_MAX = 4000
-
-
-async def read_object(request: web.Request) -> dict[str, Any]:
-    """The request body as a JSON object, or 400."""
-    try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise bad_request("the body must be a JSON object", field="body") from None
-    if not isinstance(body, dict):
-        raise bad_request("the body must be a JSON object", field="body")
-    return body
-
-
-def _reject_unknown(body: dict[str, Any], allowed: tuple[str, ...]) -> None:
-    unknown = sorted(set(body) - set(allowed))
-    if unknown:
-        raise bad_request(
-            f"unknown field(s): {', '.join(unknown)}; allowed: {', '.join(allowed)}",
-            field=unknown[0],
-        )
+# Free text where line breaks and tabs belong; every other field is one line.
+MULTILINE = ("notes", "customer_note", "internal_note")
 
 
 def _text(body: dict[str, Any], name: str, limit: int) -> str | None:
@@ -44,12 +24,7 @@ def _text(body: dict[str, Any], name: str, limit: int) -> str | None:
         return None
     if not isinstance(value, str):
         raise bad_request(f"{name} must be a string or null", field=name)
-    value = value.strip()
-    if len(value) > limit:
-        raise bad_request(f"{name} must be at most {limit} characters", field=name)
-    if any(ord(c) < 32 and c not in "\n\r\t" for c in value):
-        raise bad_request(f"{name} contains control characters", field=name)
-    return value or None
+    return check_text(value, name, limit, lines=name in MULTILINE) or None
 
 
 def _code(body: dict[str, Any], name: str, known: set[str]) -> str | None:
@@ -78,12 +53,7 @@ def parse_changes(body: dict[str, Any], config: LifecycleConfig) -> dict[str, An
             out[name] = document_param(_text(body, name, 40), field=name)
         elif name == "customer_email":
             raw = _text(body, name, 254)
-            if raw is not None:
-                local, _, domain = raw.rpartition("@")
-                raw = f"{local}@{domain.lower()}" if local else raw
-                if not valid_address(raw):
-                    raise bad_request(f"{raw!r} is not an e-mail address", field=name)
-            out[name] = raw
+            out[name] = email_param(raw, field=name) if raw is not None else None
         elif name == "customer_phone":
             out[name] = phone_param(_text(body, name, 40), field=name)
         else:

@@ -1,6 +1,6 @@
 """OpenAPI description of the notifications routes (merged in http/openapi.py)."""
 
-from sac_ivr.http.openapi import error_responses, json_body, list_params, ref
+from sac_ivr.http.openapi import error_responses, id_param, json_body, list_params, page_body, ref
 
 SCHEMAS = {
     "Notification": {
@@ -47,7 +47,7 @@ PATHS = {
             ],
             "security": [{"bearer": []}],
             "responses": {
-                "200": json_body(ref("NotificationPage"), "A page (or CSV with format=csv)"),
+                "200": page_body(ref("NotificationPage"), "A page (or CSV with format=csv)"),
                 **error_responses(400, 401, 403),
             },
         }
@@ -55,9 +55,7 @@ PATHS = {
     "/api/v1/notifications/{id}/retry": {
         "post": {
             "summary": "Send a failed notification again (a fresh series of attempts)",
-            "parameters": [
-                {"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}
-            ],
+            "parameters": [id_param()],
             "security": [{"bearer": []}],
             "responses": {
                 "200": json_body(ref("Notification"), "Queued again"),

@@ -12,7 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sac_ivr.auth.http import require
 from sac_ivr.db.base import utcnow
 from sac_ivr.http.context import services_of
-from sac_ivr.http.errors import ApiError, bad_request, not_found
+from sac_ivr.http.errors import ApiError, not_found
+from sac_ivr.http.inputs import path_int
 from sac_ivr.http.listing import listing_response, parse_page
 from sac_ivr.notifications import schemas
 from sac_ivr.notifications import services as outbox
@@ -47,12 +48,10 @@ async def retry_notification(request: web.Request) -> web.Response:
     """A failed notice gets a fresh series of attempts (after fixing an address or the
     provider's settings)."""
     await require(request, "supervisor")
-    raw = request.match_info["id"]
-    if not raw.isdigit() or len(raw) > 12:
-        raise bad_request("id must be a whole number", field="id")
+    raw = path_int(request, "id")
     svc = services_of(request)
     async with svc.sessionmaker() as session, session.begin():
-        row = await session.get(OutboxMessage, int(raw), with_for_update=True)
+        row = await session.get(OutboxMessage, raw, with_for_update=True)
         if row is None:
             raise not_found(f"notification {raw} not found")
         if row.status != "failed":

@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from sac_ivr.http.errors import bad_request
+from sac_ivr.http.inputs import parse_choice
 from sac_ivr.http.listing import iso
 from sac_ivr.notifications.models import OutboxMessage
 from sac_ivr.notifications.services import mask_recipient
@@ -55,10 +55,8 @@ class OutboxFilter:
 
 
 def parse_filter(request: web.Request) -> OutboxFilter:
-    status = request.query.get("status", "").strip() or None
-    channel = request.query.get("channel", "").strip() or None
-    if status is not None and status not in STATUSES:
-        raise bad_request(f"status must be one of {', '.join(STATUSES)}", field="status")
-    if channel is not None and channel not in CHANNELS:
-        raise bad_request(f"channel must be one of {', '.join(CHANNELS)}", field="channel")
-    return OutboxFilter(status=status, channel=channel)
+    query = request.query
+    return OutboxFilter(
+        status=parse_choice(query.get("status"), "status", STATUSES),
+        channel=parse_choice(query.get("channel"), "channel", CHANNELS),
+    )

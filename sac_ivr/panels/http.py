@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from pathlib import Path
 
 from aiohttp import web
@@ -34,6 +35,9 @@ STATIC_TYPES = {
     ".png": "image/png",
     ".ico": "image/x-icon",
 }
+# What a static file's name can be: a folder or none, then a plain name (a NUL, a
+# "..", or a name longer than the file system allows is a 404, never a 500).
+STATIC_NAME = re.compile(r"(?:[A-Za-z0-9_-]{1,64}/)?[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}")
 SSE_RETRY_MS = 3000
 STREAM_RETRY_AFTER_S = 30
 
@@ -111,6 +115,8 @@ async def supervisor_page(request: web.Request) -> web.StreamResponse:
 @routes.get(STATIC_PREFIX + "{name:.+}")
 async def static_file(request: web.Request) -> web.StreamResponse:
     name = request.match_info["name"]
+    if not STATIC_NAME.fullmatch(name):
+        raise not_found("no such file")
     root = STATIC_DIR.resolve()
     path = (root / name).resolve()
     if not path.is_relative_to(root) or not path.is_file() or path.suffix not in STATIC_TYPES:

@@ -20,7 +20,9 @@ from typing import Any
 from aiohttp import web
 
 from sac_ivr.auth.services import Identity
-from sac_ivr.http.errors import ApiError, bad_request
+from sac_ivr.http import inputs
+from sac_ivr.http.errors import bad_request
+from sac_ivr.http.inputs import check_text, parse_choice
 from sac_ivr.phones import mask_phone
 
 CALL_STATES = ("ivr", "queued", "ringing", "connected")
@@ -266,10 +268,7 @@ VIEWS = ("agent", "supervisor")
 
 def parse_view(request: web.Request) -> str:
     """``?view=agent`` (default) or ``?view=supervisor``; the view is also the role needed."""
-    view = request.query.get("view", "agent")
-    if view not in VIEWS:
-        raise bad_request("view must be agent or supervisor", field="view")
-    return view
+    return parse_choice(request.query.get("view"), "view", VIEWS, "agent") or "agent"
 
 
 def dumps(value: Any) -> str:
@@ -279,22 +278,15 @@ def dumps(value: Any) -> str:
 def parse_session_body(body: Any) -> str:
     """The token of ``POST /api/v1/session``: ``{"token": "sac_..."}``."""
     if not isinstance(body, dict):
-        raise bad_request('send a JSON object: {"token": "..."}')
+        raise bad_request('send a JSON object: {"token": "..."}', field="body")
     token = body.get("token")
     if not isinstance(token, str) or not token.strip():
         raise bad_request("token is required", field="token")
-    token = token.strip()
-    if len(token) > TOKEN_MAX:
-        raise bad_request("token is too long", field="token")
-    return token
+    return check_text(token, "token", TOKEN_MAX)
 
 
 async def read_json(request: web.Request) -> Any:
-    """A JSON body. The Content-Type must say so: a cross-site HTML form cannot send
-    that without a CORS preflight, so no other site can post a login for the browser."""
-    if request.content_type != "application/json":
-        raise ApiError(415, "unsupported_media_type", "send the body as application/json")
-    try:
-        return await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise bad_request("the body is not valid JSON") from None
+    """A JSON body (:func:`sac_ivr.http.inputs.read_json`). The Content-Type must say
+    so: a cross-site HTML form cannot send that without a CORS preflight, so no other
+    site can post a login for the browser."""
+    return await inputs.read_json(request)

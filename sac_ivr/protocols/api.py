@@ -1,6 +1,8 @@
 """OpenAPI description of the protocols feature's routes (merged in http/openapi.py)."""
 
-from sac_ivr.http.openapi import error_responses, json_body, list_params, ref
+from sac_ivr.http.inputs import MAX_INPUT
+from sac_ivr.http.openapi import error_responses, json_body, list_params, page_body, ref
+from sac_ivr.protocols.schemas import DUE_WITHIN_DAYS_MAX, STATUS_MAX
 
 NUMBER_PARAM = {
     "name": "number",
@@ -121,10 +123,14 @@ PATHS = {
                 {
                     "name": "document",
                     "in": "query",
-                    "schema": {"type": "string"},
+                    "schema": {"type": "string", "maxLength": MAX_INPUT},
                     "description": "CPF or CNPJ, check digits verified.",
                 },
-                {"name": "status", "in": "query", "schema": {"type": "string"}},
+                {
+                    "name": "status",
+                    "in": "query",
+                    "schema": {"type": "string", "pattern": f"^[a-z_]{{1,{STATUS_MAX}}}$"},
+                },
                 {
                     "name": "overdue",
                     "in": "query",
@@ -134,7 +140,7 @@ PATHS = {
                 {
                     "name": "due_within_days",
                     "in": "query",
-                    "schema": {"type": "integer", "minimum": 0, "maximum": 3650},
+                    "schema": {"type": "integer", "minimum": 0, "maximum": DUE_WITHIN_DAYS_MAX},
                     "description": "Only requests not yet answered, due from now to N days "
                     "ahead. Not with overdue=true.",
                 },
@@ -142,7 +148,7 @@ PATHS = {
             ],
             "security": [{"bearer": []}],
             "responses": {
-                "200": json_body({"$ref": "#/components/schemas/ProtocolPage"}, "A page"),
+                "200": page_body(ref("ProtocolPage"), "A page (or CSV with format=csv)"),
                 **error_responses(400, 401, 403),
             },
         }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import datetime, timedelta, tzinfo
 from typing import Any
@@ -10,14 +11,16 @@ from aiohttp import web
 
 from sac_ivr.db.base import utcnow
 from sac_ivr.http.errors import bad_request
-from sac_ivr.http.inputs import document_param, phone_param
-from sac_ivr.http.listing import iso, parse_int
+from sac_ivr.http.inputs import document_param, parse_bool, parse_int, phone_param, query_text
+from sac_ivr.http.listing import iso
 from sac_ivr.lifecycle.statuses import status_label
 from sac_ivr.phones import mask_phone
 from sac_ivr.protocols.models import Protocol, ProtocolEvent
 from sac_ivr.protocols.services import ProtocolFilter
 
 STATUS_MAX = 24
+_STATUS_NAME = re.compile(rf"[a-z_]{{1,{STATUS_MAX}}}")
+DUE_WITHIN_DAYS_MAX = 3650
 
 
 def local_day(value: datetime | None, tz: tzinfo) -> str | None:
@@ -120,8 +123,8 @@ def parse_filter(request: web.Request) -> ProtocolFilter:
     query = request.query
     phone_e164 = phone_param(query.get("phone"))
     doc = document_param(query.get("document"))
-    status = query.get("status", "").strip()
-    if status and (len(status) > STATUS_MAX or not status.replace("_", "").isalpha()):
+    status = query_text(query.get("status"), "status", STATUS_MAX)
+    if status and not _STATUS_NAME.fullmatch(status):
         raise bad_request("status is not a status name", field="status")
     return ProtocolFilter(
         phone_e164=phone_e164, document=doc, status=status or None, **parse_due_filter(query)
@@ -131,11 +134,8 @@ def parse_filter(request: web.Request) -> ProtocolFilter:
 def parse_due_filter(query: Mapping[str, str]) -> dict[str, Any]:
     """``overdue=true``: pending and past due; ``due_within_days=N``: pending and due
     from now to N days ahead. Both look only at requests not yet answered."""
-    overdue = query.get("overdue", "").strip().lower()
-    if overdue not in ("", "true", "false", "1", "0"):
-        raise bad_request("overdue must be true or false", field="overdue")
-    within = parse_int(query.get("due_within_days"), "due_within_days", -1, 0, 3650)
-    is_overdue = overdue in ("true", "1")
+    is_overdue = parse_bool(query.get("overdue"), "overdue")
+    within = parse_int(query.get("due_within_days"), "due_within_days", -1, 0, DUE_WITHIN_DAYS_MAX)
     if is_overdue and within >= 0:
         raise bad_request("use overdue=true or due_within_days, not both", field="due_within_days")
     now = utcnow()

@@ -1,27 +1,34 @@
 """OpenAPI description of the reports routes (merged in http/openapi.py)."""
 
-from sac_ivr.http.openapi import error_responses, json_body, list_params, ref
-from sac_ivr.reports.schemas import REPORT_NAMES
+from sac_ivr.http.openapi import (
+    DATE_DESCRIPTION,
+    error_responses,
+    json_body,
+    list_params,
+    page_body,
+    ref,
+)
+from sac_ivr.reports.schemas import DUE_WITHIN_DAYS_MAX, MAX_LIMIT, MAX_PERIOD_DAYS, REPORT_NAMES
 
 PERIOD_PARAMS = [
     {
         "name": "from",
         "in": "query",
         "schema": {"type": "string"},
-        "description": "YYYY-MM-DD (local day, included) or an ISO date-time. Default: 30 "
-        "days before until.",
+        "description": "YYYY-MM-DD (local day, included) or an ISO date-time (local time "
+        "without an offset). Default: 30 days before until. " + DATE_DESCRIPTION,
     },
     {
         "name": "until",
         "in": "query",
         "schema": {"type": "string"},
         "description": "YYYY-MM-DD (local day, included) or an ISO date-time (excluded). "
-        "Default: today included.",
+        f"Default: today included. At most {MAX_PERIOD_DAYS} days after from. " + DATE_DESCRIPTION,
     },
     {
         "name": "due_within_days",
         "in": "query",
-        "schema": {"type": "integer", "minimum": 0, "maximum": 365, "default": 2},
+        "schema": {"type": "integer", "minimum": 0, "maximum": DUE_WITHIN_DAYS_MAX, "default": 2},
         "description": "Horizon of 'due soon'.",
     },
 ]
@@ -102,12 +109,13 @@ PATHS = {
                     "schema": {"enum": list(REPORT_NAMES)},
                 },
                 *PERIOD_PARAMS,
-                *list_params(),
+                *list_params(max_limit=MAX_LIMIT),
             ],
             "security": [{"bearer": []}],
             "responses": {
-                "200": json_body(
-                    {"type": "object"}, "{items, total, limit, offset}, or CSV with format=csv"
+                "200": page_body(
+                    {"type": "object", "required": ["items", "total", "limit", "offset"]},
+                    "{items, total, limit, offset}, or CSV with format=csv",
                 ),
                 **error_responses(400, 401, 403, 404),
             },

@@ -41,7 +41,7 @@ async def table(request: web.Request) -> web.Response:
     svc = services_of(request)
     config = lifecycle_of(svc)
     params = schemas.parse_params(request, config.tz)
-    page_ = parse_page(request, max_limit=10000)
+    page_ = parse_page(request, max_limit=schemas.MAX_LIMIT)
     async with svc.reader() as session:
         if name in schemas.LISTS:
             items, total = await services.deadline_list(
