@@ -13,6 +13,12 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 SQLITE_BUSY_TIMEOUT_MS = 15000
+# PostgreSQL: a server that does not answer (frozen, partitioned) must give an error,
+# not a request that waits for ever: seconds to open a connection, to get one from
+# the pool, and for one statement (the longest report included).
+PG_CONNECT_TIMEOUT_S = 5.0
+PG_POOL_TIMEOUT_S = 5.0
+PG_COMMAND_TIMEOUT_S = 60.0
 # Execution option marking a connection's transactions as read-only (see _sqlite_begin).
 READ_ONLY_OPTION = "sac_read_only"
 
@@ -37,6 +43,10 @@ def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
+    kwargs.setdefault("pool_timeout", PG_POOL_TIMEOUT_S)
+    connect_args = kwargs.setdefault("connect_args", {})
+    connect_args.setdefault("timeout", PG_CONNECT_TIMEOUT_S)
+    connect_args.setdefault("command_timeout", PG_COMMAND_TIMEOUT_S)
     engine = create_async_engine(url, **kwargs)
     event.listen(engine.sync_engine, "handle_error", _drop_row_values)
     return engine

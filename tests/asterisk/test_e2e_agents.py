@@ -178,10 +178,11 @@ def scene(
         assert added["Response"] == "Success", added
         a = shown_protocol(numbers["a"])
         ringing = await browser.wait_for("#my-calls .call-item.state-ringing", text=a)
+        # Read at once: every live event redraws the list (the element goes stale).
+        seen.ringing_item = ringing.text
         await browser.wait_for("#call-number", text=a)
         await browser.wait_for("#call-live .badge", text="Tocando")
         await browser.wait_for("#customer-facts", text="Telefone")
-        seen.ringing_item = ringing.text
         seen.ringing_live = await browser.text("#call-live")
         seen.ringing_url = browser.url
         seen.ringing_customer = await browser.text("#customer-facts")
@@ -189,8 +190,8 @@ def scene(
         connected = await browser.wait_for(
             "#my-calls .call-item.state-connected", text="esperou", timeout=WAIT
         )
-        await browser.wait_for("#call-live .badge", text="Em atendimento")
         seen.connected_item = connected.text
+        await browser.wait_for("#call-live .badge", text="Em atendimento")
         seen.connected_live = await browser.text("#call-live")
         await browser.screenshot("e2e-agent-connected")
         state["connect"] = await asyncio.to_thread(
