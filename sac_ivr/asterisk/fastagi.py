@@ -15,13 +15,25 @@ What is fixed here, and why:
    :class:`AgiHangup`; nothing more is sent on that connection.
 4. Every command has a timeout; a 520 usage error is read to its last line.
 6. ``Application(loop=...)``: created inside the running loop only (``start``).
+
+And what panoramisk never had: peers outside ``allowed_peers`` (the Asterisk servers)
+are closed as soon as they are accepted; the header block is read before a call slot
+is taken, so ``max_connections`` limits calls in progress and a peer that connects and
+says nothing (or a byte a second, or garbage) holds no slot: it only waits out
+``header_timeout``. Connections still sending their header are bounded by the file
+limit: when there are ``max_pending`` of them, the oldest is closed to make room (a
+real Asterisk sends its header at once). Every dropped or refused connection is
+logged on ``sac_ivr.connections.agi``, which is logged once with a count in a flood
+(:mod:`sac_ivr.logs`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
-from collections.abc import Awaitable, Callable
+import socket
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,8 +41,10 @@ from panoramisk import fast_agi
 from panoramisk.utils import parse_agi_result
 
 from sac_ivr.agi.channel_vars import RESULT
+from sac_ivr.logs import AGI_CONNECTIONS
 
 log = logging.getLogger(__name__)
+conn_log = logging.getLogger(AGI_CONNECTIONS)
 
 # The stream's buffer limit: caps the header block and any reply line.
 MAX_HEADER_BYTES = 16 * 1024
@@ -38,6 +52,12 @@ MAX_HEADER_BYTES = 16 * 1024
 WATCHDOG_INTERVAL_S = 0.5
 # Asterisk 22 sends 22 agi_* lines plus agi_arg_N; anything near this is not Asterisk.
 MAX_HEADER_LINES = 128
+# The listening socket's accept queue (the kernel caps it at net.core.somaxconn).
+LISTEN_BACKLOG = 4096
+# Connections still sending their header, at most (see FastAgiServer.max_pending).
+MAX_PENDING_DEFAULT = 10_000
+
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class AgiError(Exception):
@@ -266,7 +286,13 @@ def route_name(script: str) -> str:
 
 
 class FastAgiServer(fast_agi.Application):
-    """panoramisk's Application with a hardened connection handler."""
+    """panoramisk's Application with a hardened connection handler.
+
+    ``max_connections``: calls in progress at once (a slot is taken once the header
+    block is in). ``allowed_peers``: CIDRs allowed to connect (None: everyone).
+    ``max_pending``: connections still sending their header, at most; past it the
+    oldest of them is closed.
+    """
 
     def __init__(
         self,
@@ -274,16 +300,28 @@ class FastAgiServer(fast_agi.Application):
         header_timeout: float = 5.0,
         command_timeout: float = 120.0,
         max_connections: int = 1000,
+        allowed_peers: Iterable[str] | None = None,
+        max_pending: int = MAX_PENDING_DEFAULT,
     ) -> None:
         asyncio.get_running_loop()  # fix 6: never build it outside the loop it serves
         super().__init__()
         self.header_timeout = header_timeout
         self.command_timeout = command_timeout
+        self.allowed_peers: list[IpNetwork] | None = (
+            None
+            if allowed_peers is None
+            else [ipaddress.ip_network(cidr, strict=False) for cidr in allowed_peers]
+        )
+        self.max_pending = max_pending
         self._slots = asyncio.Semaphore(max_connections)
         self._server: asyncio.Server | None = None
         self.active_calls = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        # Connections reading their header, oldest first (dicts keep insertion order).
+        self._pending: dict[asyncio.StreamWriter, None] = {}
+        self.refused = 0  # not an allowed peer
+        self.dropped = 0  # no valid header block
 
     def add_route(self, path: str, endpoint: RouteHandler) -> None:  # type: ignore[override]
         if not asyncio.iscoroutinefunction(endpoint):
@@ -292,7 +330,14 @@ class FastAgiServer(fast_agi.Application):
 
     async def start(self, host: str, port: int) -> asyncio.Server:
         self._server = await asyncio.start_server(
-            self.handler, host, port, limit=MAX_HEADER_BYTES, backlog=1024
+            self.handler, host, port, limit=MAX_HEADER_BYTES, backlog=LISTEN_BACKLOG
+        )
+        return self._server
+
+    async def serve_socket(self, sock: socket.socket) -> asyncio.Server:
+        """Serve on a socket that is already bound (and maybe listening)."""
+        self._server = await asyncio.start_server(
+            self.handler, sock=sock, limit=MAX_HEADER_BYTES, backlog=LISTEN_BACKLOG
         )
         return self._server
 
@@ -309,15 +354,48 @@ class FastAgiServer(fast_agi.Application):
             self._server.close()
             await self._server.wait_closed()
 
+    def peer_allowed(self, peer: Any) -> bool:
+        if self.allowed_peers is None:
+            return True
+        if not isinstance(peer, tuple) or not peer:
+            return False  # not an IP connection
+        try:
+            address = ipaddress.ip_address(str(peer[0]).split("%", 1)[0])
+        except ValueError:
+            return False
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped  # a dual-stack socket: ::ffff:10.0.0.9
+        return any(address in network for network in self.allowed_peers)
+
+    @property
+    def pending_headers(self) -> int:
+        """Connections accepted and still sending their header block."""
+        return len(self._pending)
+
     async def handler(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
+        host = peer[0] if isinstance(peer, tuple) and peer else peer
+        if not self.peer_allowed(peer):
+            self.refused += 1
+            conn_log.warning("FastAGI connection from %s refused: not in agi_allowed_peers", host)
+            writer.transport.abort()
+            return
+        if len(self._pending) >= self.max_pending:
+            oldest = next(iter(self._pending))
+            del self._pending[oldest]
+            oldest.transport.abort()  # its header read ends (dropped, logged there)
+        self._pending[writer] = None
+        try:
+            headers = await read_agi_headers(reader, self.header_timeout)
+        except AgiError as exc:
+            self.dropped += 1
+            conn_log.info("FastAGI connection from %s dropped: %s", host, exc)
+            await _close(writer)
+            return
+        finally:
+            self._pending.pop(writer, None)
+        # The slot limits calls in progress, not connections: taken only now.
         async with self._slots:
-            try:
-                headers = await read_agi_headers(reader, self.header_timeout)
-            except AgiError as exc:
-                log.warning("FastAGI connection from %s dropped: %s", peer, exc)
-                await _close(writer)
-                return
             call = AgiCall(self, headers, reader, writer, self.command_timeout)
             self.active_calls += 1
             self._idle.clear()
