@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import dataclasses
+import errno
 import json
 import logging
 import os
@@ -64,6 +65,8 @@ STABLE_AFTER_S = 10.0
 CALL_STOP_GRACE_S = 5.0
 WEB_STOP_TIMEOUT_S = 15.0
 PR_SET_PDEATHSIG = 1
+# How long to wait for a listening port still held by a dying earlier instance.
+BIND_WAIT_S = 5.0
 READY_BYTE = b"R"
 
 
@@ -303,17 +306,31 @@ class Supervisor:
         self._close_status(child)
 
 
-def serve(settings: Settings, migrate: bool = True) -> int:
-    """``sac-ivr serve``: migrate, bind, supervise until SIGTERM/SIGINT."""
+def _bind(host: str, port: int) -> socket.socket:
+    """bind_listener, waiting up to BIND_WAIT_S for a port still held: the children
+    of a supervisor killed a moment ago are dying (PR_SET_PDEATHSIG) but may still
+    hold it."""
     from sac_ivr.runner import bind_listener
 
+    deadline = time.monotonic() + BIND_WAIT_S
+    while True:
+        try:
+            return bind_listener(host, port)
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE or not port or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.1)
+
+
+def serve(settings: Settings, migrate: bool = True) -> int:
+    """``sac-ivr serve``: migrate, bind, supervise until SIGTERM/SIGINT."""
     if migrate:
         from sac_ivr.db.migrate import upgrade
 
         upgrade(settings.database_url)
-    agi = bind_listener(settings.agi_host, settings.agi_port)
+    agi = _bind(settings.agi_host, settings.agi_port)
     try:
-        http = bind_listener(settings.http_host, settings.http_port)
+        http = _bind(settings.http_host, settings.http_port)
     except OSError:
         agi.close()
         raise
