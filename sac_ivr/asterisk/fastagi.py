@@ -383,7 +383,11 @@ class FastAgiServer(fast_agi.Application):
         if len(self._pending) >= self.max_pending:
             oldest = next(iter(self._pending))
             del self._pending[oldest]
-            oldest.transport.abort()  # its header read ends (dropped, logged there)
+            conn_log.warning(
+                "FastAGI: %d connections still sending their header; the oldest is closed",
+                self.max_pending,
+            )
+            oldest.transport.abort()
         self._pending[writer] = None
         try:
             headers = await read_agi_headers(reader, self.header_timeout)
