@@ -141,3 +141,30 @@ async def test_a_peer_outside_agi_allowed_peers_is_closed_and_gets_no_number(
     result = await fake_call("127.0.0.1", port, uniqueid="insider.1")
     assert result.variables["SAC_RESULT"] == "OK"
     assert protocol_count(service.database_path) == before + 1
+
+
+async def test_past_max_pending_the_oldest_silent_connection_makes_room() -> None:
+    """Connections still sending their header never use up the file limit: the oldest
+    is closed when a new one would pass ``max_pending``."""
+    from sac_ivr.asterisk.fastagi import FastAgiServer
+
+    server = FastAgiServer(header_timeout=30, max_pending=3)
+
+    async def hello(call) -> None:  # type: ignore[no-untyped-def]
+        await call.set_variable("SAC_RESULT", "OK")
+
+    server.add_route("protocol", hello)
+    port = (await server.start("127.0.0.1", 0)).sockets[0].getsockname()[1]
+    try:
+        silent = [await asyncio.open_connection("127.0.0.1", port) for _ in range(5)]
+        await asyncio.sleep(0.3)
+        assert [still_open(c) for c in silent] == [False, False, True, True, True]
+        assert server.pending_headers == 3
+        # A real call is the newest: it is served (and pushes out the next oldest).
+        result = await fake_call("127.0.0.1", port, uniqueid="p.1")
+        assert result.variables["SAC_RESULT"] == "OK"
+        assert [still_open(c) for c in silent] == [False, False, False, True, True]
+        for _, writer in silent:
+            writer.close()
+    finally:
+        await server.close()
