@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from sac_ivr.agi.server import build_agi_server
-from sac_ivr.asterisk.fastagi import LISTEN_BACKLOG, FastAgiServer
+from sac_ivr.asterisk.fastagi import ACCEPT_BATCH, LISTEN_BACKLOG, FastAgiServer
 from sac_ivr.calls.services import start_calls
 from sac_ivr.config import Settings
 from sac_ivr.db.migrate import upgrade_async
@@ -118,8 +118,9 @@ async def start_web(
         app, limits or HttpLimits.from_settings(services.settings), access_log=None
     )
     await runner.setup()
-    site = web.SockSite(runner, sock, backlog=LISTEN_BACKLOG)
+    site = web.SockSite(runner, sock, backlog=ACCEPT_BATCH)
     await site.start()
+    sock.listen(LISTEN_BACKLOG)  # asyncio set the queue to ACCEPT_BATCH
     for starter in STARTERS:
         await starter(services, app)
     return runner

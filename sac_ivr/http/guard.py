@@ -48,8 +48,6 @@ conn_log = logging.getLogger(HTTP_CONNECTIONS)
 # Seconds the server waits on shutdown for requests in progress (streams included:
 # the panels end theirs at shutdown) before it cancels them.
 SHUTDOWN_TIMEOUT_S = 5.0
-# The listening socket's accept queue.
-LISTEN_BACKLOG = 4096
 
 
 @dataclass(frozen=True)
