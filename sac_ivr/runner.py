@@ -45,7 +45,6 @@ WEB_FD_RESERVE = 200
 
 CALL_ROLE = "call"
 WEB_ROLE = "web"
-ROLES = (CALL_ROLE, WEB_ROLE)
 
 # Features that start background work (AMI client, outbox worker) register a
 # starter here: async fn(services, app) called once the listeners are up. They run
