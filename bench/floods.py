@@ -143,6 +143,9 @@ async def flood(kind: str, count: int, port: int, sources: list[str]) -> None:
 
 
 def flooder_main(args: argparse.Namespace) -> None:
+    from sac_ivr.supervisor import _die_with_parent
+
+    _die_with_parent(os.getppid())  # never outlive the benchmark
     raise_fd_limit()
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     asyncio.run(flood(args.flood, args.count, args.port, args.sources.split(",")))
