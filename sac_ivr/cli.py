@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import logging
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -31,25 +29,22 @@ def _settings(args: argparse.Namespace) -> Settings:
     return Settings.load(config_file=args.config, overrides=overrides)
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+def _setup_logging(level: str, role: str | None = None) -> None:
+    from sac_ivr.logs import setup_logging
+
+    setup_logging(level, role=role)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from sac_ivr.runner import serve
+    from sac_ivr.supervisor import serve
 
     settings = _settings(args)
-    _setup_logging(settings.log_level)
+    _setup_logging(settings.log_level, role="supervisor")
     try:
-        asyncio.run(serve(settings, migrate=not args.no_migrate))
+        return serve(settings, migrate=not args.no_migrate)
     except OSError as exc:
         print(f"sac-ivr: cannot listen: {exc}", file=sys.stderr)
         return 1
-    return 0
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
@@ -69,7 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"sac-ivr {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    serve = commands.add_parser("serve", help="run FastAGI + HTTP (+ AMI) in one process")
+    serve = commands.add_parser(
+        "serve", help="run the service: a call process (FastAGI) and a web process (HTTP, AMI)"
+    )
     _add_setting_flags(serve)
     serve.add_argument(
         "--no-migrate", action="store_true", help="don't upgrade the database schema at start"

@@ -7,6 +7,7 @@ Every setting is one field of :class:`Settings`; its ``help`` metadata is what
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -40,10 +41,36 @@ class Settings:
         120.0, "Seconds to wait for Asterisk's answer to one AGI command (prompts included)."
     )
     agi_max_connections: int = _setting(
-        1000, "FastAGI connections served at once; more wait in the kernel backlog."
+        1000,
+        "FastAGI calls in progress at once, counted from a complete agi_* header block "
+        "(connections still sending theirs hold no slot); more wait for a free slot.",
+    )
+    agi_allowed_peers: list[str] = _setting(  # noqa: RUF009
+        ["127.0.0.0/8", "::1/128"],
+        "Addresses (CIDRs) allowed to connect to FastAGI (your Asterisk servers); any "
+        "other is closed at once. 0.0.0.0/0, ::/0 allows everyone.",
     )
     http_host: str = _setting("127.0.0.1", "HTTP bind address (API, panels).")
     http_port: int = _setting(8080, "HTTP port.")
+    http_header_timeout: float = _setting(
+        10.0, "Seconds a client has to send a request's line and headers (from its first byte)."
+    )
+    http_body_timeout: float = _setting(
+        30.0, "Seconds a client has to send a request's body, once its headers are in."
+    )
+    http_keepalive_timeout: float = _setting(
+        15.0, "Seconds an idle keep-alive connection stays open between requests."
+    )
+    http_max_connections: int = _setting(
+        2000,
+        "HTTP connections open at once (live event streams included); more are closed at once.",
+    )
+    http_max_connections_per_client: int = _setting(
+        200,
+        "HTTP connections open at once from one client address; more are closed at once. "
+        "Behind a reverse proxy every client has the proxy's address: raise it to "
+        "http_max_connections.",
+    )
     public_base_url: str = _setting(
         "", "URL agents use to reach this service (links in SIP headers); default http://HOST:PORT."
     )
@@ -288,6 +315,28 @@ class Settings:
             port = getattr(self, name)
             if not 0 <= port <= 65535:
                 raise ConfigError(f"{name}: {port} is not a TCP port")
+        if not self.agi_allowed_peers:
+            raise ConfigError("agi_allowed_peers: empty (0.0.0.0/0, ::/0 allows everyone)")
+        for cidr in self.agi_allowed_peers:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError as exc:
+                raise ConfigError(f"agi_allowed_peers: {exc}") from None
+        for name in (
+            "agi_header_timeout",
+            "http_header_timeout",
+            "http_body_timeout",
+            "http_keepalive_timeout",
+        ):
+            if not 0 < getattr(self, name) <= 3600:
+                raise ConfigError(f"{name}: must be more than 0 and at most 3600 seconds")
+        for name in ("agi_max_connections", "http_max_connections"):
+            if not 1 <= getattr(self, name) <= 1_000_000:
+                raise ConfigError(f"{name}: must be between 1 and 1000000")
+        if not 1 <= self.http_max_connections_per_client <= self.http_max_connections:
+            raise ConfigError(
+                "http_max_connections_per_client: must be between 1 and http_max_connections"
+            )
         if self.say_group_size < 1:
             raise ConfigError("say_group_size: must be at least 1")
         if not 0 <= self.announce_repeats <= 5:

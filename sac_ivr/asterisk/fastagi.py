@@ -4,9 +4,9 @@ What is fixed here, and why:
 
 1. Header read: panoramisk loops on ``reader.read()`` until it sees a blank line;
    a peer that closes first makes it spin on ``b''`` for ever and freezes the whole
-   event loop (a port scan or a TCP health check is enough). Ours reads line by
-   line, stops on EOF, gives the peer ``header_timeout`` seconds for the whole block
-   and refuses blocks larger than ``MAX_HEADER_BYTES``.
+   event loop (a port scan or a TCP health check is enough). Ours stops on EOF,
+   gives the peer ``header_timeout`` seconds for the whole block, refuses blocks
+   larger than ``MAX_HEADER_BYTES`` and anything that does not start with ``agi_``.
 2. Routes: panoramisk wraps plain functions with ``asyncio.coroutine``, gone since
    Python 3.11. ``add_route`` refuses anything but ``async def`` at start-up.
 3. Hangup: with ``AGISIGHUP`` on, Asterisk writes ``HANGUP`` in-band and then the
@@ -15,13 +15,30 @@ What is fixed here, and why:
    :class:`AgiHangup`; nothing more is sent on that connection.
 4. Every command has a timeout; a 520 usage error is read to its last line.
 6. ``Application(loop=...)``: created inside the running loop only (``start``).
+
+And what panoramisk never had: peers outside ``allowed_peers`` (the Asterisk servers)
+are closed as soon as they are accepted; the header block is read before a call slot
+is taken, so ``max_connections`` limits calls in progress and a peer that connects and
+says nothing (or a byte a second, or garbage) holds no slot: it only waits out
+``header_timeout``. The header is read by a plain protocol (:class:`_HeaderPhase`: a
+buffer and one timer, no task, no stream), so thousands of such peers cost little;
+the stream and the call's task are made once the block is complete. Connections
+still sending their header are bounded by the file limit: when there are
+``max_pending`` of them, the oldest is closed to make room (a real Asterisk sends its
+header at once). Every dropped or refused connection is logged on
+``sac_ivr.connections.agi``, which is logged once with a count in a flood
+(:mod:`sac_ivr.logs`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ipaddress
 import logging
-from collections.abc import Awaitable, Callable
+import socket
+import struct
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,8 +46,10 @@ from panoramisk import fast_agi
 from panoramisk.utils import parse_agi_result
 
 from sac_ivr.agi.channel_vars import RESULT
+from sac_ivr.logs import AGI_CONNECTIONS
 
 log = logging.getLogger(__name__)
+conn_log = logging.getLogger(AGI_CONNECTIONS)
 
 # The stream's buffer limit: caps the header block and any reply line.
 MAX_HEADER_BYTES = 16 * 1024
@@ -38,6 +57,15 @@ MAX_HEADER_BYTES = 16 * 1024
 WATCHDOG_INTERVAL_S = 0.5
 # Asterisk 22 sends 22 agi_* lines plus agi_arg_N; anything near this is not Asterisk.
 MAX_HEADER_LINES = 128
+# The listening socket's accept queue (the kernel caps it at net.core.somaxconn).
+LISTEN_BACKLOG = 4096
+# Connections asyncio accepts in one go before it serves anything else (its
+# create_server backlog); the kernel's queue is then set back to LISTEN_BACKLOG.
+ACCEPT_BATCH = 64
+# Connections still sending their header, at most (see FastAgiServer.max_pending).
+MAX_PENDING_DEFAULT = 10_000
+
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class AgiError(Exception):
@@ -266,7 +294,13 @@ def route_name(script: str) -> str:
 
 
 class FastAgiServer(fast_agi.Application):
-    """panoramisk's Application with a hardened connection handler."""
+    """panoramisk's Application with a hardened connection handler.
+
+    ``max_connections``: calls in progress at once (a slot is taken once the header
+    block is in). ``allowed_peers``: CIDRs allowed to connect (None: everyone).
+    ``max_pending``: connections still sending their header, at most; past it the
+    oldest of them is closed.
+    """
 
     def __init__(
         self,
@@ -274,26 +308,52 @@ class FastAgiServer(fast_agi.Application):
         header_timeout: float = 5.0,
         command_timeout: float = 120.0,
         max_connections: int = 1000,
+        allowed_peers: Iterable[str] | None = None,
+        max_pending: int = MAX_PENDING_DEFAULT,
     ) -> None:
         asyncio.get_running_loop()  # fix 6: never build it outside the loop it serves
         super().__init__()
         self.header_timeout = header_timeout
         self.command_timeout = command_timeout
+        self.allowed_peers: list[IpNetwork] | None = (
+            None
+            if allowed_peers is None
+            else [ipaddress.ip_network(cidr, strict=False) for cidr in allowed_peers]
+        )
+        self.max_pending = max_pending
         self._slots = asyncio.Semaphore(max_connections)
-        self._server: asyncio.Server | None = None
+        self._server: Listener | None = None
         self.active_calls = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        # Connections reading their header, oldest first (dicts keep insertion order).
+        self._pending: dict[_HeaderPhase, None] = {}
+        self._calls: set[asyncio.Task[None]] = set()
+        self._verdicts: dict[str, bool] = {}  # peer address -> allowed
+        self.refused = 0  # not an allowed peer
+        self.dropped = 0  # no valid header block
 
     def add_route(self, path: str, endpoint: RouteHandler) -> None:  # type: ignore[override]
         if not asyncio.iscoroutinefunction(endpoint):
             raise TypeError(f"AGI route {path!r} must be an async function")  # fix 2
         super().add_route(path, endpoint)
 
-    async def start(self, host: str, port: int) -> asyncio.Server:
-        self._server = await asyncio.start_server(
-            self.handler, host, port, limit=MAX_HEADER_BYTES, backlog=1024
-        )
+    async def start(self, host: str, port: int) -> Listener:
+        family, _, _, _, address = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(address)
+        except OSError:
+            sock.close()
+            raise
+        return await self.serve_socket(sock)
+
+    async def serve_socket(self, sock: socket.socket) -> Listener:
+        """Serve on a socket that is already bound (and maybe listening)."""
+        self._server = Listener(self, sock)
         return self._server
 
     async def wait_idle(self, seconds: float) -> bool:
@@ -309,15 +369,70 @@ class FastAgiServer(fast_agi.Application):
             self._server.close()
             await self._server.wait_closed()
 
-    async def handler(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peer = writer.get_extra_info("peername")
+    def peer_allowed(self, peer: Any) -> bool:
+        if self.allowed_peers is None:
+            return True
+        if not isinstance(peer, tuple) or not peer:
+            return False  # not an IP connection
+        host = str(peer[0])
+        allowed = self._verdicts.get(host)
+        if allowed is None:
+            allowed = self._check_peer(host)
+            if len(self._verdicts) >= 4096:  # a flood from many addresses
+                self._verdicts.clear()
+            self._verdicts[host] = allowed
+        return allowed
+
+    def _check_peer(self, host: str) -> bool:
+        assert self.allowed_peers is not None
+        try:
+            address = ipaddress.ip_address(host.split("%", 1)[0])
+        except ValueError:
+            return False
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped  # a dual-stack socket: ::ffff:10.0.0.9
+        return any(address in network for network in self.allowed_peers)
+
+    @property
+    def pending_headers(self) -> int:
+        """Connections accepted and still sending their header block."""
+        return len(self._pending)
+
+    def _make_room(self) -> None:
+        """A connection is about to read its header: room among the pending."""
+        if len(self._pending) >= self.max_pending:
+            oldest = next(iter(self._pending))
+            conn_log.warning(
+                "FastAGI: %d connections still sending their header; the oldest is closed",
+                self.max_pending,
+            )
+            oldest.drop(None, abort=True)
+
+    def _start_call(self, headers: dict[str, str], conn: socket.socket, rest: bytes) -> None:
+        task = asyncio.get_running_loop().create_task(self._stream_call(headers, conn, rest))
+        self._calls.add(task)
+        task.add_done_callback(self._calls.discard)
+
+    async def _stream_call(self, headers: dict[str, str], conn: socket.socket, rest: bytes) -> None:
+        """The header is in: the connection becomes an asyncio stream for the call."""
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=MAX_HEADER_BYTES, loop=loop)
+        if rest:
+            reader.feed_data(rest)  # sent right after the block, before any reply
+        protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
+        try:
+            transport, _ = await loop.connect_accepted_socket(lambda: protocol, conn)
+        except OSError:
+            conn.close()
+            return
+        writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+        await self._serve_call(headers, reader, writer)
+
+    async def _serve_call(
+        self, headers: dict[str, str], reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        # The slot limits calls in progress, not connections: taken only now.
         async with self._slots:
-            try:
-                headers = await read_agi_headers(reader, self.header_timeout)
-            except AgiError as exc:
-                log.warning("FastAGI connection from %s dropped: %s", peer, exc)
-                await _close(writer)
-                return
             call = AgiCall(self, headers, reader, writer, self.command_timeout)
             self.active_calls += 1
             self._idle.clear()
@@ -357,36 +472,186 @@ async def _report_error(call: AgiCall) -> None:
         pass
 
 
-async def read_agi_headers(reader: asyncio.StreamReader, timeout: float) -> dict[str, str]:
-    """Read the ``agi_*: value`` block up to its blank line (fix 1).
+class Listener:
+    """The FastAGI accept loop: a reader on the listening socket.
 
-    The first four bytes must be ``agi_``: anything else (an HTTP probe, TLS, a port
-    scan's junk) is refused at once instead of waiting for a blank line that may
-    never come. Then one ``readuntil`` for the whole block (the stream's limit caps
-    its size), so a call costs one wake-up, not one per line. Raises
-    AgiProtocolError on EOF, timeout, an oversized block or a non-AGI line.
+    Our own instead of ``loop.create_server`` so that a connection costs no asyncio
+    transport, protocol or task until its header block is in: a peer outside the
+    allow-list is reset as soon as it is accepted, and the header is read by
+    :class:`_HeaderPhase` straight from the socket. At most ACCEPT_BATCH connections
+    are taken per loop iteration, so a burst of thousands never holds up the calls in
+    progress.
     """
-    head = b""
-    try:
-        async with asyncio.timeout(timeout):
+
+    def __init__(self, server: FastAgiServer, sock: socket.socket) -> None:
+        self.server = server
+        self.sock = sock
+        self.sockets = [sock]
+        sock.setblocking(False)
+        sock.listen(LISTEN_BACKLOG)
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_reader(sock.fileno(), self._accept)
+        self._closed = False
+
+    def _accept(self) -> None:
+        server = self.server
+        for _ in range(ACCEPT_BATCH):
             try:
-                head = await reader.readexactly(1)
-                while head in (b"\n", b"\r"):  # stray blank lines (seen from Asterisk)
-                    head = await reader.readexactly(1)
-                head += await reader.readexactly(3)
-                if head != b"agi_":
-                    raise AgiProtocolError(f"not a FastAGI request (starts with {head!r})")
-                block = head + await reader.readuntil(b"\n\n")
-            except asyncio.IncompleteReadError as exc:
-                if not head and not exc.partial:
-                    raise AgiProtocolError("peer closed without sending anything") from None
-                raise AgiProtocolError("peer closed before the end of the headers") from None
-            except asyncio.LimitOverrunError:
-                raise AgiProtocolError("header block too large") from None
-    except TimeoutError:
-        raise AgiProtocolError(f"headers not complete after {timeout:g} s") from None
-    except ConnectionError as exc:
-        raise AgiProtocolError(f"connection lost during headers: {exc}") from None
+                conn, address = self.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except ConnectionAbortedError:
+                continue
+            except OSError as exc:
+                # Out of descriptors (EMFILE, ENFILE) or memory: pause, then go on.
+                conn_log.warning("FastAGI accept failed (%s); pausing for 1 s", exc)
+                self._loop.remove_reader(self.sock.fileno())
+                self._loop.call_later(1.0, self._resume)
+                return
+            host = address[0] if isinstance(address, tuple) and address else address
+            if not server.peer_allowed(address):
+                server.refused += 1
+                conn_log.warning(
+                    "FastAGI connection from %s refused: not in agi_allowed_peers", host
+                )
+                _reset(conn)
+                continue
+            conn.setblocking(False)
+            _HeaderPhase(server, conn, host)
+
+    def _resume(self) -> None:
+        if not self._closed:
+            self._loop.add_reader(self.sock.fileno(), self._accept)
+
+    def close(self) -> None:
+        """Stop accepting (connections already accepted go on)."""
+        if not self._closed:
+            self._closed = True
+            self._loop.remove_reader(self.sock.fileno())
+            self.sock.close()
+
+    async def wait_closed(self) -> None:
+        return None
+
+
+def _reset(conn: socket.socket) -> None:
+    """Close with a reset: no FIN handshake, the descriptor is free at once."""
+    with contextlib.suppress(OSError):
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    conn.close()
+
+
+class _HeaderPhase:
+    """One accepted FastAGI connection until its ``agi_*`` block is in (fix 1).
+
+    The raw socket, a buffer and one timer: no transport, no task, no call slot.
+    Stray blank lines before the block are skipped (seen from Asterisk); the first
+    four bytes must then be ``agi_`` (an HTTP probe, TLS, a port scan's junk is closed
+    at once instead of waiting for a blank line that may never come); the block ends
+    at its blank line, within ``header_timeout`` and ``MAX_HEADER_BYTES``. Then the
+    call starts on an asyncio stream (:meth:`FastAgiServer._start_call`).
+    """
+
+    def __init__(self, server: FastAgiServer, conn: socket.socket, host: Any) -> None:
+        self.server = server
+        self.conn = conn
+        self.fd = conn.fileno()
+        self.host = host
+        self.buffer = bytearray()
+        self.started = False  # "agi_" seen
+        self.scanned = 0  # bytes of the buffer searched for the blank line
+        self.done = False
+        loop = asyncio.get_running_loop()
+        self.loop = loop
+        server._make_room()
+        server._pending[self] = None
+        self.timer: asyncio.TimerHandle | None = loop.call_later(
+            server.header_timeout, self._timed_out
+        )
+        loop.add_reader(self.fd, self._readable)
+        self._readable()  # Asterisk sends its block at once: it may be here already
+
+    def _readable(self) -> None:
+        if self.done:
+            return
+        try:
+            data = self.conn.recv(MAX_HEADER_BYTES + 1)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self.drop(f"connection lost during headers: {exc}", abort=True)
+            return
+        if not data:
+            if self.buffer or self.started:
+                self.drop("peer closed before the end of the headers")
+            else:
+                self.drop("peer closed without sending anything")
+            return
+        self._feed(data)
+
+    def _feed(self, data: bytes) -> None:
+        buf = self.buffer
+        buf += data
+        if not self.started:
+            skip = len(buf) - len(buf.lstrip(b"\r\n"))
+            del buf[:skip]
+            if len(buf) < 4:
+                return
+            if buf[:4] != b"agi_":
+                self.drop(f"not a FastAGI request (starts with {bytes(buf[:4])!r})")
+                return
+            self.started = True
+        end = buf.find(b"\n\n", max(0, self.scanned - 1), MAX_HEADER_BYTES)
+        if end < 0:
+            self.scanned = len(buf)
+            if len(buf) >= MAX_HEADER_BYTES:
+                self.drop("header block too large")
+            return
+        try:
+            headers = parse_agi_headers(bytes(buf[: end + 2]))
+        except AgiProtocolError as exc:
+            self.drop(str(exc))
+            return
+        self._finish()
+        self.server._start_call(headers, self.conn, bytes(buf[end + 2 :]))
+
+    def _timed_out(self) -> None:
+        self.timer = None
+        if not self.done:
+            self.drop(f"headers not complete after {self.server.header_timeout:g} s")
+
+    def _finish(self) -> None:
+        self.done = True
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        self.loop.remove_reader(self.fd)
+        self.server._pending.pop(self, None)
+
+    def drop(self, reason: str | None, abort: bool = False) -> None:
+        """Close the connection; ``reason`` None: already logged (or nothing to say)."""
+        if self.done:
+            return
+        self._finish()
+        self.server.dropped += 1
+        if reason:
+            conn_log.info("FastAGI connection from %s dropped: %s", self.host, reason)
+        if abort:
+            _reset(self.conn)
+            return
+        with contextlib.suppress(OSError):  # what is still unread would turn the FIN into a reset
+            for _ in range(8):
+                if not self.conn.recv(65536):
+                    break
+        self.conn.close()
+
+
+def parse_agi_headers(block: bytes) -> dict[str, str]:
+    """The ``agi_*: value`` lines of a header block (up to its blank line).
+
+    Raises AgiProtocolError for a line that is not ``agi_name: value``, too many
+    lines, or no ``agi_network_script``.
+    """
     headers: dict[str, str] = {}
     lines = block.decode("utf-8", errors="replace").replace("\r", "").strip("\n").split("\n")
     if len(lines) > MAX_HEADER_LINES:

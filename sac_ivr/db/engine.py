@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+            make_private(url.database)
         engine = create_async_engine(url, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
@@ -91,6 +93,24 @@ def create_sync_engine(url: str | URL, busy_timeout_ms: int = SQLITE_BUSY_TIMEOU
     )
     event.listen(engine, "begin", _sqlite_begin)
     return engine
+
+
+def make_private(database: str) -> None:
+    """The SQLite file readable by its owner only (0600), created so if missing; its
+    -wal and -shm files then get the same mode from SQLite itself. Files left
+    readable by others (an older version made them 0644) are narrowed too."""
+    path = Path(database)
+    if not path.exists():
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            pass
+    for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm"), Path(f"{path}-journal")):
+        try:
+            if name.stat().st_mode & 0o077:
+                os.chmod(name, 0o600)
+        except (FileNotFoundError, PermissionError):  # absent, or not ours to change
+            pass
 
 
 def _sqlite_pragmas(
