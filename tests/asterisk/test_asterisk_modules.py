@@ -24,6 +24,7 @@ from tests.asterisk.ami import AmiClient, Message
 from tests.asterisk.audio import PromptLibrary
 from tests.asterisk.instance import PROJECT_DIR, AsteriskInstance
 from tests.asterisk.sipp import PCMU, CallResult, Dtmf, RtpPeer, SipAgent, SipCall
+from tests.asterisk.stale import hang_up_other_waiting_callers
 
 PROTOCOL = "20261122000123"
 MENU = "sac/menu-main"
@@ -99,6 +100,7 @@ def scene(
             )
             joined_at = time.monotonic()
             linkedid = joined["Linkedid"]
+            hang_up_other_waiting_callers(ami, keep=joined["Channel"])
             time.sleep(WAIT_SECONDS)
             agent_added_at = time.monotonic()
             added = ami.action("QueueAdd", Queue=QUEUE, Interface=agent.interface)

@@ -26,6 +26,7 @@ from tests.asterisk.audio import Heard, PromptLibrary
 from tests.asterisk.instance import AsteriskInstance
 from tests.asterisk.service import SacIvrService
 from tests.asterisk.sipp import CallResult, Dtmf, SipAgent, SipCall, SipMessage
+from tests.asterisk.stale import hang_up_other_waiting_callers
 
 INTRO = "sac/protocol-intro"
 OUTRO = "sac/protocol-outro"
@@ -134,6 +135,7 @@ def crash(
         joined = _join(ami, during, since, timeout)
         connect = None
         if joined is not None:
+            hang_up_other_waiting_callers(ami, keep=joined["Channel"])
             ami.action("QueueAdd", Queue="sac-agents", Interface=agent.interface)
             try:
                 connect = ami.wait_event(
