@@ -24,7 +24,7 @@ from tests.asterisk.ami import AmiClient, Message
 from tests.asterisk.audio import PromptLibrary
 from tests.asterisk.instance import PROJECT_DIR, AsteriskInstance
 from tests.asterisk.sipp import PCMU, CallResult, Dtmf, RtpPeer, SipAgent, SipCall
-from tests.asterisk.stale import hang_up_other_waiting_callers
+from tests.asterisk.stale import AGENT_INDEX, clear_queue
 
 PROTOCOL = "20261122000123"
 MENU = "sac/menu-main"
@@ -75,6 +75,7 @@ class Scene:
     both_up_after: bool  # both SIPp parties still in the call after BRIDGED_SECONDS
     ended_early: list[Message]  # Hangup/HangupRequest events before the test's hangup
     bridge_enters: list[Message]
+    agent_interface: str
     caller: CallResult
     agent: CallResult
 
@@ -86,7 +87,7 @@ def scene(
     press_0 = [Dtmf("0", during=MENU, delay=0.5)]
     caller = SipCall(asterisk, prompts=prompts, dtmf=press_0)
     _talking(caller, CALLER_VOICE, prompts, press_0)
-    agent = SipAgent(asterisk, index=0, prompts=prompts, ring_seconds=0.3)
+    agent = SipAgent(asterisk, index=AGENT_INDEX, prompts=prompts, ring_seconds=0.3)
     _talking(agent, AGENT_VOICE, prompts)
     with AgiStub(asterisk.agi_port, protocol=PROTOCOL):
         agent.start()
@@ -100,7 +101,7 @@ def scene(
             )
             joined_at = time.monotonic()
             linkedid = joined["Linkedid"]
-            hang_up_other_waiting_callers(ami, keep=joined["Channel"])
+            clear_queue(ami, keep=joined["Channel"])
             time.sleep(WAIT_SECONDS)
             agent_added_at = time.monotonic()
             added = ami.action("QueueAdd", Queue=QUEUE, Interface=agent.interface)
@@ -131,6 +132,7 @@ def scene(
                 both_up_after=both_up,
                 ended_early=ended_early,
                 bridge_enters=bridge_enters,
+                agent_interface=agent.interface,
                 caller=caller.wait(20),
                 agent=agent.wait(20),
             )
@@ -177,7 +179,7 @@ def test_answered_call_stays_bridged_with_audio_both_ways(scene: Scene) -> None:
     assert not scene.ended_early, scene.ended_early
     channels = {e["Channel"] for e in scene.bridge_enters}
     assert scene.joined["Channel"] in channels and len(channels) >= 2, scene.bridge_enters
-    assert scene.connect["Interface"] == "PJSIP/sac-agent-1"
+    assert scene.connect["Interface"] == scene.agent_interface
 
     def heard_from_other(result: CallResult, voice: bytes) -> int:
         return sum(

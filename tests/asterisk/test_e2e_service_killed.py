@@ -26,7 +26,7 @@ from tests.asterisk.audio import Heard, PromptLibrary
 from tests.asterisk.instance import AsteriskInstance
 from tests.asterisk.service import SacIvrService
 from tests.asterisk.sipp import CallResult, Dtmf, SipAgent, SipCall, SipMessage
-from tests.asterisk.stale import hang_up_other_waiting_callers
+from tests.asterisk.stale import AGENT_INDEX, clear_queue
 
 INTRO = "sac/protocol-intro"
 OUTRO = "sac/protocol-outro"
@@ -113,7 +113,7 @@ def crash(
     press_0 = [Dtmf("0", during=MENU, delay=0.5)]
     during = SipCall(asterisk, prompts=prompts, dtmf=press_0)
     after = SipCall(asterisk, prompts=prompts, dtmf=press_0)
-    agent = SipAgent(asterisk, index=0, prompts=prompts)
+    agent = SipAgent(asterisk, index=AGENT_INDEX, prompts=prompts)
     since = ami.mark()
     try:
         agent.start()  # listening; joins the queue once the first caller waits there
@@ -135,7 +135,7 @@ def crash(
         joined = _join(ami, during, since, timeout)
         connect = None
         if joined is not None:
-            hang_up_other_waiting_callers(ami, keep=joined["Channel"])
+            clear_queue(ami, keep=joined["Channel"])
             ami.action("QueueAdd", Queue="sac-agents", Interface=agent.interface)
             try:
                 connect = ami.wait_event(
