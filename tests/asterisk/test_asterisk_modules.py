@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,7 +59,9 @@ class VoicePeer(RtpPeer):
         super()._send(pt, self.voice if pt == PCMU else payload, ts, marker=marker)
 
 
-def _talking(party: SipCall | SipAgent, voice: bytes, prompts: PromptLibrary, dtmf=()) -> None:
+def _talking(
+    party: SipCall | SipAgent, voice: bytes, prompts: PromptLibrary, dtmf: Sequence[Dtmf] = ()
+) -> None:
     """Give a SIPp party (not started yet) a talking RTP peer."""
     party.rtp.stop()  # the silent one, never started
     party.rtp = VoicePeer(voice, dtmf=dtmf, prompts=prompts, remote_hint=party._remote_rtp)
