@@ -36,12 +36,11 @@ async def test_call_gets_a_committed_number_read_digit_by_digit(running: Running
     assert protocol.linkedid == "1732280000.5"  # from the dialplan's ${CHANNEL(linkedid)}
     assert protocol.channel == "PJSIP/trunk-00000001"
     assert protocol.issued_at.tzinfo is not None
-    # The first command is the intro: the caller hears audio as soon as the number is
-    # committed; the variable is set while the intro plays, before any digit.
-    assert result.commands[0].startswith("STREAM FILE sac/protocol-intro")
-    set_number = next(i for i, c in enumerate(result.commands) if "SAC_PROTOCOL" in c)
-    first_digit = next(i for i, c in enumerate(result.commands) if "digits/" in c)
-    assert set_number < first_digit
+    # The first command sets the number on the channel, right after the commit and
+    # before any prompt (a crash from then on still lets the dialplan read it); the
+    # intro comes next.
+    assert result.commands[0] == f'SET VARIABLE SAC_PROTOCOL "{number}"'
+    assert result.commands[1].startswith("STREAM FILE sac/protocol-intro")
 
 
 async def test_pressing_1_repeats_at_most_twice(running: RunningService) -> None:
@@ -83,7 +82,7 @@ async def test_hangup_mid_announcement_keeps_the_protocol(running: RunningServic
 
 
 async def test_result_ok_only_after_the_whole_reading(running: RunningService) -> None:
-    """SAC_PROTOCOL comes right after the intro, SAC_RESULT=OK only after the number was
+    """SAC_PROTOCOL comes before the intro, SAC_RESULT=OK only after the number was
     read to the end: a reading cut short (sac-ivr killed) leaves SAC_PROTOCOL without
     OK, and the dialplan then reads the number itself (extensions_sac.conf)."""
     whole = await fake_call("127.0.0.1", running.agi_port)
@@ -92,7 +91,7 @@ async def test_result_ok_only_after_the_whole_reading(running: RunningService) -
     assert sets[-1] == 'SET VARIABLE SAC_RESULT "OK"'
     last_audio = max(i for i, c in enumerate(whole.commands) if not c.startswith("SET"))
     assert whole.commands.index(sets[-1]) > last_audio  # after every prompt and wait
-    assert whole.commands.index(sets[0]) == 1  # right after the intro
+    assert whole.commands.index(sets[0]) == 0  # before the intro
     cut = await fake_call("127.0.0.1", running.agi_port, script=FakeCallScript(keys={4: HANGUP}))
     assert "SAC_PROTOCOL" in cut.variables and "SAC_RESULT" not in cut.variables
 
@@ -119,26 +118,28 @@ async def test_health_route_touches_only_its_variables(running: RunningService) 
 
 
 async def test_announce_route_reads_an_existing_number(running: RunningService) -> None:
-    first = await fake_call("127.0.0.1", running.agi_port)
+    first = await fake_call("127.0.0.1", running.agi_port, args=("1700.9",))
     number = first.variables["SAC_PROTOCOL"]
-    again = await fake_call("127.0.0.1", running.agi_port, route="announce", args=(number,))
+    again = await fake_call(
+        "127.0.0.1", running.agi_port, route="announce", args=(number, "1700.9")
+    )
     assert again.digits_between() == [number]
     bad = await fake_call(
-        "127.0.0.1", running.agi_port, route="announce", args=(number[:-1] + "x",)
+        "127.0.0.1", running.agi_port, route="announce", args=(number[:-1] + "x", "1700.9")
     )
     assert bad.variables["SAC_RESULT"] == "ERROR" and bad.played == []
 
 
 async def test_subject_route_records_the_menu_choice(running: RunningService) -> None:
-    first = await fake_call("127.0.0.1", running.agi_port)
+    first = await fake_call("127.0.0.1", running.agi_port, args=("1700.8",))
     number = first.variables["SAC_PROTOCOL"]
     done = await fake_call(
-        "127.0.0.1", running.agi_port, route="subject", args=(number, "complaint-billing")
+        "127.0.0.1", running.agi_port, route="subject", args=(number, "complaint-billing", "1700.8")
     )
     assert done.variables["SAC_RESULT"] == "OK"
     assert (await stored(running, number)).subject == "complaint"
     unknown = await fake_call(
-        "127.0.0.1", running.agi_port, route="subject", args=(number, "nonsense")
+        "127.0.0.1", running.agi_port, route="subject", args=(number, "nonsense", "1700.8")
     )
     assert unknown.variables["SAC_RESULT"] == "ERROR"
 

@@ -403,12 +403,17 @@ async def test_cancellation_chosen_in_the_phone_menu_takes_effect_with_its_recei
 ) -> None:
     """Decreto 6.523 art. 18 on the phone, as for an agent: effective at once, and
     the caller's mobile gets the receipt."""
-    call = await fake_call("127.0.0.1", env.running.agi_port, callerid="11987654321")
+    call = await fake_call(
+        "127.0.0.1", env.running.agi_port, args=("1700.5",), callerid="11987654321"
+    )
     number = call.variables["SAC_PROTOCOL"]
     await wait_until(env.drained, what="the opening notices")
     opened = len(await env.outbox())
     chosen = await fake_call(
-        "127.0.0.1", env.running.agi_port, route="subject", args=(number, "cancellation")
+        "127.0.0.1",
+        env.running.agi_port,
+        route="subject",
+        args=(number, "cancellation", "1700.5"),  # the linkedid of the call that opened it
     )
     assert chosen.variables["SAC_RESULT"] == "OK"
     async with env.running.services.sessionmaker() as session:

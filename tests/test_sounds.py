@@ -25,7 +25,7 @@ from sac_ivr.sounds import (
     load_manifest,
     prompt_duration,
 )
-from sac_ivr.sounds.manifest import parse_manifest
+from sac_ivr.sounds.manifest import TONE_S, parse_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
 MANIFEST = ROOT / "sounds" / "manifest.toml"
@@ -79,6 +79,9 @@ def plausible_range(name: str) -> tuple[float, float]:
     prompt = PROMPTS[name]
     if prompt.silence is not None:
         return prompt.silence - 0.005, prompt.silence + 0.025
+    if prompt.tones is not None:
+        seconds = len(prompt.tones) * TONE_S
+        return seconds - 0.005, seconds + 0.025
     if name.startswith("digits/"):
         return 0.3, 0.6
     chars = len(prompt.text or "")
@@ -173,7 +176,7 @@ def test_every_referenced_prompt_exists() -> None:
 
 @needs_tools
 def test_build_is_byte_deterministic(tmp_path: Path) -> None:
-    only = ["sac/menu-invalid", "digits/7", "sac/pause"]
+    only = ["sac/menu-invalid", "digits/7", "sac/pause", "sac-hold/chimes"]
     first = build_sounds(MANIFEST, tmp_path / "a", only=only)
     build_sounds(MANIFEST, tmp_path / "b", only=only)
     assert first.built == only and len(first.files) == len(only) * len(FORMATS)
@@ -368,6 +371,9 @@ def test_gtts_times_out_on_a_silent_peer(
         ('"sac/x" = { text = "oi", human = "yes" }\n', "'human' must be true or false"),
         ('"sac/x" = { silence = -1 }\n', "'silence' must be a number"),
         ('"sac/x" = { silence = "0.3" }\n', "'silence' must be a number"),
+        ('"sac/x" = { tones = "C5 H2" }\n', "'tones' must be 1 to 64 note names"),
+        ('"sac/x" = { tones = "" }\n', "'tones' must be 1 to 64 note names"),
+        ('"sac/x" = { tones = "C5", text = "oi" }\n', "exactly one of 'text' or 'silence'"),
     ],
 )
 def test_bad_manifest_gives_clear_error(tmp_path: Path, body: str, expected: str) -> None:

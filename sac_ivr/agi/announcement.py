@@ -24,16 +24,12 @@ async def read_number(
     number: str,
     group_size: int,
     keys: str,
-    variables: dict[str, str] | None = None,
 ) -> str | None:
     """Intro, the digits in groups with a short pause between groups, closing.
 
-    ``variables`` are set right after the intro. Returns the key that interrupted
-    the playback, if any.
+    Returns the key that interrupted the playback, if any.
     """
     key = await call.stream_file(prompts.PROTOCOL_INTRO, keys)
-    for name, value in (variables or {}).items():
-        await call.set_variable(name, value)
     if key:
         return key
     for index, group in enumerate(spoken_groups(number, group_size)):
@@ -56,7 +52,6 @@ async def announce(
     max_repeats: int,
     digit_timeout_ms: int,
     offer_sms: bool,
-    variables: dict[str, str] | None = None,
 ) -> AnnouncementResult:
     """Read the number, then offer to repeat it (key 1) and, if enabled, to send it
     by SMS (key 2). Pressing 1 at any point starts the reading over."""
@@ -65,9 +60,7 @@ async def announce(
         played += 1
         can_repeat = played <= max_repeats
         live_keys = (REPEAT_KEY if can_repeat else "") + (SMS_KEY if offer_sms else "")
-        key = await read_number(
-            call, number, group_size, live_keys, variables if played == 1 else None
-        )
+        key = await read_number(call, number, group_size, live_keys)
         if key is None and can_repeat:
             key = await call.stream_file(prompts.PROTOCOL_REPEAT_OFFER, live_keys)
         if key is None and offer_sms:

@@ -20,12 +20,25 @@ retries (another transaction in this very process may need the loop to finish).
 Uniqueness does not depend on this process: the counter is bumped by the database
 (``INSERT … ON CONFLICT DO UPDATE … RETURNING``), row-locked in PostgreSQL and under
 SQLite's single-writer lock, and ``protocols.number`` is UNIQUE as a last guard.
+
+One row can only fail itself. What Asterisk sends is brought to what both databases
+store alike before the insert (:func:`storable`: the model's column widths, no NUL
+or other control characters, no lone surrogates), so PostgreSQL does not refuse what
+SQLite would keep. If a batch fails anyway (a hook refuses a row, a trigger, a
+constraint), its transaction is rolled back (counters included) and each of its
+calls is issued again in a transaction of its own, with the same hooks: the good
+calls get their numbers, only the bad one gets an error. Errors that mean the
+database itself is gone (connection, disk) are not retried row by row: they fail
+every call of the batch at once, as before.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import errno
 import logging
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, tzinfo
@@ -33,7 +46,7 @@ from typing import Any
 
 from sqlalchemy import BigInteger, Connection, Engine, bindparam, insert, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sac_ivr.db.base import utcnow
@@ -62,6 +75,46 @@ class CallInfo:
     channel: str | None = None
 
 
+# -- what Asterisk sends, brought to what both databases store alike -------------------
+
+# The CallInfo fields and the protocols columns they go to (widths read from the model).
+_CALL_COLUMNS = ("caller_number", "caller_name", "called_number", "uniqueid", "linkedid", "channel")
+WIDTHS: dict[str, int] = {
+    name: int(Protocol.__table__.c[name].type.length) for name in _CALL_COLUMNS
+}
+# C0 and C1 control characters (NUL among them: PostgreSQL refuses it in text) and
+# lone surrogates (not encodable as UTF-8: asyncpg refuses them).
+_UNSTORABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def _replace_unstorable(match: re.Match[str]) -> str:
+    char = match.group()
+    if char in "\t\n\r\v\f":
+        return " "
+    return "\ufffd" if "\ud800" <= char <= "\udfff" else ""
+
+
+def storable_value(column: str, value: str | None) -> str | None:
+    """``value`` as column ``column`` of ``protocols`` stores it on either database:
+    control characters dropped (whitespace ones become a space), lone surrogates
+    replaced by U+FFFD (what a 'replace' decoding of bad UTF-8 already gives), cut to
+    the column's width. Empty becomes None."""
+    if value is None:
+        return None
+    if _UNSTORABLE.search(value):
+        value = _UNSTORABLE.sub(_replace_unstorable, value)
+    value = value[: WIDTHS[column]]
+    return value or None
+
+
+def storable(call: CallInfo) -> CallInfo:
+    """The call's facts exactly as they are stored (and compared) by the issuer."""
+    values = {name: storable_value(name, getattr(call, name)) for name in _CALL_COLUMNS}
+    if all(values[name] == getattr(call, name) for name in _CALL_COLUMNS):
+        return call
+    return dataclasses.replace(call, **values)
+
+
 @dataclass(frozen=True)
 class IssuedProtocol:
     number: str
@@ -88,7 +141,33 @@ class _Pending:
 
 
 class ProtocolIssueError(RuntimeError):
-    """No number could be stored (the database is unreachable or refused the write)."""
+    """No number could be stored (the database is unreachable or refused the write).
+
+    Its message names the error's kind and code only: a database's message may quote
+    the values (caller number, name) it refused."""
+
+
+def describe_error(exc: BaseException) -> str:
+    """The kind of a database error without its text (which may quote personal data):
+    the exception's class, the driver's class and the error code."""
+    parts = [type(exc).__name__]
+    orig = getattr(exc, "orig", None)
+    if orig is not None:
+        cause = orig.__cause__ if orig.__cause__ is not None else orig  # asyncpg's own
+        parts.append(type(cause).__name__)
+        code = getattr(orig, "sqlstate", None) or getattr(orig, "sqlite_errorname", None)
+        if code:
+            parts.append(str(code))
+    elif isinstance(exc, OSError) and exc.errno:
+        parts.append(errno.errorcode.get(exc.errno, str(exc.errno)))
+    return " ".join(parts)
+
+
+def _database_gone(exc: BaseException) -> bool:
+    """Errors that would fail every row alike: no point in retrying row by row."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, OperationalError | InterfaceError | OSError | TimeoutError)
 
 
 class ProtocolIssuer:
@@ -153,6 +232,38 @@ class ProtocolIssuer:
         if self._sync_engine is not None:
             self._sync_engine.dispose()
 
+    async def find_issued(self, call: CallInfo) -> IssuedProtocol | None:
+        """The protocol already issued to this very call (same linkedid, uniqueid and
+        channel), or None. For the dialplan's retry after a crash between the commit
+        and SAC_PROTOCOL: a plain indexed query, paid by retries only."""
+        call = storable(call)
+        if not call.linkedid:
+            return None
+        query = (
+            select(Protocol.number, Protocol.issued_at, Protocol.issue_date, Protocol.caller_e164)
+            .where(
+                Protocol.linkedid == call.linkedid,
+                Protocol.uniqueid.is_not_distinct_from(call.uniqueid),
+                Protocol.channel.is_not_distinct_from(call.channel),
+            )
+            .order_by(Protocol.id)
+            .limit(1)
+        )
+        try:
+            async with self._engine.connect() as connection:
+                row = (await connection.execute(query)).first()
+        except (SQLAlchemyError, OSError, TimeoutError) as exc:
+            raise ProtocolIssueError(describe_error(exc)) from None
+        if row is None:
+            return None
+        return IssuedProtocol(
+            number=row.number,
+            issued_at=row.issued_at,
+            issue_date=row.issue_date,
+            caller_e164=row.caller_e164,
+            call=call,
+        )
+
     async def _run(self) -> None:
         while True:
             batch = [await self._queue.get()]
@@ -167,20 +278,66 @@ class ProtocolIssuer:
                 for pending in live:
                     pending.future.cancel()
                 raise
-            except Exception as exc:  # database down, disk full, ...
-                log.error("protocol issue failed for %d call(s): %s", len(live), exc)
-                for pending in live:
+            except Exception as exc:  # database down, disk full, a row refused, ...
+                if len(live) > 1 and not _database_gone(exc):
+                    log.warning(
+                        "protocol batch of %d call(s) failed (%s): issuing them one by one",
+                        len(live),
+                        describe_error(exc),
+                    )
+                    issued = await self._commit_one_by_one(live)
+                else:
+                    self._fail(live, exc)
+                    continue
+            else:
+                for pending, protocol in zip(live, issued, strict=True):
                     if not pending.future.done():
-                        pending.future.set_exception(ProtocolIssueError(str(exc)))
+                        pending.future.set_result(protocol)
+            if issued:
+                self._run_after_commit(issued)
+
+    async def _commit_one_by_one(self, batch: list[_Pending]) -> list[IssuedProtocol]:
+        """After a failed batch: each call in a transaction of its own (same counters,
+        same hooks), so that a row the database refuses fails only its own call.
+        Stops at an error that means the database is gone: the rest fail with it."""
+        issued: list[IssuedProtocol] = []
+        for index, pending in enumerate(batch):
+            if pending.future.done():
                 continue
-            for pending, protocol in zip(live, issued, strict=True):
+            try:
+                (protocol,) = await self._commit([pending])
+            except asyncio.CancelledError:
+                for rest in batch[index:]:
+                    rest.future.cancel()
+                raise
+            except Exception as exc:
+                self._fail([pending], exc)
+                if _database_gone(exc):
+                    self._fail(batch[index + 1 :], exc)
+                    break
+            else:
                 if not pending.future.done():
                     pending.future.set_result(protocol)
-            for callback in self._after_commit:
-                try:
-                    callback(issued)
-                except Exception:  # never let a side job stop the issuing of numbers
-                    log.exception("after-commit callback failed")
+                issued.append(protocol)
+            await asyncio.sleep(0)  # SQLite commits on the loop: let calls go on between rows
+        return issued
+
+    @staticmethod
+    def _fail(batch: Sequence[_Pending], exc: BaseException) -> None:
+        live = [p for p in batch if not p.future.done()]
+        if not live:
+            return
+        reason = describe_error(exc)
+        log.error("protocol issue failed for %d call(s): %s", len(live), reason)
+        for pending in live:
+            pending.future.set_exception(ProtocolIssueError(reason))
+
+    def _run_after_commit(self, issued: list[IssuedProtocol]) -> None:
+        for callback in self._after_commit:
+            try:
+                callback(issued)
+            except Exception:  # never let a side job stop the issuing of numbers
+                log.exception("after-commit callback failed")
 
     async def _commit(self, batch: list[_Pending]) -> list[IssuedProtocol]:
         requests = [(p.call, p.at) for p in batch]
@@ -223,6 +380,7 @@ def write_batch(
         local_date = at.astimezone(tz).date()
         by_key.setdefault(fmt.counter_key(local_date), []).append((index, local_date))
 
+    requests = [(storable(call), at) for call, at in requests]
     rows: list[dict[str, Any]] = [{} for _ in requests]
     for key, members in by_key.items():
         last = _bump_counter(connection, key, len(members))

@@ -10,6 +10,10 @@ Engines: ``espeak`` (espeak-ng, offline, the default) and ``gtts`` (Google via
 gTTS, online). When gTTS fails (offline, timeout) the builder logs one warning
 and uses espeak-ng for that prompt and the rest of the run.
 
+Tones: an entry with ``tones`` (music on hold) is a row of soft sine notes made by
+sox, each ``TONE_S`` seconds with a quick rise and a long fade, at -15 dBFS: neutral
+audio that tells a waiting caller the line is alive, without advertising.
+
 Human recordings: an entry with ``human = true`` is a file a person recorded.
 The builder never overwrites any of its files; it only creates formats that are
 missing, converting them from ``<name>.wav``.
@@ -27,7 +31,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sac_ivr.sounds.manifest import Prompt, load_manifest
+from sac_ivr.sounds.manifest import TONE_S, Prompt, load_manifest
 
 __all__ = [
     "FORMATS",
@@ -127,6 +131,8 @@ def build_sounds(
                 continue
             if prompt.silence is not None:
                 source, used = _silence(prompt.silence, tmp), "sox"
+            elif prompt.tones is not None:
+                source, used = _tones(prompt.tones, tmp), "sox"
             elif gtts_ok:
                 source, used = _gtts_or_fallback(prompt, voice, gtts_timeout, tmp, report)
                 gtts_ok = used == "gtts"
@@ -217,6 +223,25 @@ def _espeak(text: str, voice: str, tmp: Path) -> Path:
 def _silence(seconds: float, tmp: Path) -> Path:
     dest = tmp / "silence.wav"
     _run(["sox", "-R", "-n", *_SOX_OUT["wav"], str(dest), "trim", "0", f"{seconds:g}"])
+    return dest
+
+
+def _tones(notes: tuple[str, ...], tmp: Path) -> Path:
+    """Each note a sine of TONE_S seconds (2 ms rise, fading over its last 70 %), one
+    after the other, the whole at -15 dBFS."""
+    parts = []
+    for index, note in enumerate(notes):
+        part = tmp / f"note-{index:02d}.wav"
+        _run(
+            [
+                *("sox", "-R", "-n", *_SOX_OUT["wav"], str(part)),
+                *("synth", f"{TONE_S:g}", "sine", note),
+                *("fade", "h", "0.002", f"{TONE_S:g}", f"{TONE_S * 0.7:g}"),
+            ]
+        )
+        parts.append(str(part))
+    dest = tmp / "tones.wav"
+    _run(["sox", "-R", *parts, *_SOX_OUT["wav"], str(dest), "gain", "-n", "-15"])
     return dest
 
 

@@ -1,10 +1,11 @@
-"""Load and validate sounds/manifest.toml (prompt name -> pt-BR text or silence).
+"""Load and validate sounds/manifest.toml (prompt name -> pt-BR text, silence or tones).
 
 Each entry under ``[prompts]`` is one of::
 
     "sac/menu-main" = "Para falar com um atendente, tecle 0."
     "sac/menu-main" = { text = "Para falar ...", human = true }
     "sac/pause" = { silence = 0.35 }
+    "sac-hold/chimes" = { tones = "C5 E5 G5 E5" }   # soft notes, TONE_S seconds each
 
 ``human = true`` marks a file a person recorded: the builder never overwrites it.
 """
@@ -24,7 +25,13 @@ __all__ = ["ManifestError", "Prompt", "load_manifest", "parse_manifest"]
 #: Prompt names: lower-case path segments such as "sac/menu-main" or "digits/0".
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*(?:/[a-z0-9][a-z0-9_-]*)*$")
 MAX_SILENCE_S = 10.0
-_KEYS = {"text", "silence", "human"}
+#: Seconds each note of a ``tones`` entry lasts, and the most notes one may have.
+TONE_S = 0.5
+MAX_TONES = 64
+#: A note: letter, optional sharp or flat, octave ("C5", "F#4", "Bb3").
+NOTE_RE = re.compile(r"^[A-G][#b]?[0-8]$")
+_KEYS = {"text", "silence", "tones", "human"}
+_KINDS = ("text", "silence", "tones")
 
 
 class ManifestError(ValueError):
@@ -33,12 +40,14 @@ class ManifestError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Prompt:
-    """One prompt: exactly one of ``text`` or ``silence`` (seconds) is set."""
+    """One prompt: exactly one of ``text``, ``silence`` (seconds) or ``tones`` (note
+    names) is set."""
 
     name: str
     text: str | None = None
     silence: float | None = None
     human: bool = False
+    tones: tuple[str, ...] | None = None
 
 
 def load_manifest(path: str | Path) -> dict[str, Prompt]:
@@ -82,13 +91,15 @@ def _entry(name: str, value: Any, source: str) -> Prompt:
     unknown = sorted(set(value) - _KEYS)
     if unknown:
         raise ManifestError(
-            f"{where}: unknown key(s) {', '.join(unknown)} (allowed: text, silence, human)"
+            f"{where}: unknown key(s) {', '.join(unknown)} (allowed: text, silence, tones, human)"
         )
     text, silence, human = value.get("text"), value.get("silence"), value.get("human", False)
     if not isinstance(human, bool):
         raise ManifestError(f"{where}: 'human' must be true or false")
-    if (text is None) == (silence is None):
-        raise ManifestError(f"{where}: needs exactly one of 'text' or 'silence'")
+    if sum(value.get(kind) is not None for kind in _KINDS) != 1:
+        raise ManifestError(f"{where}: needs exactly one of 'text' or 'silence' (or 'tones')")
+    if value.get("tones") is not None:
+        return Prompt(name, tones=_tones(value["tones"], where), human=human)
     if text is not None:
         if not isinstance(text, str) or not text.strip():
             raise ManifestError(f"{where}: 'text' must be a non-empty string")
@@ -103,3 +114,13 @@ def _entry(name: str, value: Any, source: str) -> Prompt:
             f"{where}: 'silence' must be a number of seconds in (0, {MAX_SILENCE_S:g}]"
         )
     return Prompt(name, silence=float(silence), human=human)
+
+
+def _tones(value: Any, where: str) -> tuple[str, ...]:
+    notes = tuple(value.split()) if isinstance(value, str) else ()
+    if not notes or len(notes) > MAX_TONES or not all(NOTE_RE.match(n) for n in notes):
+        raise ManifestError(
+            f"{where}: 'tones' must be 1 to {MAX_TONES} note names separated by spaces, "
+            'e.g. "C5 E5 G5" (letter, optional # or b, octave 0-8)'
+        )
+    return notes

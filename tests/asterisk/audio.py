@@ -23,6 +23,9 @@ from pathlib import Path
 SAMPLE_RATE = 8000
 ANCHOR = 400  # bytes (50 ms) of a prompt searched for first
 _MIN_VARIETY = 16  # distinct byte values an anchor needs (not silence)
+# The music-on-hold folder under the sounds dir (dialplan/musiconhold.conf.sample): a
+# caller waiting in the queue hears it between prompts, not as one.
+MUSIC = "sac-hold/"
 
 
 # -- G.711 µ-law -----------------------------------------------------------------------
@@ -151,6 +154,7 @@ class PromptLibrary:
 
     Only ``.ulaw`` files are used: they are what Asterisk sends on a µ-law channel.
     Prompts that are pure silence (``sac/pause``) can't be told apart and are skipped.
+    Music on hold (``sac-hold/``) is not a prompt: it is left out (see :data:`MUSIC`).
     """
 
     def __init__(self, sounds_dir: Path) -> None:
@@ -158,6 +162,8 @@ class PromptLibrary:
         self._data: dict[str, bytes] = {}
         for path in sorted(self.sounds_dir.rglob("*.ulaw")):
             name = path.relative_to(self.sounds_dir).with_suffix("").as_posix()
+            if name.startswith(MUSIC):
+                continue
             self._data[name] = canonical_ulaw(path.read_bytes())
         self._anchors = {n: _anchor(d) for n, d in self._data.items()}
 

@@ -9,7 +9,8 @@ process, even after SIGKILL.
 
 The project's ``dialplan/extensions_sac.conf`` is included UNCHANGED; the test
 ``extensions.conf`` only sets the ``[globals]`` it reads and adds ``sac-test-*``
-helper contexts.
+helper contexts. ``modules.conf`` and ``musiconhold.conf`` are the project's
+samples, unchanged: the tests run with exactly the modules the README documents.
 """
 
 from __future__ import annotations
@@ -33,52 +34,12 @@ PROJECT_DIR = Path(__file__).resolve().parents[2]
 ASTERISK_BIN = "/usr/sbin/asterisk"
 MODULE_DIR = "/usr/lib/x86_64-linux-gnu/asterisk/modules"  # replaced by the chroot's own
 
-# autoload=no does not resolve dependencies: the order matters (res_speech before
-# res_agi, res_pjsip_pubsub before chan_pjsip, ...).
-MODULES = (
-    # dialplan and functions
-    "pbx_config",
-    "func_callerid",
-    "func_channel",
-    "func_logic",
-    "func_strings",
-    "app_exec",
-    "app_stack",
-    "app_playback",
-    "app_read",
-    "app_senddtmf",
-    "app_verbose",
-    "app_queue",
-    "app_mixmonitor",
-    "res_speech",
-    "res_agi",
-    # media
-    "res_timing_timerfd",
-    "format_pcm",
-    "format_wav",
-    "format_gsm",
-    "codec_ulaw",
-    "codec_alaw",
-    "codec_gsm",
-    "bridge_simple",
-    "bridge_native_rtp",
-    # SIP
-    "res_pjproject",
-    "res_sorcery_config",
-    "res_sorcery_memory",
-    "res_sorcery_astdb",
-    "res_pjsip",
-    "res_pjsip_session",
-    "res_pjsip_pubsub",
-    "res_pjsip_sdp_rtp",
-    "res_rtp_asterisk",
-    "res_pjsip_endpoint_identifier_ip",
-    "res_pjsip_authenticator_digest",
-    "res_pjsip_caller_id",
-    "res_pjsip_header_funcs",
-    "chan_pjsip",
-    "res_pjsip_logger",
-)
+# Asterisk loads exactly the modules of the project's dialplan/modules.conf.sample
+# (written unchanged as modules.conf): the list the README documents, no more. A
+# module the tests need is documented there, with why.
+MODULES_SAMPLE = "dialplan/modules.conf.sample"
+# Music on hold: the project's class, unchanged (it plays sounds/pt_BR/sac-hold/).
+MUSICONHOLD_SAMPLE = "dialplan/musiconhold.conf.sample"
 
 # Config files that only need to exist (silences "Unable to load config file").
 STUB_CONFIGS = {
@@ -100,7 +61,6 @@ STUB_CONFIGS = {
     "dnsmgr.conf": "",
     "cli.conf": "",
     "cli_permissions.conf": "",
-    "musiconhold.conf": "",
     "sorcery.conf": "",
     "asterisk_mix.conf": "",
 }
@@ -419,9 +379,8 @@ documentation_language = en_US
 hideconnect = yes
 transmit_silence = no
 """
-        files["modules.conf"] = "[modules]\nautoload = no\n" + "".join(
-            f"load = {m}.so\n" for m in MODULES
-        )
+        files["modules.conf"] = (self.project_dir / MODULES_SAMPLE).read_text()
+        files["musiconhold.conf"] = (self.project_dir / MUSICONHOLD_SAMPLE).read_text()
         files["logger.conf"] = """[general]
 dateformat = %F %T.%3q
 [logfiles]

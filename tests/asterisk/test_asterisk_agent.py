@@ -101,11 +101,12 @@ def quiet_agent_call(
 
 
 def test_routes_called_with_the_number(agent_call: AgentCall) -> None:
-    # protocol gets the call's linkedid (ties the number to the call log)
+    # protocol and subject get the call's linkedid (ties the number to the call log;
+    # sac-ivr only changes the protocol issued to the same call)
     linkedid = agent_call.connect["Linkedid"]
     assert agent_call.stub_routes == [
         ("protocol", [linkedid]),
-        ("subject", [PROTOCOL, "attendant"]),
+        ("subject", [PROTOCOL, "attendant", linkedid]),
     ]
 
 

@@ -1,10 +1,12 @@
 """``sac-ivr serve`` killed with SIGKILL in the middle of a call, for real.
 
-One caller is hearing its number when the service dies; a second caller comes in
-right after. Both must still reach the menu and the agents' queue (the dialplan's
-fallback: Decreto 6.523 art. 4 §2, the system never hangs up); the first caller's
-number must be in the database (it was committed before its first digit) and be
-read to the caller whole after all (by the dialplan); and a service started again
+One caller is half a second into the intro ("Seu número de protocolo é") when the
+service dies; a second caller comes in while it is down. Both must still reach the
+menu and the agents' queue (the dialplan's fallback: Decreto 6.523 art. 4 §2, the
+system never hangs up). The first caller's number was committed before the intro
+and put on the channel (SAC_PROTOCOL) right after the commit: the caller must hear
+the whole stored number after all (read by the dialplan), and the agent who answers
+from the queue must get it on the INVITE (X-SAC-Protocol). A service started again
 on the same database closes the call it missed (AMI reconciliation) and goes on
 with the next number.
 """
@@ -23,7 +25,8 @@ from tests.asterisk.ami import AmiClient, Message
 from tests.asterisk.audio import Heard, PromptLibrary
 from tests.asterisk.instance import AsteriskInstance
 from tests.asterisk.service import SacIvrService
-from tests.asterisk.sipp import CallResult, Dtmf, SipCall
+from tests.asterisk.sipp import CallResult, Dtmf, SipAgent, SipCall, SipMessage
+from tests.asterisk.stale import AGENT_INDEX, clear_queue
 
 INTRO = "sac/protocol-intro"
 OUTRO = "sac/protocol-outro"
@@ -51,8 +54,11 @@ class Caller:
 
 @dataclass
 class Crash:
-    during: Caller  # was hearing its number when the service was killed
+    during: Caller  # was hearing the intro when the service was killed
     after: Caller  # called while the service was down
+    agent: CallResult  # the phone that answered the first caller from the queue
+    agent_invite: SipMessage | None
+    agent_connect: Message | None
     rows: dict[str, dict[str, Any]]  # caller_number -> protocols row, read after the kill
     restarted: SacIvrService
     token: str
@@ -107,20 +113,54 @@ def crash(
     press_0 = [Dtmf("0", during=MENU, delay=0.5)]
     during = SipCall(asterisk, prompts=prompts, dtmf=press_0)
     after = SipCall(asterisk, prompts=prompts, dtmf=press_0)
+    agent = SipAgent(asterisk, index=AGENT_INDEX, prompts=prompts)
     since = ami.mark()
     try:
+        agent.start()  # listening; joins the queue once the first caller waits there
         during.start()
-        # SAC_PROTOCOL is set once the intro has played: the digits are being read
+        # the intro starts playing: the number is committed and (now) on the channel
         ami.wait_event(
-            {"Event": "VarSet", "Variable": "SAC_PROTOCOL", "CallerIDNum": during.caller_num},
+            lambda e: (
+                e.get("Event") == "AGIExecStart"
+                and e.get("CallerIDNum") == during.caller_num
+                and e.get("Command", "").startswith(f"STREAM FILE {INTRO}")
+            ),
             timeout=30,
             since=since,
         )
         time.sleep(0.5)
         service.kill()
-        after.start()
         timeout = prompts.duration(UNAVAILABLE) + prompts.duration(MENU) + 30
-        first = _finish(ami, prompts, during, since, timeout)
+        # the first caller: the whole number from the dialplan, menu, queue, an agent
+        joined = _join(ami, during, since, timeout)
+        connect = None
+        if joined is not None:
+            clear_queue(ami, keep=joined["Channel"])
+            ami.action("QueueAdd", Queue="sac-agents", Interface=agent.interface)
+            try:
+                connect = ami.wait_event(
+                    {"Event": "AgentConnect", "CallerIDNum": during.caller_num},
+                    timeout=30,
+                    since=since,
+                )
+            except TimeoutError:
+                connect = None
+            ami.action("QueueRemove", Queue="sac-agents", Interface=agent.interface)
+        # the second caller comes in while the service is still down
+        after.start()
+        if joined is not None:
+            time.sleep(0.5)  # a moment of the call with the agent
+        hangup_mark = ami.mark()  # from here on, hangups are the test's doing
+        if joined is not None:
+            ami.action("Hangup", Channel=joined["Channel"])
+        result = during.wait(20)
+        requests = [
+            e
+            for e in ami.events[since:hangup_mark]
+            if e.get("Event") == "HangupRequest" and e.get("CallerIDNum") == during.caller_num
+        ]
+        first = Caller(during, result, prompts.find(result.audio), joined, requests)
+        agent_result = agent.wait(20)
         second = _finish(ami, prompts, after, since, timeout)
         rows = _rows(service)
 
@@ -137,32 +177,62 @@ def crash(
         )
         ami.action("Hangup", Channel=varset["Channel"])
         probe.wait(20)
-        yield Crash(first, second, rows, restarted, token, _rows(restarted).get(probe.caller_num))
+        yield Crash(
+            first,
+            second,
+            agent_result,
+            agent.received_request("INVITE"),
+            connect,
+            rows,
+            restarted,
+            token,
+            _rows(restarted).get(probe.caller_num),
+        )
     finally:
         for call in (during, after):
             call.stop()
+        agent.stop()
         service.stop()
         if restarted is not None:
             restarted.stop()
 
 
-def test_caller_hearing_its_number_gets_it_whole_then_menu_and_queue(crash: Crash) -> None:
-    """Killed mid-reading: the dialplan sees SAC_PROTOCOL without SAC_RESULT=OK and
-    reads the whole number itself (SayDigits), then the menu and the queue."""
+def test_caller_killed_into_the_intro_hears_the_whole_number_then_menu_and_queue(
+    crash: Crash,
+) -> None:
+    """Killed 0.5 s into the intro: SAC_PROTOCOL was set before it (right after the
+    commit), so the dialplan sees a number without SAC_RESULT=OK and reads the whole
+    number itself (SayDigits), then the menu and the queue; never the "we could not
+    generate your number" prompt."""
     caller = crash.during
     assert caller.joined is not None, caller.explain()
-    number = crash.rows.get(caller.call.caller_num, {}).get("number")
-    assert number, f"the number read before the kill was not committed: {crash.rows}"
-    intros = [i for i, h in enumerate(caller.heard) if h.name == INTRO]
-    assert len(intros) == 2 and intros[0] == 0, caller.explain()
-    # sac-ivr's reading, cut by the kill: the stored number's first digits
-    cut = _digits(caller.heard[: intros[1]])
-    assert cut and number.startswith(cut) and cut != number, (cut, number)
+    row = crash.rows.get(caller.call.caller_num, {})
+    number = row.get("number")
+    assert number, f"the number was not committed before the intro: {crash.rows}"
+    assert row["status"] == "open"
+    assert UNAVAILABLE not in caller.names, caller.explain()
+    # sac-ivr's intro, cut by the kill, no digit of it
+    assert caller.names[0] == INTRO and not caller.heard[0].complete, caller.explain()
     # the dialplan's reading: the whole number, then the closing, the menu, the queue
     expected = [INTRO, *(f"digits/{d}" for d in number), OUTRO, MENU, TRANSFER]
-    assert caller.names[intros[1] :] == expected, caller.explain()
+    assert caller.names[1:] == expected, caller.explain()
+    assert all(h.complete for h in caller.heard[1:-2]), caller.explain()
     assert caller.result.sent_dtmf and caller.result.sent_dtmf[0][0] == "0"
     assert not caller.hangup_requests, caller.hangup_requests  # only the test hung up
+
+
+def test_agent_answering_that_caller_gets_the_number_on_the_invite(
+    crash: Crash, prompts: PromptLibrary
+) -> None:
+    number = crash.rows[crash.during.call.caller_num]["number"]
+    assert crash.agent_connect is not None, "no agent was connected to the caller"
+    invite = crash.agent_invite
+    assert invite is not None, f"no INVITE in {crash.agent.work_dir}"
+    assert invite.header("X-SAC-Protocol") == number
+    assert invite.from_display_name == f"P {number}"
+    # and heard it whispered before the bridge
+    assert prompts.digits(crash.agent.audio) == number
+    assert crash.agent.bye_received
 
 
 def test_caller_after_the_kill_gets_the_fallback_and_the_queue(crash: Crash) -> None:

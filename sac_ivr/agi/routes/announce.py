@@ -1,19 +1,18 @@
 """Route ``announce``: read an existing protocol number again (information menu).
 
-``AGI(agi://host/announce,${SAC_PROTOCOL})``. A number that is malformed or was
-never issued is not read; the route sets ``SAC_RESULT=ERROR`` and returns.
+``AGI(agi://host/announce,${SAC_PROTOCOL},${CHANNEL(linkedid)})``. A number that is
+malformed, was never issued, or was issued to another call (another linkedid) is
+not read; the route sets ``SAC_RESULT=ERROR`` and returns.
 """
 
 from __future__ import annotations
 
 import logging
 
-from sqlalchemy import select
-
 from sac_ivr.agi import channel_vars
 from sac_ivr.agi.announcement import announce
+from sac_ivr.agi.peer import belongs_to_call, loggable
 from sac_ivr.asterisk.fastagi import AgiCall
-from sac_ivr.protocols.models import Protocol
 from sac_ivr.protocols.numbering import InvalidProtocolNumber
 from sac_ivr.services import Services
 
@@ -21,17 +20,22 @@ log = logging.getLogger(__name__)
 
 
 async def handle(call: AgiCall, services: Services) -> None:
-    number = (call.args or [""])[0].strip()
+    args = [*call.args, "", ""]
+    number, linkedid = args[0].strip(), args[1].strip()
     try:
         services.protocol_format.validate(number)
     except InvalidProtocolNumber as exc:
-        log.warning("uniqueid=%s: announce refused %r: %s", call.uniqueid, number, exc)
+        log.warning(
+            "uniqueid=%s: announce refused %s: %s", loggable(call.uniqueid), loggable(number), exc
+        )
         await call.set_variable(channel_vars.RESULT, "ERROR")
         return
-    async with services.reader() as session:
-        found = await session.scalar(select(Protocol.id).where(Protocol.number == number))
-    if found is None:
-        log.warning("uniqueid=%s: announce of unknown protocol %s", call.uniqueid, number)
+    if not await belongs_to_call(services, number, linkedid):
+        log.warning(
+            "uniqueid=%s: announce refused: protocol %s was not issued to this call",
+            loggable(call.uniqueid),
+            number,
+        )
         await call.set_variable(channel_vars.RESULT, "ERROR")
         return
     await call.set_variable(channel_vars.RESULT, "OK")

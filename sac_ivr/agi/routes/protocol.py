@@ -1,9 +1,20 @@
 """Route ``protocol``: issue the call's number, store it, read it to the caller.
 
+``AGI(agi://host/protocol,${CHANNEL(linkedid)})``; on the dialplan's retry
+``AGI(agi://host/protocol,${CHANNEL(linkedid)},retry)``.
+
 The number is committed before the first digit is played (Decreto 6.523 art. 15,
-11.034 art. 12). If no number can be issued, the route sets ``SAC_RESULT=ERROR``
-and returns: the dialplan tells the caller an attendant will give the number and
-goes on to the menu. The caller is never left without service.
+11.034 art. 12), and SAC_PROTOCOL is set on the channel right after the commit,
+before the first prompt: from then on the dialplan can read the number itself
+whatever happens to this process. If no number can be issued, the route sets
+``SAC_RESULT=ERROR`` and returns: the dialplan tells the caller an attendant will
+give the number and goes on to the menu. The caller is never left without service.
+
+The retry: if this process dies after the commit and before Asterisk got
+SAC_PROTOCOL, the AGI ends without SAC_PROTOCOL and without SAC_RESULT, and the
+dialplan calls this route again at once with ``retry``. Then the route first looks
+for the protocol already issued to this very call (same linkedid, uniqueid and
+channel) and reads that number instead of issuing a second one.
 """
 
 from __future__ import annotations
@@ -13,9 +24,10 @@ import logging
 
 from sac_ivr.agi import channel_vars
 from sac_ivr.agi.announcement import announce
+from sac_ivr.agi.peer import loggable
 from sac_ivr.asterisk.fastagi import AgiCall
 from sac_ivr.phones import is_mobile
-from sac_ivr.protocols.issuer import CallInfo, ProtocolIssueError
+from sac_ivr.protocols.issuer import CallInfo, IssuedProtocol, ProtocolIssueError
 from sac_ivr.services import Services
 
 log = logging.getLogger(__name__)
@@ -43,23 +55,47 @@ def _dialled(extension: str | None) -> str | None:
     return None
 
 
+async def _number_for(
+    services: Services, info: CallInfo, retry: bool
+) -> tuple[IssuedProtocol, bool]:
+    """The call's number and whether it was found already issued (a retry)."""
+    if retry:
+        found = await services.issuer.find_issued(info)
+        if found is not None:
+            return found, True
+    return await services.issuer.issue(info), False
+
+
 async def handle(call: AgiCall, services: Services) -> None:
     settings = services.settings
+    args = [*call.args, "", ""]
     # The dialplan passes ${CHANNEL(linkedid)} as the first argument: it ties the
-    # protocol to the call log (all legs of the call) without a round trip here.
-    linkedid = (call.args or [""])[0].strip() or None
+    # protocol to the call log (all legs of the call) without a round trip here, and
+    # it is what the other routes check a protocol against (only its own call may
+    # change it).
+    linkedid = args[0].strip() or None
+    retry = args[1].strip() == channel_vars.RETRY
     try:
         async with asyncio.timeout(ISSUE_TIMEOUT_S):
-            issued = await services.issuer.issue(call_info(call, linkedid))
+            issued, found = await _number_for(services, call_info(call, linkedid), retry)
     except (ProtocolIssueError, TimeoutError) as exc:
         log.error(
             "uniqueid=%s: no protocol number issued (%s); caller goes on to the menu",
-            call.uniqueid,
+            loggable(call.uniqueid),
             exc or "timed out",
         )
         await call.set_variable(channel_vars.RESULT, "ERROR")
         return
-    log.info("uniqueid=%s: protocol %s issued", call.uniqueid, issued.number)
+    # First thing after the commit: the number is on the channel before any prompt,
+    # so a crash from here on still leaves the dialplan able to read it (and the
+    # agent's phone to show it).
+    await call.set_variable(channel_vars.PROTOCOL, issued.number)
+    log.info(
+        "uniqueid=%s: protocol %s %s",
+        loggable(call.uniqueid),
+        issued.number,
+        "found again on the dialplan's retry" if found else "issued",
+    )
     result = await announce(
         call,
         issued.number,
@@ -68,9 +104,6 @@ async def handle(call: AgiCall, services: Services) -> None:
         digit_timeout_ms=settings.announce_digit_timeout_ms,
         # Only a mobile can receive the SMS: a landline caller is not offered key 2.
         offer_sms=services.sms_requested is not None and is_mobile(issued.caller_e164),
-        # Set right after the intro, so the caller hears audio as soon as the number
-        # is committed; the dialplan reads it only after the route returns.
-        variables={channel_vars.PROTOCOL: issued.number},
     )
     if result.sms_requested and services.sms_requested is not None:
         await call.set_variable(channel_vars.SMS_REQUESTED, "1")
