@@ -233,7 +233,7 @@ async def test_a_deferred_command_goes_out_with_the_next_and_both_answers_are_re
 async def test_a_refused_deferred_command_ends_the_session() -> None:
     """If the deferred command is refused, the answers after it cannot be matched to
     their commands any more: the call raises and sends nothing else."""
-    call, peer_reader, peer_writer = await _call_pair()
+    call, _peer_reader, peer_writer = await _call_pair()
     call.defer("SET VARIABLE")
     peer_writer.write(b"520 Invalid command syntax.  Proper usage not available.\n")
     await peer_writer.drain()
