@@ -324,3 +324,54 @@ def test_outbox_list_command(sqlite_url: str, capsys) -> None:
     assert "*******4321" in line and "987654321" not in line
     assert main(["outbox", "list", "--database-url", sqlite_url, "--status", "sent"]) == 0
     assert capsys.readouterr().out == ""
+
+
+class _CountingWaker:
+    def __init__(self) -> None:
+        self.wakes = 0
+
+    def wake(self) -> None:
+        self.wakes += 1
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_the_worker_is_woken_only_by_a_batch_that_queued_an_opening_sms(
+    db_url: str,
+) -> None:
+    """A wake-up costs the worker a scan of the outbox; batches of numbers come hundreds
+    of times a second, most of them from landlines or with no SMS to send."""
+    async with stack(db_url) as (services, _smtp, _sms):
+        waker = services.extras["outbox"] = _CountingWaker()
+        await services.issuer.issue(CallInfo(caller_number="1133334444", uniqueid="l.1"))
+        await asyncio.sleep(0)
+        assert waker.wakes == 0  # a landline: no opening SMS, nothing to wake for
+        await services.issuer.issue(CallInfo(caller_number="11987654321", uniqueid="m.1"))
+        await asyncio.sleep(0)
+        assert waker.wakes == 1
+        assert [r.kind for r in await rows(services)] == ["opened"]
+
+
+async def test_a_scan_that_finds_nothing_due_does_not_take_the_write_lock(
+    sqlite_url: str,
+) -> None:
+    """On SQLite the claiming transaction holds the one write lock the issuer needs:
+    the worker's periodic scans of an outbox with nothing due must not take it."""
+    import sqlite3
+
+    services = Services.create(make_settings(sqlite_url))
+    holder = sqlite3.connect(sqlite_url.split("///", 1)[1], timeout=0, isolation_level=None)
+    try:
+        # Another process holds the write lock: a claim that wanted it would wait for
+        # it (busy_timeout) and fail.
+        holder.execute("BEGIN IMMEDIATE")
+        async with asyncio.timeout(2):
+            claimed = await outbox.claim(
+                services.sessionmaker, "w", services.settings, reader=services.reader
+            )
+        assert claimed == []
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+        await services.close()

@@ -79,7 +79,7 @@ def install(services: Services) -> None:
     lifecycle_of(services)
     services.issuer.add_row_filler(due_date_filler(services))
     services.issuer.add_hook(notices.opening_hook(services))
-    services.issuer.add_after_commit(lambda _issued: notices.wake_worker(services))
+    services.issuer.add_after_commit(notices.wake_after_opening(services))
     if notices.sms_enabled(services.settings):
 
         async def sms_requested(number: str, uniqueid: str | None) -> None:

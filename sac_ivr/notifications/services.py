@@ -185,12 +185,12 @@ def opening_hook(services: Services) -> Callable[[Connection, Sequence[IssuedPro
     statement = insert(table).values(protocol_id=protocol_id)
 
     def hook(connection: Connection, issued: Sequence[IssuedProtocol]) -> None:
-        if not (settings.notify_open_sms and sms_enabled(settings)):
+        if not any(opening_sms_wanted(settings, item) for item in issued):
             return
         config = lifecycle_of(services)
         rows: list[dict[str, Any]] = []
         for item in issued:
-            if not is_mobile(item.caller_e164):
+            if not opening_sms_wanted(settings, item):
                 continue
             notice = templates.Notice(
                 company=settings.company_name,
@@ -210,6 +210,24 @@ def opening_hook(services: Services) -> Callable[[Connection, Sequence[IssuedPro
     return hook
 
 
+def opening_sms_wanted(settings: Settings, item: IssuedProtocol) -> bool:
+    """Does a new protocol get the opening SMS (queued by :func:`opening_hook`)?"""
+    return settings.notify_open_sms and sms_enabled(settings) and is_mobile(item.caller_e164)
+
+
+def wake_after_opening(services: Services) -> Callable[[Sequence[IssuedProtocol]], None]:
+    """Issuer after-commit callback: wake the outbox worker when the batch queued an
+    opening SMS, and only then (a wake-up costs the worker a database scan, and
+    batches come hundreds of times a second)."""
+    settings = services.settings
+
+    def after_commit(issued: Sequence[IssuedProtocol]) -> None:
+        if any(opening_sms_wanted(settings, item) for item in issued):
+            wake_worker(services)
+
+    return after_commit
+
+
 def wake_worker(services: Services) -> None:
     """Tell this process's outbox worker there is work (call after the commit)."""
     worker = services.extras.get("outbox")
@@ -225,25 +243,30 @@ async def claim(
     worker_id: str,
     settings: Settings,
     now: datetime | None = None,
+    reader: async_sessionmaker[AsyncSession] | None = None,
 ) -> list[OutboxMessage]:
     """Take up to ``outbox_batch_size`` due rows: pending ones whose time has come and
-    ``sending`` ones whose lease expired (their sender died)."""
+    ``sending`` ones whose lease expired (their sender died).
+
+    With ``reader`` (read-only sessions), a scan that finds nothing due ends there:
+    on SQLite the claiming transaction holds the one write lock, which the protocol
+    issuer needs hundreds of times a second."""
     now = now or utcnow()
     lease = timedelta(seconds=settings.outbox_lease_seconds)
+    due = or_(
+        and_(OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= now),
+        and_(OutboxMessage.status == "sending", OutboxMessage.lease_until < now),
+    )
+    if reader is not None:
+        async with reader() as session:
+            if await session.scalar(select(OutboxMessage.id).where(due).limit(1)) is None:
+                return []
     claimed: list[OutboxMessage] = []
     async with sessionmaker() as session, session.begin():
         rows = (
             await session.scalars(
                 select(OutboxMessage)
-                .where(
-                    or_(
-                        and_(
-                            OutboxMessage.status == "pending",
-                            OutboxMessage.next_attempt_at <= now,
-                        ),
-                        and_(OutboxMessage.status == "sending", OutboxMessage.lease_until < now),
-                    )
-                )
+                .where(due)
                 .order_by(OutboxMessage.id)
                 .limit(settings.outbox_batch_size)
                 .with_for_update(skip_locked=True)

@@ -105,7 +105,9 @@ class OutboxWorker:
 
     async def run_once(self) -> int:
         """Claim one batch and send it; returns how many rows were claimed."""
-        rows = await outbox.claim(self.services.sessionmaker, self.worker_id, self.settings)
+        rows = await outbox.claim(
+            self.services.sessionmaker, self.worker_id, self.settings, reader=self.services.reader
+        )
         if rows:
             await asyncio.gather(*(self._deliver(row) for row in rows))
         return len(rows)
