@@ -210,37 +210,3 @@ async def test_get_variable_reads_values_with_spaces_and_parentheses() -> None:
     assert await call.get_variable("UNSET") is None
     call.writer.close()
     peer_writer.close()
-
-
-async def test_a_deferred_command_goes_out_with_the_next_and_both_answers_are_read() -> None:
-    """The protocol route puts SAC_PROTOCOL on the channel in the same write as the
-    intro: both lines reach Asterisk before either is answered (no round trip between
-    them), in order, and each answer is taken for its own command."""
-    call, peer_reader, peer_writer = await _call_pair()
-    call.defer('SET VARIABLE SAC_PROTOCOL "202612010000014"')
-    playing = asyncio.create_task(call.stream_file("sac/protocol-intro", "1"))
-    first = await asyncio.wait_for(peer_reader.readline(), 2)
-    second = await asyncio.wait_for(peer_reader.readline(), 2)  # before any answer
-    assert first == b'SET VARIABLE SAC_PROTOCOL "202612010000014"\n'
-    assert second == b'STREAM FILE sac/protocol-intro "1"\n'
-    peer_writer.write(b"200 result=1\n200 result=49 endpos=800\n")
-    await peer_writer.drain()
-    assert await asyncio.wait_for(playing, 2) == "1"  # the key, not SET VARIABLE's "1"
-    peer_writer.close()
-    call.writer.close()
-
-
-async def test_a_refused_deferred_command_ends_the_session() -> None:
-    """If the deferred command is refused, the answers after it cannot be matched to
-    their commands any more: the call raises and sends nothing else."""
-    call, _peer_reader, peer_writer = await _call_pair()
-    call.defer("SET VARIABLE")
-    peer_writer.write(b"520 Invalid command syntax.  Proper usage not available.\n")
-    await peer_writer.drain()
-    with pytest.raises(AgiCommandError):
-        await call.stream_file("sac/protocol-intro")
-    assert call.hung_up
-    with pytest.raises(AgiHangup):
-        await call.stream_file("sac/protocol-outro")
-    peer_writer.close()
-    call.writer.close()

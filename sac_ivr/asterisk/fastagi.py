@@ -122,7 +122,6 @@ class AgiCall(fast_agi.Request):
         self.timed_out = False
         self._reply_deadline: float | None = None
         self._watchdog: asyncio.TimerHandle | None = None
-        self._deferred: list[str] = []  # sent with the next command (see defer)
 
     # -- channel facts
     @property
@@ -153,27 +152,23 @@ class AgiCall(fast_agi.Request):
         result = await self.command(command)
         return parse_agi_result(result.line)
 
-    def defer(self, command: str) -> None:
-        """Send ``command`` with the next one, in the same write, without waiting for
-        its answer first: Asterisk runs the lines of a FastAGI session in order, so the
-        deferred command has taken effect before the next one starts, and a round trip
-        is saved. Its answer is read, and checked, before the next command's."""
-        _one_line(command)
-        self._deferred.append(command)
-
     async def command(self, command: str, timeout: float | None = None) -> AgiResult:
-        """Send one AGI command (after any deferred ones) and read its result line.
+        """Send one AGI command and read its result line.
+
+        One command at a time: never write the next before this one's answer.
+        Asterisk reads FastAGI commands through a stdio buffer and then waits on the
+        socket, so a second line already in its buffer is not seen until more bytes
+        arrive (the call stalls in silence; seen with the real Asterisk 22).
 
         Raises AgiHangup when the channel is gone (EOF, in-band HANGUP, result -1 or
         511), AgiCommandError on 510/520.
         """
         if self.hung_up:
             raise AgiHangup("channel already hung up")
-        _one_line(command)
-        commands = [*self._deferred, command]
-        self._deferred.clear()
+        if "\n" in command or "\r" in command:
+            raise ValueError("an AGI command is one line")
         try:
-            self.writer.write(b"".join(c.encode(self.encoding) + b"\n" for c in commands))
+            self.writer.write(command.encode(self.encoding) + b"\n")
             await self.writer.drain()
         except (ConnectionError, RuntimeError) as exc:
             self.hung_up = True
@@ -183,41 +178,27 @@ class AgiCall(fast_agi.Request):
         if self._watchdog is None:
             self._watch()
         try:
-            for earlier in commands[:-1]:
+            line = await self._read_line()
+            while line.startswith("100"):  # "100 result=0 Trying..."
+                line = await self._read_line()
+            if line == "HANGUP":
+                # In-band hangup (AGISIGHUP=yes): the command's own result follows.
+                self.hung_up = True
                 try:
-                    self._parse(earlier, await self._read_reply(earlier))
-                except AgiCommandError:
-                    # The replies of the commands sent after it are still to come:
-                    # the session can no longer tell which answer is which.
-                    self.hung_up = True
-                    raise
-            line = await self._read_reply(command)
+                    async with asyncio.timeout(1.0):
+                        await self._read_line()
+                except (TimeoutError, AgiHangup):
+                    pass
+                raise AgiHangup("caller hung up")
+            if line.startswith("520-"):
+                usage = [line]
+                while not line.startswith("520 "):
+                    line = await self._read_line()
+                    usage.append(line)
+                raise AgiCommandError(f"{command!r}: " + " / ".join(usage))
         finally:
             self._reply_deadline = None
         return self._parse(command, line)
-
-    async def _read_reply(self, command: str) -> str:
-        """The result line of ``command``, past "100 Trying" lines; raises AgiHangup on
-        an in-band HANGUP and AgiCommandError on a 520 usage block (read to its end)."""
-        line = await self._read_line()
-        while line.startswith("100"):  # "100 result=0 Trying..."
-            line = await self._read_line()
-        if line == "HANGUP":
-            # In-band hangup (AGISIGHUP=yes): the command's own result follows.
-            self.hung_up = True
-            try:
-                async with asyncio.timeout(1.0):
-                    await self._read_line()
-            except (TimeoutError, AgiHangup):
-                pass
-            raise AgiHangup("caller hung up")
-        if line.startswith("520-"):
-            usage = [line]
-            while not line.startswith("520 "):
-                line = await self._read_line()
-                usage.append(line)
-            raise AgiCommandError(f"{command!r}: " + " / ".join(usage))
-        return line
 
     def _watch(self) -> None:
         """Per-call watchdog for reply timeouts (fix 4).
@@ -290,7 +271,7 @@ class AgiCall(fast_agi.Request):
 
     # -- the few commands the routes use
     async def set_variable(self, name: str, value: str) -> None:
-        await self.command(set_variable_command(name, value))
+        await self.command(f'SET VARIABLE {name} "{_quote(value)}"')
 
     async def get_variable(self, name: str) -> str | None:
         result = await self.command(f"GET VARIABLE {name}")
@@ -306,15 +287,6 @@ class AgiCall(fast_agi.Request):
             f"WAIT FOR DIGIT {timeout_ms}", timeout=timeout_ms / 1000 + self.command_timeout
         )
         return result.digit
-
-
-def _one_line(command: str) -> None:
-    if "\n" in command or "\r" in command:
-        raise ValueError("an AGI command is one line")
-
-
-def set_variable_command(name: str, value: str) -> str:
-    return f'SET VARIABLE {name} "{_quote(value)}"'
 
 
 def _quote(value: str) -> str:

@@ -25,7 +25,7 @@ import logging
 from sac_ivr.agi import channel_vars
 from sac_ivr.agi.announcement import announce
 from sac_ivr.agi.peer import loggable
-from sac_ivr.asterisk.fastagi import AgiCall, set_variable_command
+from sac_ivr.asterisk.fastagi import AgiCall
 from sac_ivr.phones import is_mobile
 from sac_ivr.protocols.issuer import CallInfo, IssuedProtocol, ProtocolIssueError
 from sac_ivr.services import Services
@@ -88,9 +88,8 @@ async def handle(call: AgiCall, services: Services) -> None:
         return
     # First thing after the commit: the number is on the channel before any prompt,
     # so a crash from here on still leaves the dialplan able to read it (and the
-    # agent's phone to show it). Sent in one write with the intro: Asterisk sets it
-    # before it plays anything, and the caller hears the intro a round trip sooner.
-    call.defer(set_variable_command(channel_vars.PROTOCOL, issued.number))
+    # agent's phone to show it).
+    await call.set_variable(channel_vars.PROTOCOL, issued.number)
     log.info(
         "uniqueid=%s: protocol %s %s",
         loggable(call.uniqueid),
