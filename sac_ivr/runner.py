@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import resource
 import signal
 import socket
@@ -46,10 +45,6 @@ WEB_FD_RESERVE = 200
 
 CALL_ROLE = "call"
 WEB_ROLE = "web"
-# The web process yields the CPU to the call process: when a report or a flood of
-# HTTP clients keeps it busy on a machine with few cores, callers still get their
-# number and first prompt at once (nice value added to the web process's).
-WEB_NICENESS = 5
 
 # Features that start background work (AMI client, outbox worker) register a
 # starter here: async fn(services, app) called once the listeners are up. They run
@@ -212,7 +207,6 @@ async def run_role(
             log.info("stopping: %d call(s) in progress", agi.active_calls)
             await stop_call(agi)
         elif role == WEB_ROLE:
-            os.nice(WEB_NICENESS)
             runner = await start_web(services, sock, http_limits(settings, fd_limit))
             receiver = CallEventReceiver(services, events)
             receiver.start()
