@@ -10,7 +10,12 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from sac_ivr.config import Settings
-from sac_ivr.db.engine import create_engine, make_read_sessionmaker, make_sessionmaker
+from sac_ivr.db.engine import (
+    create_engine,
+    create_read_engine,
+    make_read_sessionmaker,
+    make_sessionmaker,
+)
 from sac_ivr.library_logs import quiet_library_loggers
 from sac_ivr.live import LiveHub
 from sac_ivr.protocols.issuer import ProtocolIssuer
@@ -28,6 +33,7 @@ class Services:
     # Sessions that only read (reports, lookups, listings): on SQLite they never take
     # the write lock the issuer needs, on PostgreSQL they run READ ONLY.
     reader: async_sessionmaker[AsyncSession]
+    read_engine: AsyncEngine
     protocol_format: ProtocolFormat
     issuer: ProtocolIssuer
     sms_requested: SmsRequestHandler | None = None
@@ -40,6 +46,7 @@ class Services:
     def create(cls, settings: Settings, **engine_kwargs: Any) -> Services:
         quiet_library_loggers()  # no library logs a customer's data, whatever log_level
         engine = create_engine(settings.database_url, **engine_kwargs)
+        read_engine = create_read_engine(engine)
         sessionmaker = make_sessionmaker(engine)
         fmt = make_format(settings)
         issuer = ProtocolIssuer(engine, fmt, settings.tz)
@@ -47,7 +54,8 @@ class Services:
             settings=settings,
             engine=engine,
             sessionmaker=sessionmaker,
-            reader=make_read_sessionmaker(engine),
+            reader=make_read_sessionmaker(read_engine),
+            read_engine=read_engine,
             protocol_format=fmt,
             issuer=issuer,
         )
@@ -60,6 +68,8 @@ class Services:
             if close is not None:
                 await close()
         await self.issuer.close()
+        if self.read_engine.sync_engine.pool is not self.engine.sync_engine.pool:
+            await self.read_engine.dispose()
         await self.engine.dispose()
 
 

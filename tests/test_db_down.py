@@ -15,7 +15,7 @@ from pathlib import Path
 import aiohttp
 
 from sac_ivr.auth.services import create_token
-from sac_ivr.db.engine import create_engine, make_read_sessionmaker
+from sac_ivr.db.engine import create_engine, create_read_engine, make_read_sessionmaker
 from sac_ivr.db.migrate import upgrade_async
 from sac_ivr.runner import RunningService, start_service
 from tests.conftest import make_settings
@@ -109,13 +109,15 @@ async def test_sqlite_file_that_cannot_be_opened_is_503(
     broken = create_engine(f"sqlite+aiosqlite:///{tmp_path}")
     running.services.engine = broken
     running.services.sessionmaker.configure(bind=broken)
-    running.services.reader = make_read_sessionmaker(broken)
+    broken_reader = create_read_engine(broken)
+    running.services.reader = make_read_sessionmaker(broken_reader)
     try:
         await assert_unavailable(running, token, number)
     finally:
         running.services.engine = good_engine
         running.services.sessionmaker.configure(bind=good_engine)
         running.services.reader = good_reader
+        await broken_reader.dispose()
         await broken.dispose()
     async with aiohttp.ClientSession() as http:
         status, _, _ = await send(http, running, token, requests_for(number)[1])

@@ -566,15 +566,22 @@ class _HeaderPhase:
         self.started = False  # "agi_" seen
         self.scanned = 0  # bytes of the buffer searched for the blank line
         self.done = False
-        loop = asyncio.get_running_loop()
-        self.loop = loop
-        server._make_room()
-        server._pending[self] = None
-        self.timer: asyncio.TimerHandle | None = loop.call_later(
-            server.header_timeout, self._timed_out
-        )
-        loop.add_reader(self.fd, self._readable)
-        self._readable()  # Asterisk sends its block at once: it may be here already
+        self.loop = asyncio.get_running_loop()
+        self.timer: asyncio.TimerHandle | None = None
+        self.waiting = False  # registered with the loop (reader, timer, _pending)
+        # Asterisk sends its block at once: it is usually here already, and the call
+        # starts without a reader, a timer or a place among the pending connections.
+        self._readable()
+        if not self.done:
+            self._wait()
+
+    def _wait(self) -> None:
+        """The block is not all in yet: wait for it, within the header timeout."""
+        self.server._make_room()
+        self.server._pending[self] = None
+        self.timer = self.loop.call_later(self.server.header_timeout, self._timed_out)
+        self.loop.add_reader(self.fd, self._readable)
+        self.waiting = True
 
     def _readable(self) -> None:
         if self.done:
@@ -627,6 +634,8 @@ class _HeaderPhase:
 
     def _finish(self) -> None:
         self.done = True
+        if not self.waiting:
+            return
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None

@@ -20,8 +20,6 @@ SQLITE_BUSY_TIMEOUT_MS = 15000
 PG_CONNECT_TIMEOUT_S = 5.0
 PG_POOL_TIMEOUT_S = 5.0
 PG_COMMAND_TIMEOUT_S = 60.0
-# Execution option marking a connection's transactions as read-only (see _sqlite_begin).
-READ_ONLY_OPTION = "sac_read_only"
 
 
 def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
@@ -42,7 +40,7 @@ def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
             make_private(url.database)
         engine = create_async_engine(url, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        event.listen(engine.sync_engine, "begin", _sqlite_begin)
+        event.listen(engine.sync_engine, "begin", _sqlite_begin_immediate)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_timeout", PG_POOL_TIMEOUT_S)
@@ -91,7 +89,7 @@ def create_sync_engine(url: str | URL, busy_timeout_ms: int = SQLITE_BUSY_TIMEOU
         "connect",
         lambda conn, record: _sqlite_pragmas(conn, record, busy_timeout_ms),
     )
-    event.listen(engine, "begin", _sqlite_begin)
+    event.listen(engine, "begin", _sqlite_begin_immediate)
     return engine
 
 
@@ -114,34 +112,34 @@ def make_private(database: str) -> None:
 
 
 def _sqlite_pragmas(
-    dbapi_connection: Any, _record: Any, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS
+    dbapi_connection: Any,
+    _record: Any,
+    busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS,
+    query_only: bool = False,
 ) -> None:
-    # Let SQLAlchemy emit BEGIN itself (see the "begin" listener).
+    # Let SQLAlchemy emit BEGIN itself (see the "begin" listeners).
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
     cursor.execute("PRAGMA foreign_keys=ON")
+    if query_only:
+        cursor.execute("PRAGMA query_only=1")
     cursor.close()
 
 
-def _sqlite_begin(conn: Any) -> None:
-    """BEGIN for one transaction on SQLite: how depends on what the session is for.
+def _sqlite_begin_immediate(conn: Any) -> None:
+    """A writing transaction takes SQLite's write lock at BEGIN: two processes that
+    both read first and then try to write would otherwise deadlock into SQLITE_BUSY,
+    which no busy timeout can wait out."""
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
 
-    A writing transaction takes the write lock at BEGIN (``IMMEDIATE``): two processes
-    that both read first and then try to write would otherwise deadlock into
-    SQLITE_BUSY, which no busy timeout can wait out. A reading one (sessions from
-    :func:`make_read_sessionmaker`) must not take it: in WAL mode it reads a snapshot
-    while writers go on, so a report never holds up the issuing of a number.
-    ``query_only`` makes a write in a reading session fail instead of taking the lock.
-    """
-    if conn.get_execution_options().get(READ_ONLY_OPTION):
-        conn.exec_driver_sql("PRAGMA query_only=1")
-        conn.exec_driver_sql("BEGIN")
-    else:
-        conn.exec_driver_sql("PRAGMA query_only=0")
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+def _sqlite_begin_deferred(conn: Any) -> None:
+    """A reading transaction must not take the write lock: in WAL mode it reads a
+    snapshot while writers go on, so a report never holds up the issuing of a number."""
+    conn.exec_driver_sql("BEGIN")
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[Any]:
@@ -149,13 +147,28 @@ def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[Any]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
-def make_read_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[Any]:
-    """Sessions that only read: no write lock on SQLite, a READ ONLY transaction on
-    PostgreSQL. Same engine and connection pool as :func:`make_sessionmaker`."""
-    options: dict[str, Any] = {READ_ONLY_OPTION: True}
+def create_read_engine(engine: AsyncEngine) -> AsyncEngine:
+    """Where sessions that only read run (reports, lookups, listings, token checks).
+
+    SQLite: an engine of its own on the same file, its connections ``query_only`` (a
+    write fails instead of taking the lock) and its transactions deferred (no write
+    lock). PostgreSQL: the same engine and connection pool, READ ONLY transactions.
+    """
     if not is_sqlite(engine):
-        options["postgresql_readonly"] = True
-    return async_sessionmaker(engine.execution_options(**options), expire_on_commit=False)
+        return engine.execution_options(postgresql_readonly=True)
+    reader = create_async_engine(engine.url, hide_parameters=True)
+    event.listen(
+        reader.sync_engine,
+        "connect",
+        lambda conn, record: _sqlite_pragmas(conn, record, query_only=True),
+    )
+    event.listen(reader.sync_engine, "begin", _sqlite_begin_deferred)
+    return reader
+
+
+def make_read_sessionmaker(read_engine: AsyncEngine) -> async_sessionmaker[Any]:
+    """Sessions on :func:`create_read_engine`'s engine."""
+    return async_sessionmaker(read_engine, expire_on_commit=False)
 
 
 def is_sqlite(engine: AsyncEngine) -> bool:
