@@ -61,6 +61,9 @@ MAX_BATCH = 256
 # How long a batch waits for SQLite's write lock (held by another transaction or
 # process) before its callers go on without a number.
 SQLITE_LOCK_WAIT_S = 3.0
+# Longest pause between two tries for the lock: a try costs microseconds, and the
+# callers waiting on the batch hear silence until the lock is free AND tried again.
+SQLITE_LOCK_POLL_MAX_S = 0.002
 
 
 @dataclass(frozen=True)
@@ -356,7 +359,7 @@ class ProtocolIssuer:
                 if not _sqlite_busy(exc) or loop.time() > deadline:
                     raise
             await asyncio.sleep(pause)  # let the lock holder finish
-            pause = min(pause * 2, 0.02)
+            pause = min(pause * 2, SQLITE_LOCK_POLL_MAX_S)
 
     def _write(
         self, connection: Connection, requests: list[tuple[CallInfo, datetime]]
