@@ -115,7 +115,9 @@ async def load(
     return Run(name, len(first_audio), errors, time.perf_counter() - start, first_audio)
 
 
-def start(cmd: list[str], env: dict[str, str]) -> tuple[subprocess.Popen[str], int]:
+def start(cmd: list[str], env: dict[str, str]) -> tuple[subprocess.Popen[str], dict[str, int]]:
+    """Start a server that prints ``READY agi=PORT [http=PORT]``; returns it and its
+    ports by name."""
     proc = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env, cwd=ROOT
     )
@@ -124,7 +126,8 @@ def start(cmd: list[str], env: dict[str, str]) -> tuple[subprocess.Popen[str], i
     if not line.startswith("READY"):
         proc.kill()
         raise SystemExit(f"{cmd} did not start")
-    return proc, int(line.split()[1].split("=")[1])
+    ports = dict(field.split("=") for field in line.split()[1:])
+    return proc, {name: int(port) for name, port in ports.items()}
 
 
 def table(title: str, runs: list[Run]) -> None:
@@ -157,8 +160,9 @@ def main() -> None:
             "SAC_IVR_HTTP_PORT": "0",
             "SAC_IVR_LOG_LEVEL": "WARNING",
         }
-        bare, bare_port = start([sys.executable, "-m", "bench.bare_panoramisk"], env)
-        sac, sac_port = start([sys.executable, "-m", "sac_ivr", "serve"], env)
+        bare, bare_ports = start([sys.executable, "-m", "bench.bare_panoramisk"], env)
+        sac, sac_ports = start([sys.executable, "-m", "sac_ivr", "serve"], env)
+        bare_port, sac_port = bare_ports["agi"], sac_ports["agi"]
         servers = [("bare panoramisk route", bare_port), ("sac-ivr protocol route", sac_port)]
         try:
             for _, port in servers:  # warm up: imports, first connections, first pages

@@ -42,7 +42,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.agi_calls import one_call  # noqa: E402
+from bench.agi_calls import one_call, start  # noqa: E402
 from tests.fakeasterisk.agi import agi_headers  # noqa: E402
 
 CALL_TIMEOUT_S = 10.0
@@ -273,7 +273,8 @@ def main() -> None:
             "SAC_IVR_LOG_LEVEL": "WARNING",
             "SAC_IVR_AGI_ALLOWED_PEERS": "127.0.0.1/32",
         }
-        proc, agi_port, http_port = start_service(env)
+        proc, ports = start([sys.executable, "-m", "sac_ivr", "serve"], env)
+        agi_port, http_port = ports["agi"], ports["http"]
         try:
             load = (args.concurrency, args.duration, args.period, args.audio_ms / 1000)
             asyncio.run(good_calls("warm-up", agi_port, 5, 1.0, 0.1, 0.0))
@@ -309,25 +310,6 @@ def main() -> None:
         f"{worst.pct(99) / results[0].pct(99):.1f}x alone (target <= 2x); "
         f"failed calls in all floods: {sum(r.failed for r in results[1:-1])}"
     )
-
-
-def start_service(env: dict[str, str]) -> tuple[subprocess.Popen[str], int, int]:
-    """``sac-ivr serve``; returns it and its FastAGI and HTTP ports (READY line)."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sac_ivr", "serve"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=env,
-        cwd=ROOT,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not line.startswith("READY"):
-        proc.kill()
-        raise SystemExit("sac-ivr serve did not start")
-    ports = dict(field.split("=") for field in line.split()[1:])
-    return proc, int(ports["agi"]), int(ports["http"])
 
 
 if __name__ == "__main__":

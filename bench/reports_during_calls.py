@@ -35,29 +35,11 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.agi_calls import Run, load, table  # noqa: E402
+from bench.agi_calls import Run, load, start, table  # noqa: E402
 from bench.gen_data import generate  # noqa: E402
 from sac_ivr.db.migrate import upgrade  # noqa: E402
 
 REPORTS = ("/api/v1/reports/summary", "/reports", "/api/v1/reports/by-agent")
-
-
-def serve(env: dict[str, str]) -> tuple[subprocess.Popen[str], int, int]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sac_ivr", "serve", "--no-migrate"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=env,
-        cwd=ROOT,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not line.startswith("READY"):
-        proc.kill()
-        raise SystemExit("sac-ivr serve did not start")
-    ports = dict(part.split("=") for part in line.split()[1:])
-    return proc, int(ports["agi"]), int(ports["http"])
 
 
 def token(env: dict[str, str]) -> str:
@@ -145,7 +127,8 @@ def main() -> None:
             "SAC_IVR_LOG_LEVEL": "WARNING",
         }
         bearer = token(env)
-        proc, agi_port, http_port = serve(env)
+        proc, ports = start([sys.executable, "-m", "sac_ivr", "serve", "--no-migrate"], env)
+        agi_port, http_port = ports["agi"], ports["http"]
         try:
             asyncio.run(load("warm-up", agi_port, 10, 1.0))
             alone = asyncio.run(

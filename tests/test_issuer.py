@@ -4,11 +4,7 @@ several processes on one database, and a database that goes away."""
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
-import signal
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,6 +17,7 @@ from sac_ivr.protocols.models import Protocol
 from sac_ivr.protocols.numbering import DateSequenceCheck, GlobalSequence
 from tests.conftest import make_settings
 from tests.fakeasterisk.agi import fake_call
+from tests.serve_proc import ServeProcess
 
 SAO_PAULO = make_settings("sqlite+aiosqlite://").tz
 
@@ -95,42 +92,23 @@ async def test_many_issuers_on_one_database_never_collide(db_url: str) -> None:
     assert sorted(int(n[8:14]) for n in numbers) == list(range(1, 401))
 
 
-def _serve(db_url: str, tmp_path: Path, name: str) -> tuple[subprocess.Popen[str], int]:
-    env = {
-        **os.environ,
-        "SAC_IVR_DATABASE_URL": db_url,
-        "SAC_IVR_AGI_PORT": "0",
-        "SAC_IVR_HTTP_PORT": "0",
-        "SAC_IVR_LOG_LEVEL": "WARNING",
-    }
-    log = open(tmp_path / f"{name}.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sac_ivr", "serve", "--no-migrate"],
-        stdout=subprocess.PIPE,
-        stderr=log,
-        text=True,
-        env=env,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not line.startswith("READY"):
-        proc.kill()
-        raise AssertionError(f"{name} did not start: {(tmp_path / f'{name}.log').read_text()}")
-    agi_port = int(line.split()[1].split("=")[1])
-    return proc, agi_port
+def _serve(db_url: str, tmp_path: Path, name: str) -> ServeProcess:
+    env = {"SAC_IVR_DATABASE_URL": db_url, "SAC_IVR_LOG_LEVEL": "WARNING"}
+    return ServeProcess(tmp_path / name, env=env).start()
 
 
 async def test_two_server_processes_share_one_database(db_url: str, tmp_path: Path) -> None:
-    procs = [_serve(db_url, tmp_path, f"server{i}") for i in range(2)]
+    servers = [_serve(db_url, tmp_path, f"server{i}") for i in range(2)]
     try:
         results = await asyncio.gather(
-            *(fake_call("127.0.0.1", procs[i % 2][1], uniqueid=f"mp.{i}") for i in range(120))
+            *(
+                fake_call("127.0.0.1", servers[i % 2].agi_port, uniqueid=f"mp.{i}")
+                for i in range(120)
+            )
         )
     finally:
-        for proc, _ in procs:
-            proc.send_signal(signal.SIGTERM)
-        for proc, _ in procs:
-            assert proc.wait(timeout=15) == 0
+        codes = [server.stop(timeout=15) for server in servers]
+    assert codes == [0, 0]
     numbers = [r.variables["SAC_PROTOCOL"] for r in results]
     assert len(set(numbers)) == 120
     for r in results:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ from bench.gen_data import generate
 from sac_ivr.db.migrate import upgrade
 from tests.conftest import new_database
 from tests.fakeasterisk.agi import fake_call
+from tests.serve_proc import ServeProcess
 
 REPORTS = ("/api/v1/reports/summary", "/reports", "/api/v1/reports/by-agent")
 ROUNDS = 4
@@ -53,29 +53,14 @@ def _run(args: list[str], env: dict[str, str]) -> str:
 
 
 async def test_every_caller_gets_a_number_while_reports_run(large_db: str, tmp_path: Path) -> None:
-    env = {
-        **os.environ,
-        "SAC_IVR_DATABASE_URL": large_db,
-        "SAC_IVR_AGI_PORT": "0",
-        "SAC_IVR_HTTP_PORT": "0",
-        "SAC_IVR_LOG_LEVEL": "WARNING",
-    }
-    token = _run(["token", "create", f"chefe-{tmp_path.name}", "--role", "supervisor"], env)
-    token = token.strip().splitlines()[-1]
-    log = open(tmp_path / "serve.log", "w")
-    proc = await asyncio.create_subprocess_exec(
-        *(sys.executable, "-m", "sac_ivr", "serve", "--no-migrate"),
-        stdout=subprocess.PIPE,
-        stderr=log,
-        env=env,
+    env = {"SAC_IVR_DATABASE_URL": large_db, "SAC_IVR_LOG_LEVEL": "WARNING"}
+    token = _run(
+        ["token", "create", f"chefe-{tmp_path.name}", "--role", "supervisor"], {**os.environ, **env}
     )
+    token = token.strip().splitlines()[-1]
+    server = ServeProcess(tmp_path / "serve", env=env).start()
+    agi_port, http_port = server.agi_port, server.http_port
     try:
-        assert proc.stdout is not None
-        ready = (await proc.stdout.readline()).decode()
-        assert ready.startswith("READY"), (tmp_path / "serve.log").read_text()
-        ports = dict(part.split("=") for part in ready.split()[1:])
-        agi_port, http_port = int(ports["agi"]), int(ports["http"])
-
         calls_done = asyncio.Event()
         reports_started = asyncio.Event()
         statuses: list[int] = []
@@ -124,9 +109,7 @@ async def test_every_caller_gets_a_number_while_reports_run(large_db: str, tmp_p
         numbers = await calls()
         await asyncio.wait_for(report_task, 120)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(proc.wait(), 30)
-        log.close()
+        assert server.stop() == 0
     assert len(numbers) == ROUNDS * CALLS_PER_ROUND
     assert len(set(numbers)) == len(numbers)  # each caller its own number
     # A report was in flight from before the first call to after the last one.
