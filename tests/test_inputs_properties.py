@@ -29,6 +29,7 @@ from sac_ivr.http.errors import ApiError
 from sac_ivr.http.listing import _csv_value, csv_safe, parse_page
 from sac_ivr.lifecycle import schemas as lifecycle_schemas
 from sac_ivr.lifecycle.config import LifecycleConfig
+from sac_ivr.lifecycle.services import EDITABLE_FIELDS
 from sac_ivr.notifications import schemas as notifications_schemas
 from sac_ivr.panels import schemas as panels_schemas
 from sac_ivr.protocols import schemas as protocols_schemas
@@ -337,14 +338,7 @@ def test_every_query_reader_gives_a_value_or_a_400(query: dict[str, str]) -> Non
 LIFECYCLE = LifecycleConfig.from_settings(Settings.load(env={}, overrides={}))
 BODY_FIELDS = st.sampled_from(
     [
-        "subject",
-        "customer_document",
-        "customer_name",
-        "customer_email",
-        "customer_phone",
-        "notes",
-        "department",
-        "agent",
+        *EDITABLE_FIELDS,
         "to_status",
         "customer_note",
         "internal_note",
