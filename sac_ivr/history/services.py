@@ -12,26 +12,21 @@ from sqlalchemy.orm import selectinload
 
 from sac_ivr.db.base import utcnow
 from sac_ivr.history import document
+from sac_ivr.history.event_text import describe_event
 from sac_ivr.history.models import HistoryRequest
 from sac_ivr.http.listing import iso
 from sac_ivr.lifecycle import statuses
 from sac_ivr.lifecycle.config import LifecycleConfig
 from sac_ivr.notifications import services as notices
 from sac_ivr.notifications.models import OutboxMessage
-from sac_ivr.protocols.models import Protocol, ProtocolEvent
+from sac_ivr.protocols import timeline
+from sac_ivr.protocols.models import Protocol
+from sac_ivr.protocols.timeline import EventKind
 
 if TYPE_CHECKING:
     from sac_ivr.services import Services
 
 DELIVERY_CHANNELS = ("email", "mail", "in_person", "other")
-
-FIELD_NAMES_PT = {
-    "customer_document": "CPF/CNPJ",
-    "customer_name": "nome",
-    "customer_email": "e-mail",
-    "customer_phone": "telefone",
-}
-CHANNEL_PT = {"sms": "SMS", "email": "E-mail"}
 
 
 class HistoryRequestNotFound(LookupError):
@@ -55,47 +50,6 @@ async def _delivered(session: AsyncSession, row: OutboxMessage, delivered: bool)
         request.delivered_at = row.sent_at or utcnow()
         request.delivered_via = "email"
         request.delivered_by = "system"
-
-
-def describe_event(e: ProtocolEvent, config: LifecycleConfig) -> str | None:
-    """What the customer reads about one timeline event (None: internal only)."""
-    data = e.data or {}
-    if e.kind == "opened":
-        return "Protocolo aberto"
-    if e.kind == "status":
-        text = (
-            f"Situação alterada de “{statuses.status_label(e.from_status)}” para "
-            f"“{statuses.status_label(e.to_status)}”"
-        )
-        if e.to_status == "forwarded" and e.department:
-            text += f" (setor {config.department_label(e.department)})"
-        return text
-    if e.kind == "menu_choice":
-        return f"Opção escolhida no menu de atendimento: {data.get('choice', '')}"
-    if e.kind == "field":
-        name = data.get("field")
-        if name == "subject":
-            return f"Assunto definido como “{config.subject_label(data.get('to'))}”"
-        if name == "department":
-            return f"Setor responsável: {config.department_label(data.get('to'))}"
-        if name in FIELD_NAMES_PT:
-            return f"Dados cadastrais atualizados ({FIELD_NAMES_PT[name]})"
-        return None  # agent assignment, internal notes
-    if e.kind == "cancellation_registered":
-        return "Pedido de cancelamento registrado, com efeito imediato"
-    if e.kind == "sms_requested":
-        return "Envio do protocolo por SMS solicitado na ligação"
-    if e.kind in ("notification_sent", "notification_failed"):
-        channel = CHANNEL_PT.get(data.get("channel", ""), "Mensagem")
-        verb = "enviado" if e.kind == "notification_sent" else "não pôde ser enviado"
-        return f"{channel} {verb} para {data.get('to') or 'o cliente'}"
-    if e.kind == "answered":  # the call log: an agent took the call
-        return "Ligação atendida pela central de atendimento"
-    if e.kind == "history_requested":
-        return "Histórico de demandas solicitado"
-    if e.kind == "anonymised":
-        return "Dados pessoais anonimizados (prazo de guarda encerrado)"
-    return f"Registro: {e.kind}"
 
 
 async def build_history(
@@ -201,14 +155,13 @@ async def create_request(
         session.add(request)
         await session.flush()
         if protocol is not None:
-            session.add(
-                ProtocolEvent(
-                    protocol_id=protocol.id,
-                    at=now,
-                    actor=actor,
-                    kind="history_requested",
-                    data={"history_request_id": request.id, "delivery": delivery},
-                )
+            timeline.record(
+                session,
+                protocol.id,
+                EventKind.HISTORY_REQUESTED,
+                at=now,
+                actor=actor,
+                data={"history_request_id": request.id, "delivery": delivery},
             )
         if delivery == "email" and email and notices.email_enabled(services.settings):
             history = await build_history(

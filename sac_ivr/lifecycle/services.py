@@ -21,8 +21,10 @@ from sac_ivr.lifecycle import statuses
 from sac_ivr.lifecycle.config import LifecycleConfig
 from sac_ivr.notifications import services as notices
 from sac_ivr.notifications.models import OutboxMessage
-from sac_ivr.protocols.models import Protocol, ProtocolEvent
+from sac_ivr.protocols import timeline
+from sac_ivr.protocols.models import Protocol
 from sac_ivr.protocols.services import ProtocolNotFound
+from sac_ivr.protocols.timeline import EventKind
 
 if TYPE_CHECKING:
     from sac_ivr.protocols.issuer import RowFiller
@@ -142,15 +144,14 @@ async def update_protocol(
                 if due != protocol.due_at:
                     data["due_at"] = due.isoformat()
                     protocol.due_at = due
-            session.add(
-                ProtocolEvent(
-                    protocol_id=protocol.id,
-                    at=now,
-                    actor=actor,
-                    kind="field",
-                    department=protocol.department,
-                    data=data,
-                )
+            timeline.record(
+                session,
+                protocol.id,
+                EventKind.FIELD,
+                at=now,
+                actor=actor,
+                department=protocol.department,
+                data=data,
             )
         if changed:
             protocol.updated_at = now
@@ -188,14 +189,13 @@ async def record_menu_choice(
     async with services.sessionmaker() as session, session.begin():
         protocol = await _load_for_update(session, number)
         now = utcnow()
-        session.add(
-            ProtocolEvent(
-                protocol_id=protocol.id,
-                at=now,
-                actor="caller",
-                kind="menu_choice",
-                data={"choice": choice, "uniqueid": uniqueid},
-            )
+        timeline.record(
+            session,
+            protocol.id,
+            EventKind.MENU_CHOICE,
+            at=now,
+            actor="caller",
+            data={"choice": choice, "uniqueid": uniqueid},
         )
         if subject and not protocol.subject:
             protocol.subject = subject
@@ -213,15 +213,15 @@ async def register_cancellation(
 ) -> None:
     """Decreto 6.523 art. 18: a cancellation takes effect when asked for; the
     customer gets a receipt electronically."""
-    event = ProtocolEvent(
-        protocol_id=protocol.id,
+    event = timeline.record(
+        session,
+        protocol.id,
+        EventKind.CANCELLATION_REGISTERED,
         at=now,
         actor=actor,
-        kind="cancellation_registered",
         customer_note="Pedido de cancelamento registrado com efeito imediato.",
         data={"effective_at": now.isoformat()},
     )
-    session.add(event)
     await session.flush()
     await notices.queue_for_protocol(
         session, services, protocol, "cancellation", event_id=event.id, effective_at=now
@@ -254,18 +254,18 @@ async def transition(
             protocol.resolved_at = now
         elif not target.answered:
             protocol.resolved_at = None  # reopened
-        event = ProtocolEvent(
-            protocol_id=protocol.id,
+        event = timeline.record(
+            session,
+            protocol.id,
+            EventKind.STATUS,
             at=now,
             actor=actor,
-            kind="status",
             from_status=current,
             to_status=to_status,
             department=protocol.department,
             customer_note=customer_note,
             internal_note=internal_note,
         )
-        session.add(event)
         await session.flush()
         if services.settings.notify_status_changes:
             await notices.queue_for_protocol(
@@ -314,14 +314,14 @@ async def request_protocol_sms(services: Services, number: str, uniqueid: str | 
                     data.update(result="already_queued", outbox_id=earlier)
                 else:
                     data["result"] = "queued"
-            event = ProtocolEvent(
-                protocol_id=protocol.id,
+            event = timeline.record(
+                session,
+                protocol.id,
+                EventKind.SMS_REQUESTED,
                 at=utcnow(),
                 actor="caller",
-                kind="sms_requested",
                 data=data,
             )
-            session.add(event)
             await session.flush()
             if data["result"] == "queued":
                 await notices.queue_for_protocol(

@@ -29,7 +29,9 @@ from sac_ivr.db.base import utcnow
 from sac_ivr.notifications import templates
 from sac_ivr.notifications.models import OutboxMessage
 from sac_ivr.phones import is_mobile, mask_phone
-from sac_ivr.protocols.models import Protocol, ProtocolEvent
+from sac_ivr.protocols import timeline
+from sac_ivr.protocols.models import Protocol
+from sac_ivr.protocols.timeline import EventKind
 
 if TYPE_CHECKING:
     from sac_ivr.config import Settings
@@ -354,23 +356,22 @@ async def _finish(
     else:
         row.last_error = (error or row.last_error or "")[:2000]
     if row.protocol_id is not None:
-        session.add(
-            ProtocolEvent(
-                protocol_id=row.protocol_id,
-                at=now,
-                actor="system",
-                kind="notification_sent" if delivered else "notification_failed",
-                data={
-                    "outbox_id": row.id,
-                    "channel": row.channel,
-                    "notice": row.kind,
-                    "to": mask_recipient(row.channel, row.recipient),
-                    "attempts": row.attempts,
-                    "message_key": row.key,
-                    "provider_id": row.provider_id,
-                    **({} if delivered else {"error": row.last_error}),
-                },
-            )
+        timeline.record(
+            session,
+            row.protocol_id,
+            EventKind.NOTIFICATION_SENT if delivered else EventKind.NOTIFICATION_FAILED,
+            at=now,
+            actor="system",
+            data={
+                "outbox_id": row.id,
+                "channel": row.channel,
+                "notice": row.kind,
+                "to": mask_recipient(row.channel, row.recipient),
+                "attempts": row.attempts,
+                "message_key": row.key,
+                "provider_id": row.provider_id,
+                **({} if delivered else {"error": row.last_error}),
+            },
         )
     hook = DELIVERY_HOOKS.get(row.kind)
     if hook is not None:

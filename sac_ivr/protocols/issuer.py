@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, tzinfo
 from typing import Any
 
-from sqlalchemy import BigInteger, Connection, Engine, bindparam, insert, literal, select
+from sqlalchemy import BigInteger, Connection, Engine, bindparam, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -52,8 +52,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sac_ivr.db.base import utcnow
 from sac_ivr.db.engine import create_sync_engine, is_sqlite
 from sac_ivr.phones import normalize_phone
-from sac_ivr.protocols.models import Protocol, ProtocolCounter, ProtocolEvent
+from sac_ivr.protocols.models import Protocol, ProtocolCounter
 from sac_ivr.protocols.numbering import ProtocolFormat
+from sac_ivr.protocols.timeline import INSERT_OPENED_EVENTS
 
 log = logging.getLogger(__name__)
 
@@ -416,7 +417,7 @@ def write_batch(
                 filler(rows[index])
     # Plain executemany: RETURNING would make SQLAlchemy insert row by row.
     connection.execute(_INSERT_PROTOCOLS, rows)
-    connection.execute(_INSERT_OPENED_EVENTS, {"numbers": [row["number"] for row in rows]})
+    connection.execute(INSERT_OPENED_EVENTS, {"numbers": [row["number"] for row in rows]})
     return [
         IssuedProtocol(
             number=row["number"],
@@ -431,16 +432,6 @@ def write_batch(
 
 # Built once: constructing statements per batch was a visible share of its CPU.
 _INSERT_PROTOCOLS = insert(Protocol.__table__)
-_INSERT_OPENED_EVENTS = insert(ProtocolEvent.__table__).from_select(
-    ["protocol_id", "at", "actor", "kind", "to_status"],
-    select(
-        Protocol.id,
-        Protocol.issued_at,
-        literal("system"),
-        literal("opened"),
-        literal("open"),
-    ).where(Protocol.number.in_(bindparam("numbers", expanding=True))),
-)
 
 
 def _upsert_counter(ins: Any) -> Any:

@@ -33,7 +33,9 @@ from sac_ivr.db.base import utcnow
 from sac_ivr.history.models import HistoryRequest
 from sac_ivr.lifecycle.statuses import ANSWERED_STATUSES, PENDING_STATUSES
 from sac_ivr.notifications.models import OutboxMessage
+from sac_ivr.protocols import timeline
 from sac_ivr.protocols.models import Protocol, ProtocolEvent
+from sac_ivr.protocols.timeline import EventKind
 from sac_ivr.services import Services
 
 PERSONAL_COLUMNS = (
@@ -266,16 +268,15 @@ async def apply(services: Services, todo: Plan) -> dict[str, Any]:
                 )
                 .values(caller_number=None, caller_e164=None, caller_name=None)
             )
-            session.add_all(
-                ProtocolEvent(
-                    protocol_id=pid,
+            for pid in eligible:
+                timeline.record(
+                    session,
+                    pid,
+                    EventKind.ANONYMISED,
                     at=todo.now,
                     actor="system",
-                    kind="anonymised",
                     data={"retention_record_days": settings.retention_record_days},
                 )
-                for pid in eligible
-            )
             anonymised += len(eligible)
     calls = 0
     if todo.calls:
