@@ -394,7 +394,7 @@ def setting_help() -> list[tuple[str, str, Any]]:
     """(name, help, default) for every setting, in declaration order."""
     rows = []
     for f in dataclasses.fields(Settings):
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        default = f.default_factory() if callable(f.default_factory) else f.default
         rows.append((f.name, f.metadata.get("help", ""), default))
     return rows
 

@@ -29,12 +29,12 @@ def normalize_document(raw: str) -> str:
     if not re.fullmatch(r"[0-9A-Z]+", text):
         raise InvalidDocument("CPF/CNPJ has digits (and, in a CNPJ, capital letters) only")
     if len(text) == 11 and text.isdigit():
-        module, kind = cpf, "CPF"
+        validate, kind = cpf.validate, "CPF"
     elif len(text) == 14 and text[12:].isdigit():
-        module, kind = cnpj, "CNPJ"
+        validate, kind = cnpj.validate, "CNPJ"
     else:
         raise InvalidDocument(f"CPF has 11 digits and CNPJ 14 characters; got {len(text)}")
     try:
-        return module.validate(text)
+        return validate(text)
     except ValidationError:
         raise InvalidDocument(f"{kind} check digits do not match") from None

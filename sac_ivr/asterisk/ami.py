@@ -383,8 +383,9 @@ class _Manager(Manager):
         )
         self.config["protocol_factory"] = functools.partial(_Protocol, self)
         self.client = client
-        # Stock int()s these: a 0.05 s interval would become a ping per loop turn.
-        self.ping_delay = self.ping_interval = client.ping_interval
+        # Stock int()s these (so mypy reads them as int): a 0.05 s interval would
+        # become a ping per loop turn.
+        self.ping_delay = self.ping_interval = client.ping_interval  # type: ignore[assignment]
         self.closing = False
         self.attempt = 0  # failed attempts since the last login (the backoff's exponent)
         self.refused = False  # the coming connection_lost follows a logged refusal
@@ -440,6 +441,7 @@ class _Manager(Manager):
         self.authenticated_future = None
         _cancel(self.login_timer)
         protocol = self.protocol
+        assert protocol is not None  # set by connection_made, which sent this Login
         if future.cancelled():
             return False
         if future.exception() is not None:
@@ -469,6 +471,7 @@ class _Manager(Manager):
 
     async def _checked_ping(self) -> None:
         protocol, timeout = self.protocol, self.client.action_timeout
+        assert protocol is not None  # pings run only on a logged-in link
         try:
             await self.request("Ping", {}, timeout)
         except AmiTimeout:

@@ -338,7 +338,7 @@ class FastAgiServer(fast_agi.Application):
         self.refused = 0  # not an allowed peer
         self.dropped = 0  # no valid header block
 
-    def add_route(self, path: str, endpoint: RouteHandler) -> None:  # type: ignore[override]
+    def add_route(self, path: str, endpoint: RouteHandler) -> None:
         if not asyncio.iscoroutinefunction(endpoint):
             raise TypeError(f"AGI route {path!r} must be an async function")  # fix 2
         super().add_route(path, endpoint)

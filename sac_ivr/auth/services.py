@@ -16,8 +16,9 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, CursorResult, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -298,7 +299,8 @@ async def end_session(sessionmaker: async_sessionmaker[AsyncSession], session_id
             )
             .values(revoked_at=utcnow())
         )
-    return bool(result.rowcount)
+    # An UPDATE's result is a CursorResult (rowcount); execute() is typed for any statement.
+    return bool(cast("CursorResult[Any]", result).rowcount)
 
 
 async def live_session_counts(session: AsyncSession, token_ids: Sequence[int]) -> dict[int, int]:

@@ -633,9 +633,9 @@ async def link_protocols(session: AsyncSession, rows: Iterable[CallLog]) -> None
             .order_by(Protocol.issued_at, Protocol.id)
         )
         for number, uniqueid, linkedid in found:
-            row = missing.get(linkedid) if linkedid in missing else missing.get(uniqueid)
-            if row is not None and row.protocol_number is None:
-                row.protocol_number = number
+            match = missing.get(linkedid or "") or missing.get(uniqueid or "")
+            if match is not None and match.protocol_number is None:
+                match.protocol_number = number
     for row in rows:
         if row.protocol_number and row.state.get("protocol_linked") != row.protocol_number:
             await session.execute(

@@ -85,7 +85,7 @@ def _neutral_default_server_header() -> None:
     any handler or signal) take the module's default: make that neutral too. The
     signal above covers every other answer even if aiohttp renames this."""
     if isinstance(getattr(web_response, "SERVER_SOFTWARE", None), str):
-        web_response.SERVER_SOFTWARE = SERVER_HEADER  # type: ignore[attr-defined]
+        web_response.SERVER_SOFTWARE = SERVER_HEADER
 
 
 def create_app(services: Services) -> web.Application:

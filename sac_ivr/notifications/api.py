@@ -1,8 +1,10 @@
 """OpenAPI description of the notifications routes (merged in http/openapi.py)."""
 
+from typing import Any
+
 from sac_ivr.http.openapi import error_responses, id_param, json_body, list_params, page_body, ref
 
-SCHEMAS = {
+SCHEMAS: dict[str, Any] = {
     "Notification": {
         "type": "object",
         "properties": {

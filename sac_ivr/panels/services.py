@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -122,7 +122,7 @@ def _call_order(call: dict[str, Any]) -> tuple[str, str]:
 
 async def live_messages(
     services: Services, identity: Identity, view: str, heartbeat_s: float, stop: asyncio.Event
-) -> AsyncIterator[Message]:
+) -> AsyncGenerator[Message, None]:
     """A snapshot, then changes as they happen, with a heartbeat when nothing does.
 
     Subscribes before reading the snapshot, so a change that happens in between is

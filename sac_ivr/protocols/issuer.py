@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, tzinfo
 from typing import Any
 
-from sqlalchemy import BigInteger, Connection, Engine, bindparam, insert, select
+from sqlalchemy import BigInteger, Connection, Engine, String, bindparam, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -83,9 +83,16 @@ class CallInfo:
 
 # The CallInfo fields and the protocols columns they go to (widths read from the model).
 _CALL_COLUMNS = ("caller_number", "caller_name", "called_number", "uniqueid", "linkedid", "channel")
-WIDTHS: dict[str, int] = {
-    name: int(Protocol.__table__.c[name].type.length) for name in _CALL_COLUMNS
-}
+
+
+def _width(name: str) -> int:
+    column_type = Protocol.__table__.c[name].type
+    if not isinstance(column_type, String) or column_type.length is None:
+        raise TypeError(f"protocols.{name} is not a string column of bounded length")
+    return column_type.length
+
+
+WIDTHS: dict[str, int] = {name: _width(name) for name in _CALL_COLUMNS}
 # C0 and C1 control characters (NUL among them: PostgreSQL refuses it in text) and
 # lone surrogates (not encodable as UTF-8: asyncpg refuses them).
 _UNSTORABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")

@@ -78,7 +78,7 @@ def stacked_bars(
         f'<text x="0" y="16" font-size="14" font-weight="600" fill="#1f2933">'
         f"{escape(title)}</text>",
     ]
-    x = label_w
+    x: float = label_w
     for seg in segments:
         parts.append(f'<rect x="{x}" y="26" width="12" height="12" fill="{seg.color}"/>')
         parts.append(

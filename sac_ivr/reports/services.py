@@ -22,7 +22,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -207,7 +207,7 @@ async def by_agent(session: AsyncSession, params: ReportParams) -> list[dict[str
             .group_by(Protocol.agent)
         )
     ).all():
-        stats[agent]["assigned_pending"] = int(count)
+        stats[cast(str, agent)]["assigned_pending"] = int(count)  # not NULL: filtered
     items = [
         {
             "agent": agent,

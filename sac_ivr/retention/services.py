@@ -24,9 +24,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import CursorResult, delete, or_, select, update
 
 from sac_ivr.calls.models import CallLog
 from sac_ivr.db.base import utcnow
@@ -147,6 +147,7 @@ async def plan(services: Services, now: datetime | None = None) -> Plan:
                         Protocol.status.in_(PENDING_STATUSES),
                     )
                 )
+                if f is not None
             }
             for path, mtime in old:
                 age = (now - mtime).days
@@ -218,7 +219,7 @@ async def apply(services: Services, todo: Plan) -> dict[str, Any]:
                     CallLog.recording_file.is_not(None)
                 )
             )
-            gone = [cid for cid, f in rows if Path(f).name in removed]
+            gone = [cid for cid, f in rows if f is not None and Path(f).name in removed]
             if gone:
                 await session.execute(
                     update(CallLog).where(CallLog.id.in_(gone)).values(recording_file=None)
@@ -286,7 +287,7 @@ async def apply(services: Services, todo: Plan) -> dict[str, Any]:
                 .where(CallLog.id.in_(todo.calls), CallLog.protocol_number.is_(None))
                 .values(caller_number=None, caller_e164=None, caller_name=None)
             )
-            calls = result.rowcount or 0
+            calls = cast("CursorResult[Any]", result).rowcount or 0  # an UPDATE's result
     history = 0
     if todo.history_requests:
         async with services.sessionmaker() as session, session.begin():
@@ -299,7 +300,7 @@ async def apply(services: Services, todo: Plan) -> dict[str, Any]:
                 )
                 .values(phone_e164=None, document=None, email=None, anonymised_at=todo.now)
             )
-            history = result.rowcount or 0
+            history = cast("CursorResult[Any]", result).rowcount or 0
     return {
         "recordings_deleted": deleted,
         "protocols_anonymised": anonymised,

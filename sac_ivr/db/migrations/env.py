@@ -26,7 +26,10 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_async() -> None:
-    engine = create_engine(config.get_main_option("sqlalchemy.url"))
+    url = config.get_main_option("sqlalchemy.url")
+    if not url:
+        raise RuntimeError("alembic: no sqlalchemy.url set (sac_ivr.db.migrate sets it)")
+    engine = create_engine(url)
     try:
         async with engine.connect() as connection:
             await connection.run_sync(_run)
