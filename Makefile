@@ -1,6 +1,6 @@
 # The two commands of the README:
 #   make run    set up and run the service on the embedded SQLite database
-#   make test   set up and run the whole test suite (system parts included, as root)
+#   make test   set up, lint and run the whole test suite (system parts included, as root)
 # Both install from lock files with hashes (requirements/*.txt); `make lock` refreshes them.
 PYTHON ?= python3
 VENV := .venv
@@ -31,14 +31,16 @@ venv: $(VENV)/.installed
 run: $(VENV)/.installed-run
 	$(VENV)/bin/sac-ivr serve
 
-test: venv
+# The lint first: CI (.ci/run) runs this target, so the lint is part of CI.
+test: lint
 	scripts/install-test-deps
-	$(VENV)/bin/ruff check .
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# Style, formatting, and types (mypy reads its settings from pyproject.toml).
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check sac_ivr
+	$(VENV)/bin/mypy
 
 bench: venv
 	$(PY) -m bench.agi_calls
