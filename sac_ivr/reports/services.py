@@ -32,6 +32,7 @@ from sac_ivr.http.listing import iso
 from sac_ivr.lifecycle.config import LifecycleConfig
 from sac_ivr.lifecycle.statuses import ANSWERED_STATUSES, PENDING_STATUSES, status_label
 from sac_ivr.protocols.models import Protocol, ProtocolEvent
+from sac_ivr.protocols.timeline import EventKind
 
 SYSTEM_ACTORS = ("system", "caller")
 LIST_KINDS = ("pending", "overdue", "due-soon")
@@ -184,7 +185,7 @@ async def by_agent(session: AsyncSession, params: ReportParams) -> list[dict[str
             )
             .join(Protocol, Protocol.id == ProtocolEvent.protocol_id)
             .where(
-                ProtocolEvent.kind == "status",
+                ProtocolEvent.kind == EventKind.STATUS.value,
                 ProtocolEvent.at >= params.period.start,
                 ProtocolEvent.at < params.period.end,
                 ProtocolEvent.actor.notin_(SYSTEM_ACTORS),
