@@ -158,7 +158,7 @@ async def test_openapi_document_matches_the_served_routes(services) -> None:
                 served.add((route.method.lower(), path))
     documented = {
         (method, path)
-        for path, operations in build_openapi()["paths"].items()
+        for path, operations in build_openapi(create_app(services))["paths"].items()
         for method in operations
     }
     assert served == documented

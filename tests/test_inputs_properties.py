@@ -25,6 +25,7 @@ from sac_ivr.calls import schemas as calls_schemas
 from sac_ivr.config import Settings
 from sac_ivr.history import schemas as history_schemas
 from sac_ivr.http import inputs
+from sac_ivr.http.endpoints import read_query
 from sac_ivr.http.errors import ApiError
 from sac_ivr.http.listing import _csv_value, csv_safe, parse_page
 from sac_ivr.lifecycle import schemas as lifecycle_schemas
@@ -321,7 +322,7 @@ def test_every_query_reader_gives_a_value_or_a_400(query: dict[str, str]) -> Non
         lambda r: parse_page(r, max_limit=reports_schemas.MAX_LIMIT),
         protocols_schemas.parse_filter,
         calls_schemas.parse_filter,
-        notifications_schemas.parse_filter,
+        lambda r: read_query(notifications_schemas.NotificationQuery, r),
         panels_schemas.parse_view,
         history_schemas.parse_format,
         history_schemas.parse_list_flags,

@@ -24,6 +24,7 @@ from sac_ivr.auth.services import (
     revoke_token,
 )
 from sac_ivr.http.context import services_of
+from sac_ivr.http.endpoints import AUTHORIZE_KEY
 from sac_ivr.http.errors import ApiError, bad_request, not_found
 from sac_ivr.http.listing import listing_response, parse_page
 
@@ -127,4 +128,5 @@ async def delete_token(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
+    app[AUTHORIZE_KEY] = require  # the role check of every declared endpoint
     app.add_routes(routes)
