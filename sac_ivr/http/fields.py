@@ -157,6 +157,41 @@ class QueryDatetime(GroupedMetadata):
         yield WithJsonSchema({"type": "string", "description": DATE_DESCRIPTION})
 
 
+class Reads(GroupedMetadata):
+    """A parameter read by a feature's own reader, ``read(raw, name)`` (with
+    ``with_request``: ``read(raw, name, request)``, for a reader that needs the
+    running service, e.g. the protocol number format). ``raw`` is None when the
+    parameter is absent; the reader raises its 400 itself. ``schema`` documents it."""
+
+    def __init__(
+        self,
+        read: Callable[..., Any],
+        schema: dict[str, Any] | None = None,
+        *,
+        with_request: bool = False,
+    ) -> None:
+        self.read, self.schema, self.with_request = read, schema, with_request
+
+    def __iter__(self) -> Iterator[Any]:
+        reader, with_request = self.read, self.with_request
+
+        def read(value: Any, info: ValidationInfo) -> Any:
+            name = wire_name(info)
+            raw = _raw_text(value, name)
+            if with_request:
+                return reader(raw, name, request_of(info))
+            return reader(raw, name)
+
+        yield BeforeValidator(read)
+        if self.schema is not None:
+            yield WithJsonSchema(self.schema)
+
+
+def request_of(info: ValidationInfo) -> Any:
+    """The aiohttp request being validated (the endpoint passes it as context)."""
+    return (info.context or {}).get("request")
+
+
 def _read_phone(value: Any, info: ValidationInfo) -> str | None:
     name = wire_name(info)
     return phone_param(_raw_text(value, name), name)

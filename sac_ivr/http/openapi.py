@@ -33,7 +33,6 @@ LEGACY_APIS = [
     "sac_ivr.history.api",
     "sac_ivr.reports.api",
     "sac_ivr.auth.api",
-    "sac_ivr.audit.api",
 ]
 
 
