@@ -203,6 +203,12 @@ def _wrap(declared: Endpoint, handler: Handler) -> Callable[[web.Request], Await
     return run
 
 
+def _json(model: BaseModel) -> Any:
+    """A response model as JSON values: the fields the handler set (a section a
+    view leaves out stays out, as it always did)."""
+    return model.model_dump(mode="json", by_alias=True, exclude_unset=True)
+
+
 def _respond(declared: Endpoint, result: Any, query: Any) -> web.StreamResponse:
     if isinstance(result, web.StreamResponse):
         return result
@@ -210,14 +216,12 @@ def _respond(declared: Endpoint, result: Any, query: Any) -> web.StreamResponse:
         fmt = getattr(query, "format", "json")
         if fmt == "csv":
             page = Page(limit=result.limit, offset=result.offset, format="csv")
-            rows = [item.model_dump(mode="json", by_alias=True) for item in result.items]
+            rows = [_json(item) for item in result.items]
             return listing_response(
                 page, rows, result.total, declared.csv.columns, declared.csv.filename
             )
     if isinstance(result, BaseModel):
-        return web.json_response(
-            result.model_dump(mode="json", by_alias=True), status=declared.status
-        )
+        return web.json_response(_json(result), status=declared.status)
     raise TypeError(f"{declared.method} {declared.path} returned {type(result).__name__}")
 
 

@@ -26,7 +26,6 @@ REF_TEMPLATE = "#/components/schemas/{model}"
 # Features not yet declared with endpoints: their api.py still contributes PATHS
 # (and SCHEMAS) for their routes. Temporary: empty once every feature is converted.
 LEGACY_APIS = [
-    "sac_ivr.protocols.api",
     "sac_ivr.panels.api",
     "sac_ivr.calls.api",
     "sac_ivr.lifecycle.api",

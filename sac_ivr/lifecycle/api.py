@@ -1,9 +1,17 @@
 """OpenAPI description of the lifecycle routes (merged in http/openapi.py)."""
 
 from sac_ivr.http.openapi import error_responses, json_body, ref
-from sac_ivr.protocols.api import NUMBER_PARAM
 
 NULLABLE_STRING = {"type": ["string", "null"]}
+
+NUMBER_PARAM = {
+    "name": "number",
+    "in": "path",
+    "required": True,
+    "description": "Protocol number: digits only; the default format's last digit is a "
+    "Damm check digit and is verified before any lookup.",
+    "schema": {"type": "string", "pattern": "^[0-9]{1,64}$"},
+}
 
 SCHEMAS = {
     "ProtocolChanges": {
