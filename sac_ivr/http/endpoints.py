@@ -26,7 +26,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -57,6 +57,24 @@ class RequestModel(BaseModel):
     the fields are checked in the order they are declared."""
 
     model_config = ConfigDict(alias_generator=WIRE_NAMES, frozen=True)
+
+
+def _document_required(schema: dict[str, Any], model: type[BaseModel]) -> None:
+    required = list(getattr(model, "REQUIRED", ()))
+    if required:
+        schema["required"] = required
+        for name in required:
+            schema.get("properties", {}).get(name, {}).pop("default", None)
+
+
+class BodyModel(RequestModel):
+    """Base of JSON body models: unknown fields refused (before any field is read:
+    :func:`read_body`). A field the reader must see even when absent (to answer
+    "X is required" in its turn) has ``Field(default=None, validate_default=True)``
+    and is listed in ``REQUIRED``, which the schema then states."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_document_required)
+    REQUIRED: ClassVar[tuple[str, ...]] = ()
 
 
 class ResponseModel(BaseModel):
@@ -109,6 +127,8 @@ class Endpoint:
     status: int = 200
     response_description: str = "OK"
     csv: CsvExport | None = None
+    # Headers of the declared answer (e.g. Cache-Control: no-store for a secret).
+    headers: Mapping[str, str] = field(default_factory=dict)
     errors: tuple[int, ...] = ()
     # Other JSON answers the handler gives itself: status -> (model, description).
     other_responses: Mapping[int, tuple[type[BaseModel], str]] = field(default_factory=dict)
@@ -221,7 +241,9 @@ def _respond(declared: Endpoint, result: Any, query: Any) -> web.StreamResponse:
                 page, rows, result.total, declared.csv.columns, declared.csv.filename
             )
     if isinstance(result, BaseModel):
-        return web.json_response(_json(result), status=declared.status)
+        return web.json_response(
+            _json(result), status=declared.status, headers=dict(declared.headers) or None
+        )
     raise TypeError(f"{declared.method} {declared.path} returned {type(result).__name__}")
 
 

@@ -161,7 +161,8 @@ class Reads(GroupedMetadata):
     """A parameter read by a feature's own reader, ``read(raw, name)`` (with
     ``with_request``: ``read(raw, name, request)``, for a reader that needs the
     running service, e.g. the protocol number format). ``raw`` is None when the
-    parameter is absent; the reader raises its 400 itself. ``schema`` documents it."""
+    parameter is absent; the reader raises its 400 itself. ``schema`` documents it.
+    With ``json``, the reader gets a body's JSON value as it is (any type)."""
 
     def __init__(
         self,
@@ -169,15 +170,16 @@ class Reads(GroupedMetadata):
         schema: dict[str, Any] | None = None,
         *,
         with_request: bool = False,
+        json: bool = False,
     ) -> None:
-        self.read, self.schema, self.with_request = read, schema, with_request
+        self.read, self.schema, self.with_request, self.json = read, schema, with_request, json
 
     def __iter__(self) -> Iterator[Any]:
-        reader, with_request = self.read, self.with_request
+        reader, with_request, json = self.read, self.with_request, self.json
 
         def read(value: Any, info: ValidationInfo) -> Any:
             name = wire_name(info)
-            raw = _raw_text(value, name)
+            raw = value if json else _raw_text(value, name)
             if with_request:
                 return reader(raw, name, request_of(info))
             return reader(raw, name)

@@ -31,7 +31,6 @@ LEGACY_APIS = [
     "sac_ivr.lifecycle.api",
     "sac_ivr.history.api",
     "sac_ivr.reports.api",
-    "sac_ivr.auth.api",
 ]
 
 
