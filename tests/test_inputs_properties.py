@@ -321,7 +321,7 @@ def test_every_query_reader_gives_a_value_or_a_400(query: dict[str, str]) -> Non
         parse_page,
         lambda r: parse_page(r, max_limit=reports_schemas.MAX_LIMIT),
         lambda r: read_query(protocols_schemas.ProtocolQuery, r).to_filter(),
-        calls_schemas.parse_filter,
+        lambda r: read_query(calls_schemas.CallQuery, r).to_filter(),
         lambda r: read_query(notifications_schemas.NotificationQuery, r),
         panels_schemas.parse_view,
         history_schemas.parse_format,
