@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from aiohttp import web
 from pydantic import Field, create_model
 
 from sac_ivr.audit.models import AccessLogEntry as AccessLogRow
@@ -102,12 +101,12 @@ def _action(raw: str | None, name: str) -> str | None:
     return action or None
 
 
-def _protocol(raw: str | None, name: str, request: web.Request) -> str | None:
+def _protocol(raw: str | None, name: str, context: dict[str, Any]) -> str | None:
     protocol = (raw or "").strip()
     if not protocol:
         return None
     try:
-        return services_of(request).protocol_format.validate(protocol)
+        return services_of(context["request"]).protocol_format.validate(protocol)
     except InvalidProtocolNumber as exc:
         raise bad_request(str(exc), field="protocol") from None
 
@@ -123,7 +122,7 @@ class AccessLogQuery(ListQuery):
         Reads(
             _protocol,
             {"type": "string", "description": "Reads that showed this protocol."},
-            with_request=True,
+            with_context=True,
         ),
     ] = None
     from_: Annotated[datetime | None, QueryDatetime()] = None

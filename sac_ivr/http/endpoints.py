@@ -164,26 +164,27 @@ def _validation_error(exc: ValidationError) -> Exception:
 ModelT = TypeVar("ModelT", bound=RequestModel)
 
 
-def _validate(model: type[ModelT], data: Any, request: web.Request) -> ModelT:
+def _validate(model: type[ModelT], data: Any, context: dict[str, Any]) -> ModelT:
     try:
-        return model.model_validate(data, context={"request": request})
+        return model.model_validate(data, context=context)
     except ValidationError as exc:
         raise _validation_error(exc) from None
 
 
 def read_query(model: type[ModelT], request: web.Request) -> ModelT:
     """The request's query as ``model`` (the first value of a repeated parameter)."""
-    return _validate(model, {key: request.query.get(key) for key in request.query}, request)
+    raw = {key: request.query.get(key) for key in request.query}
+    return _validate(model, raw, {"request": request})
 
 
 def read_path(model: type[ModelT], request: web.Request) -> ModelT:
-    return _validate(model, dict(request.match_info), request)
+    return _validate(model, dict(request.match_info), {"request": request})
 
 
-def read_body(model: type[ModelT], body: dict[str, Any], request: web.Request) -> ModelT:
+def read_body(model: type[ModelT], body: dict[str, Any], context: dict[str, Any]) -> ModelT:
     """A JSON object as ``model``: unknown fields refused, each field checked."""
     reject_unknown(body, body_fields(model))
-    return _validate(model, body, request)
+    return _validate(model, body, context)
 
 
 def body_fields(model: type[BaseModel]) -> list[str]:
@@ -211,7 +212,7 @@ def _wrap(declared: Endpoint, handler: Handler) -> Callable[[web.Request], Await
             query = kwargs["query"] = read_query(declared.query_model, request)
         if declared.body_model is not None:
             body = await read_object(request)
-            kwargs["body"] = read_body(declared.body_model, body, request)
+            kwargs["body"] = read_body(declared.body_model, body, {"request": request})
         result = await handler(request, **{k: v for k, v in kwargs.items() if k in wanted})
         return _respond(declared, result, query)
 

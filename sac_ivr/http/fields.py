@@ -159,8 +159,9 @@ class QueryDatetime(GroupedMetadata):
 
 class Reads(GroupedMetadata):
     """A parameter read by a feature's own reader, ``read(raw, name)`` (with
-    ``with_request``: ``read(raw, name, request)``, for a reader that needs the
-    running service, e.g. the protocol number format). ``raw`` is None when the
+    ``with_context``: ``read(raw, name, context)``, for a reader that needs the
+    running service, e.g. the protocol number format: the endpoint's validation
+    context holds the request under "request"). ``raw`` is None when the
     parameter is absent; the reader raises its 400 itself. ``schema`` documents it.
     With ``json``, the reader gets a body's JSON value as it is (any type)."""
 
@@ -169,29 +170,24 @@ class Reads(GroupedMetadata):
         read: Callable[..., Any],
         schema: dict[str, Any] | None = None,
         *,
-        with_request: bool = False,
+        with_context: bool = False,
         json: bool = False,
     ) -> None:
-        self.read, self.schema, self.with_request, self.json = read, schema, with_request, json
+        self.read, self.schema, self.with_context, self.json = read, schema, with_context, json
 
     def __iter__(self) -> Iterator[Any]:
-        reader, with_request, json = self.read, self.with_request, self.json
+        reader, with_context, json = self.read, self.with_context, self.json
 
         def read(value: Any, info: ValidationInfo) -> Any:
             name = wire_name(info)
             raw = value if json else _raw_text(value, name)
-            if with_request:
-                return reader(raw, name, request_of(info))
+            if with_context:
+                return reader(raw, name, info.context or {})
             return reader(raw, name)
 
         yield BeforeValidator(read)
         if self.schema is not None:
             yield WithJsonSchema(self.schema)
-
-
-def request_of(info: ValidationInfo) -> Any:
-    """The aiohttp request being validated (the endpoint passes it as context)."""
-    return (info.context or {}).get("request")
 
 
 def _read_phone(value: Any, info: ValidationInfo) -> str | None:

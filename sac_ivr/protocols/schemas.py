@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from pydantic import ConfigDict, Field, RootModel, WithJsonSchema, model_validator
 
 from sac_ivr.db.base import utcnow
+from sac_ivr.http.context import services_of
 from sac_ivr.http.endpoints import (
     CsvExport,
     ListQuery,
@@ -23,6 +24,7 @@ from sac_ivr.http.listing import iso
 from sac_ivr.lifecycle.statuses import status_label
 from sac_ivr.phones import mask_phone
 from sac_ivr.protocols.models import Protocol, ProtocolEvent
+from sac_ivr.protocols.numbering import InvalidProtocolNumber
 from sac_ivr.protocols.services import ProtocolFilter
 
 STATUS_MAX = 24
@@ -218,6 +220,23 @@ class NumberPath(RequestModel):
         description="Protocol number: digits only; the default format's last digit is a "
         "Damm check digit and is verified before any lookup."
     )
+
+
+def _checked_number(raw: str | None, name: str, context: dict[str, Any]) -> str:
+    try:
+        return services_of(context["request"]).protocol_format.validate(raw or "")
+    except InvalidProtocolNumber as exc:
+        raise bad_request(str(exc), code="invalid_protocol_number") from None
+
+
+class CheckedNumberPath(RequestModel):
+    """A protocol number in the path, checked (format and check digit) before any
+    database work."""
+
+    number: Annotated[
+        str,
+        Reads(_checked_number, {"type": "string", "pattern": "^[0-9]{1,64}$"}, with_context=True),
+    ] = Field(description=NumberPath.model_fields["number"].description)
 
 
 class LookupQuery(RequestModel):
