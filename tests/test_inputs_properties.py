@@ -324,8 +324,8 @@ def test_every_query_reader_gives_a_value_or_a_400(query: dict[str, str]) -> Non
         lambda r: read_query(calls_schemas.CallQuery, r).to_filter(),
         lambda r: read_query(notifications_schemas.NotificationQuery, r),
         panels_schemas.parse_view,
-        history_schemas.parse_format,
-        history_schemas.parse_list_flags,
+        lambda r: read_query(history_schemas.FormatQuery, r),
+        lambda r: read_query(history_schemas.ListFlagsQuery, r),
         lambda r: history_schemas.parse_customer(r.query, from_body=False),
         lambda r: reports_schemas.parse_params(r, TZ),
     ]

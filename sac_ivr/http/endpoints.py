@@ -127,6 +127,8 @@ class Endpoint:
     status: int = 200
     response_description: str = "OK"
     csv: CsvExport | None = None
+    # Other media types of the declared answer (e.g. text/html with format=html).
+    alternate_content: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     # Headers of the declared answer (e.g. Cache-Control: no-store for a secret).
     headers: Mapping[str, str] = field(default_factory=dict)
     errors: tuple[int, ...] = ()

@@ -27,7 +27,6 @@ REF_TEMPLATE = "#/components/schemas/{model}"
 # (and SCHEMAS) for their routes. Temporary: empty once every feature is converted.
 LEGACY_APIS = [
     "sac_ivr.panels.api",
-    "sac_ivr.history.api",
     "sac_ivr.reports.api",
 ]
 
@@ -209,6 +208,8 @@ def _operation(declared: Endpoint, schemas: dict[str, Any]) -> dict[str, Any]:
             responses[str(declared.status)] = page_body(schema, declared.response_description)
         else:
             responses[str(declared.status)] = json_body(schema, declared.response_description)
+        content = responses[str(declared.status)]["content"]
+        content.update({media: dict(spec) for media, spec in declared.alternate_content.items()})
     for status, (model, description) in declared.other_responses.items():
         responses[str(status)] = json_body(refs[(model, "serialization")], description)
     for status, answer in declared.raw_responses.items():
