@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from sac_ivr.http.errors import bad_request
 from sac_ivr.http.fields import WIRE_NAMES, QueryChoice, QueryInt
-from sac_ivr.http.inputs import read_object, reject_unknown
+from sac_ivr.http.inputs import read_json, read_object, reject_unknown
 from sac_ivr.http.listing import (
     DEFAULT_LIMIT,
     FORMATS,
@@ -123,6 +123,9 @@ class Endpoint:
     path_model: type[RequestModel] | None = None
     query_model: type[RequestModel] | None = None
     body_model: type[RequestModel] | None = None
+    # "object": a JSON object whose unknown fields are refused; "json": any JSON
+    # document, handed to the body model as it is (the model says what it accepts).
+    body_reader: Literal["object", "json"] = "object"
     response: type[BaseModel] | None = None
     status: int = 200
     response_description: str = "OK"
@@ -213,8 +216,13 @@ def _wrap(declared: Endpoint, handler: Handler) -> Callable[[web.Request], Await
         if declared.query_model is not None:
             query = kwargs["query"] = read_query(declared.query_model, request)
         if declared.body_model is not None:
-            body = await read_object(request)
-            kwargs["body"] = read_body(declared.body_model, body, {"request": request})
+            context = {"request": request}
+            if declared.body_reader == "json":
+                raw_body = await read_json(request)
+                kwargs["body"] = _validate(declared.body_model, raw_body, context)
+            else:
+                body = await read_object(request)
+                kwargs["body"] = read_body(declared.body_model, body, context)
         result = await handler(request, **{k: v for k, v in kwargs.items() if k in wanted})
         return _respond(declared, result, query)
 
