@@ -12,7 +12,6 @@ from sac_ivr.history import document, schemas, services
 from sac_ivr.http.context import services_of
 from sac_ivr.http.endpoints import Endpoints
 from sac_ivr.http.errors import ApiError, not_found
-from sac_ivr.http.openapi import json_body, ref
 from sac_ivr.lifecycle.services import lifecycle_of
 
 api = Endpoints()
@@ -148,8 +147,8 @@ async def get_history_request(
     response=schemas.History,
     response_description="The history",
     alternate_content=schemas.HTML_CONTENT,
-    errors=(404,),
-    raw_responses={410: json_body(ref("Error"), "The customer's data was anonymised")},
+    errors=(404, 410),
+    error_descriptions={410: "The customer's data was anonymised"},
 )
 async def get_history_request_document(
     request: web.Request,

@@ -135,6 +135,8 @@ class Endpoint:
     # Headers of the declared answer (e.g. Cache-Control: no-store for a secret).
     headers: Mapping[str, str] = field(default_factory=dict)
     errors: tuple[int, ...] = ()
+    # What an error status means here, when not the usual (e.g. 409, 429).
+    error_descriptions: Mapping[int, str] = field(default_factory=dict)
     # Other JSON answers the handler gives itself: status -> (model, description).
     other_responses: Mapping[int, tuple[type[BaseModel], str]] = field(default_factory=dict)
     # OpenAPI responses written by hand, for what is not JSON (HTML, SSE, files).

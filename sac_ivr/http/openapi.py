@@ -8,8 +8,6 @@ compares the document with the routes the application really serves.
 
 from __future__ import annotations
 
-import copy
-from importlib import import_module
 from typing import Any
 
 from aiohttp import web
@@ -19,13 +17,8 @@ from pydantic.json_schema import models_json_schema
 from sac_ivr import __version__
 from sac_ivr.http.endpoints import Endpoint, endpoint_of
 from sac_ivr.http.errors import RETRY_AFTER_S
-from sac_ivr.http.inputs import DATE_RANGE_TEXT, MAX_INT_DIGITS
-from sac_ivr.http.listing import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET
 
 REF_TEMPLATE = "#/components/schemas/{model}"
-# Features not yet declared with endpoints: their api.py still contributes PATHS
-# (and SCHEMAS) for their routes. Temporary: empty once every feature is converted.
-LEGACY_APIS = []
 
 
 def ref(name: str) -> dict[str, str]:
@@ -46,11 +39,6 @@ ERROR_TEXT = {
     415: "The body is not application/json",
     503: f"The database does not answer; Retry-After: {RETRY_AFTER_S} (seconds)",
 }
-# The largest id a path accepts (12 digits).
-MAX_ID = 10**MAX_INT_DIGITS - 1
-DATE_DESCRIPTION = f"Years {DATE_RANGE_TEXT}."
-
-
 ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
@@ -69,61 +57,6 @@ ERROR_SCHEMA: dict[str, Any] = {
 
 def error_responses(*statuses: int) -> dict[str, Any]:
     return {str(s): json_body(ref("Error"), ERROR_TEXT[s]) for s in statuses}
-
-
-def list_params(max_limit: int = MAX_LIMIT) -> list[dict[str, Any]]:
-    """``limit``, ``offset``, ``format``: the limits :func:`listing.parse_page` enforces."""
-    return [
-        {
-            "name": "limit",
-            "in": "query",
-            "schema": {
-                "type": "integer",
-                "minimum": 1,
-                "maximum": max_limit,
-                "default": DEFAULT_LIMIT,
-            },
-        },
-        {
-            "name": "offset",
-            "in": "query",
-            "schema": {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET, "default": 0},
-        },
-        {"name": "format", "in": "query", "schema": {"enum": ["json", "csv"], "default": "json"}},
-    ]
-
-
-def id_param(name: str = "id") -> dict[str, Any]:
-    return {
-        "name": name,
-        "in": "path",
-        "required": True,
-        "schema": {"type": "integer", "minimum": 0, "maximum": MAX_ID},
-    }
-
-
-def page_body(schema: dict[str, Any], description: str) -> dict[str, Any]:
-    """A listing's answer: a JSON page, or the same rows as CSV with format=csv."""
-    return {
-        "description": description,
-        "content": {
-            "application/json": {"schema": schema},
-            "text/csv": {"schema": {"type": "string"}},
-        },
-    }
-
-
-def page_schema(item: str) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "required": ["items", "total", "limit", "offset"],
-        "properties": {
-            "items": {"type": "array", "items": ref(item)},
-            "total": {"type": "integer"},
-            "limit": {"type": "integer"},
-            "offset": {"type": "integer"},
-        },
-    }
 
 
 def _common_responses(path: str, operation: dict[str, Any]) -> None:
@@ -180,7 +113,9 @@ def _operation(declared: Endpoint, schemas: dict[str, Any]) -> dict[str, Any]:
         models.append((declared.response, "serialization"))
     models += [(model, "serialization") for model, _ in declared.other_responses.values()]
     refs, defs = models_json_schema(models, ref_template=REF_TEMPLATE)
-    schemas.update(defs.get("$defs", {}))
+    for name, schema in defs.get("$defs", {}).items():
+        if schemas.setdefault(name, schema) != schema:
+            raise ValueError(f"two different models are named {name}: rename one")
     operation: dict[str, Any] = {"summary": declared.summary}
     if declared.description:
         operation["description"] = declared.description
@@ -201,17 +136,18 @@ def _operation(declared: Endpoint, schemas: dict[str, Any]) -> dict[str, Any]:
     responses: dict[str, Any] = {}
     if declared.response is not None:
         schema = refs[(declared.response, "serialization")]
-        if declared.csv is not None:
-            responses[str(declared.status)] = page_body(schema, declared.response_description)
-        else:
-            responses[str(declared.status)] = json_body(schema, declared.response_description)
+        responses[str(declared.status)] = json_body(schema, declared.response_description)
         content = responses[str(declared.status)]["content"]
+        if declared.csv is not None:  # a listing: the same rows as CSV with format=csv
+            content["text/csv"] = {"schema": {"type": "string"}}
         content.update({media: dict(spec) for media, spec in declared.alternate_content.items()})
     for status, (model, description) in declared.other_responses.items():
         responses[str(status)] = json_body(refs[(model, "serialization")], description)
     for status, answer in declared.raw_responses.items():
         responses[str(status)] = dict(answer)
-    responses.update(error_responses(*declared.errors))
+    for status in declared.errors:
+        text = declared.error_descriptions.get(status) or ERROR_TEXT[status]
+        responses[str(status)] = json_body(ref("Error"), text)
     if declared.role is not None:
         responses.update(error_responses(401, 403))
     operation["responses"] = responses
@@ -223,27 +159,10 @@ def _route_path(route: web.AbstractRoute) -> str | None:
     return info.get("path") or info.get("formatter")
 
 
-def _legacy_paths() -> tuple[dict[str, Any], dict[str, Any]]:
-    """PATHS and SCHEMAS of the features not yet declared with endpoints."""
-    paths: dict[str, Any] = {}
-    schemas: dict[str, Any] = {}
-    for module_name in LEGACY_APIS:
-        module = import_module(module_name)
-        for path, operations in module.PATHS.items():
-            paths.setdefault(path, {}).update(operations)
-        schemas.update(getattr(module, "SCHEMAS", {}))
-        for item in getattr(module, "PAGED", ()):
-            schemas[f"{item}Page"] = page_schema(item)
-    if LEGACY_APIS:
-        schemas.setdefault("ProtocolPage", page_schema("ProtocolAgent"))
-    return paths, schemas
-
-
 def build_openapi(app: web.Application) -> dict[str, Any]:
     """The document of the routes ``app`` serves, from each route's declaration."""
     paths: dict[str, Any] = {}
     schemas: dict[str, Any] = {"Error": ERROR_SCHEMA}
-    legacy_paths, legacy_schemas = _legacy_paths()
     for route in app.router.routes():
         if route.method in ("HEAD", "OPTIONS"):
             continue
@@ -254,10 +173,6 @@ def build_openapi(app: web.Application) -> dict[str, Any]:
         declared = endpoint_of(route.handler)
         if declared is not None:
             paths.setdefault(path, {})[method] = _operation(declared, schemas)
-        elif method in legacy_paths.get(path, {}):
-            paths.setdefault(path, {})[method] = copy.deepcopy(legacy_paths[path][method])
-    for name, schema in legacy_schemas.items():
-        schemas.setdefault(name, schema)
     for path, operations in paths.items():
         for operation in operations.values():
             _common_responses(path, operation)

@@ -9,7 +9,6 @@ from sac_ivr.auth.services import Identity, is_active_name
 from sac_ivr.http.context import services_of
 from sac_ivr.http.endpoints import Endpoints
 from sac_ivr.http.errors import ApiError, bad_request, not_found
-from sac_ivr.http.openapi import json_body, ref
 from sac_ivr.lifecycle import schemas, services
 from sac_ivr.protocols import schemas as protocol_schemas
 from sac_ivr.protocols import services as protocol_services
@@ -97,13 +96,10 @@ async def patch_protocol(
     body_model=schemas.Transition,
     response=protocol_schemas.ProtocolAgent,
     response_description="The agent view with its events",
-    errors=(404,),
-    raw_responses={
-        409: json_body(
-            ref("Error"),
-            "Not allowed from the current status; error.details.allowed lists "
-            "the statuses it may move to",
-        )
+    errors=(404, 409),
+    error_descriptions={
+        409: "Not allowed from the current status; error.details.allowed lists "
+        "the statuses it may move to",
     },
 )
 async def post_transition(

@@ -18,7 +18,6 @@ from sac_ivr.auth.services import Identity, identify
 from sac_ivr.http.context import services_of
 from sac_ivr.http.endpoints import Endpoints
 from sac_ivr.http.errors import ApiError, not_found
-from sac_ivr.http.openapi import json_body, ref
 from sac_ivr.panels import schemas
 from sac_ivr.panels.services import LiveView, live_messages
 from sac_ivr.services import Services
@@ -268,8 +267,9 @@ async def live_snapshot(
             "description": "The event stream",
             "content": {"text/event-stream": {"schema": {"type": "string"}}},
         },
-        429: json_body(ref("Error"), "Too many streams open for this token"),
     },
+    errors=(429,),
+    error_descriptions={429: "Too many streams open for this token"},
 )
 async def live_events(
     request: web.Request, identity: Identity, query: schemas.ViewQuery

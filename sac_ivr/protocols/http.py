@@ -10,7 +10,6 @@ from sac_ivr.auth.services import Identity
 from sac_ivr.http.context import services_of
 from sac_ivr.http.endpoints import Endpoints
 from sac_ivr.http.errors import bad_request, not_found
-from sac_ivr.http.openapi import json_body, ref
 from sac_ivr.protocols import public, schemas, services
 from sac_ivr.protocols.numbering import InvalidProtocolNumber
 
@@ -43,10 +42,10 @@ def validated_number(request: web.Request) -> str:
     query_model=schemas.LookupQuery,
     response=schemas.ProtocolAnswer,
     response_description="The protocol",
-    errors=(401, 404),
-    raw_responses={
-        403: json_body(ref("Error"), "The second factor or link does not match"),
-        429: json_body(ref("Error"), "Too many lookups (Retry-After says when)"),
+    errors=(401, 403, 404, 429),
+    error_descriptions={
+        403: "The second factor or link does not match",
+        429: "Too many lookups (Retry-After says when)",
     },
 )
 async def get_protocol(request: web.Request) -> web.Response | schemas.ProtocolAnswer:
