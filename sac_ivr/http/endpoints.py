@@ -5,7 +5,8 @@ A feature declares each handler once, on its :class:`Endpoints` table::
     api = Endpoints()
 
     @api.get("/api/v1/notifications", summary="...", role="supervisor",
-             query=NotificationQuery, response=NotificationPage, csv=NOTIFICATION_CSV)
+             query_model=NotificationQuery, response=NotificationPage,
+             csv=NOTIFICATIONS_CSV)
     async def list_notifications(request, query: NotificationQuery) -> NotificationPage:
         ...
 
@@ -178,10 +179,12 @@ def _validate(model: type[ModelT], data: Any, context: dict[str, Any]) -> ModelT
         raise _validation_error(exc) from None
 
 
-def read_query(model: type[ModelT], request: web.Request) -> ModelT:
-    """The request's query as ``model`` (the first value of a repeated parameter)."""
+def read_query(model: type[ModelT], request: web.Request, **context: Any) -> ModelT:
+    """The request's query as ``model`` (the first value of a repeated parameter).
+    ``context`` adds to the validation context (tests give what a running service
+    would, e.g. ``tz``)."""
     raw = {key: request.query.get(key) for key in request.query}
-    return _validate(model, raw, {"request": request})
+    return _validate(model, raw, {"request": request, **context})
 
 
 def read_path(model: type[ModelT], request: web.Request) -> ModelT:

@@ -35,6 +35,7 @@ from sac_ivr.http.inputs import (
     parse_bool,
     parse_choice,
     parse_datetime,
+    parse_id,
     parse_int,
     phone_param,
     query_text,
@@ -219,10 +220,7 @@ DocumentQuery = Annotated[
 
 def _read_id(value: Any, info: ValidationInfo) -> int:
     name = wire_name(info)
-    raw = _raw_text(value, name) or ""
-    if len(raw) > MAX_INT_DIGITS or not (raw.isascii() and raw.isdigit()):
-        raise bad_request(f"{name} must be a whole number (digits 0-9)", field=name)
-    return int(raw)
+    return parse_id(_raw_text(value, name) or "", name)
 
 
 # A numeric id in the path: ASCII digits, at most 12.

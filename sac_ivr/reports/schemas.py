@@ -6,7 +6,6 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, time, timedelta, tzinfo
 from typing import Annotated, Any, Literal
 
-from aiohttp import web
 from pydantic import ConfigDict, Field, ValidationInfo, WithJsonSchema, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
@@ -58,13 +57,9 @@ CSV_COLUMNS["overdue"] = CSV_COLUMNS["pending"]
 CSV_COLUMNS["due-soon"] = CSV_COLUMNS["pending"]
 
 
-def parse_params(request: web.Request, tz: tzinfo) -> ReportParams:
+def read_params(query: Mapping[str, Any], tz: tzinfo) -> ReportParams:
     """``from``/``until`` (default: the last 30 days, today included),
     ``due_within_days`` (default 2)."""
-    return read_params(request.query, tz)
-
-
-def read_params(query: Mapping[str, Any], tz: tzinfo) -> ReportParams:
     now = utcnow()
     start = parse_datetime(query.get("from"), "from", tz)
     end = parse_datetime(query.get("until"), "until", tz, day_end=True)
