@@ -20,7 +20,7 @@ class Notification(ResponseModel):
     protocol: str | None
     kind: str = Field(description="opened, status, cancellation, sms_request, history")
     channel: Literal["sms", "email"]
-    to: str = Field(description="Masked recipient")
+    to: str | None = Field(description="Masked recipient")
     status: Literal["pending", "sending", "sent", "failed"]
     attempts: int
     next_attempt_at: Timestamp | None

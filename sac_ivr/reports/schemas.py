@@ -94,12 +94,12 @@ class ReportQuery(RequestModel):
     """The period and the 'due soon' horizon, read together by :func:`read_params`
     in the service's time zone (the defaults depend on each other)."""
 
-    from_: Annotated[datetime, WithJsonSchema({"type": "string"})] = Field(
+    from_: Annotated[datetime | None, WithJsonSchema({"type": "string"})] = Field(
         default=None,
         description="YYYY-MM-DD (local day, included) or an ISO date-time (local time "
         "without an offset). Default: 30 days before until. " + DATE_DESCRIPTION,
     )
-    until: Annotated[datetime, WithJsonSchema({"type": "string"})] = Field(
+    until: Annotated[datetime | None, WithJsonSchema({"type": "string"})] = Field(
         default=None,
         description="YYYY-MM-DD (local day, included) or an ISO date-time (excluded). "
         f"Default: today included. At most {MAX_PERIOD_DAYS} days after from. " + DATE_DESCRIPTION,
@@ -107,7 +107,7 @@ class ReportQuery(RequestModel):
     due_within_days: Annotated[
         int, WithJsonSchema({"type": "integer", "minimum": 0, "maximum": DUE_WITHIN_DAYS_MAX})
     ] = Field(default=2, description="Horizon of 'due soon'.")
-    now: SkipJsonSchema[datetime] = Field(default=None)
+    now: SkipJsonSchema[datetime | None] = None
 
     @model_validator(mode="before")
     @classmethod
@@ -124,6 +124,8 @@ class ReportQuery(RequestModel):
         }
 
     def params(self) -> ReportParams:
+        # Set by _period, which runs first: never None here.
+        assert self.from_ is not None and self.until is not None and self.now is not None
         return ReportParams(
             period=Period(self.from_, self.until),
             now=self.now,
