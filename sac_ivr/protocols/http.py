@@ -53,7 +53,10 @@ async def get_protocol(request: web.Request) -> web.Response | schemas.ProtocolA
     public lookup, limited and counted (see protocols/public.py)."""
     identity = await optional_identity(request)
     if identity is None:
-        return await public.lookup(request, request.match_info["number"])
+        answer = await public.lookup(request, request.match_info["number"])
+        if isinstance(answer, schemas.ProtocolPublic):
+            return schemas.ProtocolAnswer(answer)
+        return answer  # refused: limited, or the factor does not match
     number = validated_number(request)  # before any database work
     async with services_of(request).reader() as session:
         protocol = await services.get_by_number(session, number, with_events=True)
