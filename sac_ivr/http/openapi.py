@@ -154,6 +154,12 @@ def _operation(declared: Endpoint, schemas: dict[str, Any]) -> dict[str, Any]:
     return operation
 
 
+def _tag(handler: object) -> str:
+    """The feature a handler belongs to (``sac_ivr.<feature>.http``), as its tag."""
+    parts = getattr(handler, "__module__", "").split(".")
+    return parts[1] if len(parts) > 2 and parts[1] != "http" else "service"
+
+
 def _route_path(route: web.AbstractRoute) -> str | None:
     info = route.resource.get_info() if route.resource is not None else {}
     return info.get("path") or info.get("formatter")
@@ -172,13 +178,21 @@ def build_openapi(app: web.Application) -> dict[str, Any]:
         method = route.method.lower()
         declared = endpoint_of(route.handler)
         if declared is not None:
-            paths.setdefault(path, {})[method] = _operation(declared, schemas)
+            operation = _operation(declared, schemas)
+            operation["tags"] = [_tag(route.handler)]
+            paths.setdefault(path, {})[method] = operation
     for path, operations in paths.items():
         for operation in operations.values():
             _common_responses(path, operation)
     return {
         "openapi": "3.1.0",
         "info": {"title": "sac-ivr", "version": __version__},
+        "tags": [
+            {"name": name}
+            for name in sorted(
+                {t for ops in paths.values() for op in ops.values() for t in op["tags"]}
+            )
+        ],
         "paths": paths,
         "components": {
             "schemas": schemas,
