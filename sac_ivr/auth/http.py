@@ -139,8 +139,8 @@ async def post_token(request: web.Request, body: schemas.TokenBody) -> schemas.N
 async def delete_token(request: web.Request, path: schemas.TokenPath) -> schemas.Token:
     try:
         row = await revoke_token(services_of(request).sessionmaker, token_id=path.id)
-    except TokenNotFound:
-        raise not_found(f"token {path.id} not found") from None
+    except TokenNotFound:  # the id as the client wrote it
+        raise not_found(f"token {request.match_info['id']} not found") from None
     return schemas.token_model(row)
 
 
