@@ -7,6 +7,7 @@ import pytest
 
 from sac_ivr.auth.services import create_token
 from sac_ivr.http.app import create_app
+from sac_ivr.http.endpoints import endpoint_of
 from sac_ivr.http.openapi import build_openapi
 from sac_ivr.runner import RunningService
 from tests.fakeasterisk.agi import fake_call
@@ -156,9 +157,43 @@ async def test_openapi_document_matches_the_served_routes(services) -> None:
         for route in resource:
             if route.method not in ("HEAD", "OPTIONS"):
                 served.add((route.method.lower(), path))
+    doc = build_openapi(app)
     documented = {
-        (method, path)
-        for path, operations in build_openapi()["paths"].items()
-        for method in operations
+        (method, path) for path, operations in doc["paths"].items() for method in operations
     }
     assert served == documented
+    # Each operation carries the schemas of what it reads and answers, all resolvable.
+    components = doc["components"]["schemas"]
+
+    def resolves(schema: dict) -> bool:
+        target = schema.get("$ref", "")
+        return not target or target.rsplit("/", 1)[-1] in components
+
+    for route in app.router.routes():
+        declared = endpoint_of(route.handler)
+        if declared is None or route.method == "HEAD":
+            continue
+        operation = doc["paths"][route.resource.canonical][route.method.lower()]
+        answers = {s: a for s, a in operation["responses"].items() if s.startswith("2")}
+        assert answers, (route.method, declared.path)
+        for status, answer in operation["responses"].items():
+            assert answer["description"], (route.method, declared.path, status)
+            for media in answer.get("content", {}).values():
+                assert "schema" in media and resolves(media["schema"]), (declared.path, status)
+        if declared.response is not None:
+            json_answer = answers[str(declared.status)]["content"]["application/json"]
+            assert json_answer["schema"]["$ref"].endswith(f"/{declared.response.__name__}")
+        if declared.body_model is not None:
+            body = operation["requestBody"]["content"]["application/json"]["schema"]
+            assert resolves(body) and body["$ref"].endswith(f"/{declared.body_model.__name__}")
+        else:
+            assert "requestBody" not in operation
+        params = {(p["in"], p["name"]) for p in operation.get("parameters", [])}
+        assert all("schema" in p for p in operation.get("parameters", []))
+        for where, model in (("path", declared.path_model), ("query", declared.query_model)):
+            for name, info in (model.model_fields if model else {}).items():
+                if info.exclude or name == "now":
+                    continue
+                assert (where, info.alias or name) in params, (declared.path, name)
+        for name in route.resource.get_info().get("formatter", "").split("{")[1:]:
+            assert ("path", name.split("}")[0]) in params, (declared.path, name)

@@ -13,11 +13,14 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from sac_ivr.auth.services import create_token
+from sac_ivr.http.app import create_app
 from sac_ivr.http.openapi import build_openapi
 from sac_ivr.protocols.models import Protocol
 from sac_ivr.runner import RunningService
+from sac_ivr.services import Services
 from tests.fakeasterisk.agi import fake_call
 
 
@@ -340,10 +343,10 @@ async def test_the_server_header_names_no_version(running_sqlite: RunningService
 # ------------------------------------------------ the document states the real limits
 
 
-def _integer_query_limits() -> list[tuple[str, str, str, int, int]]:
+def _integer_query_limits(app: web.Application) -> list[tuple[str, str, str, int, int]]:
     """(method, path, parameter, minimum, maximum) of every integer query parameter."""
     out = []
-    for path, operations in build_openapi()["paths"].items():
+    for path, operations in build_openapi(app)["paths"].items():
         for method, operation in operations.items():
             for param in operation.get("parameters", []):
                 schema = param.get("schema", {})
@@ -352,9 +355,9 @@ def _integer_query_limits() -> list[tuple[str, str, str, int, int]]:
     return out
 
 
-def _string_query_limits() -> list[tuple[str, str, str, int]]:
+def _string_query_limits(app: web.Application) -> list[tuple[str, str, str, int]]:
     out = []
-    for path, operations in build_openapi()["paths"].items():
+    for path, operations in build_openapi(app)["paths"].items():
         for method, operation in operations.items():
             for param in operation.get("parameters", []):
                 schema = param.get("schema", {})
@@ -363,8 +366,8 @@ def _string_query_limits() -> list[tuple[str, str, str, int]]:
     return out
 
 
-def test_every_integer_query_parameter_states_its_range() -> None:
-    limits = _integer_query_limits()
+async def test_every_integer_query_parameter_states_its_range(services: Services) -> None:
+    limits = _integer_query_limits(create_app(services))
     assert len(limits) >= 10
     reports = [m for m in limits if m[1] == "/api/v1/reports/{name}" and m[2] == "limit"]
     assert reports and reports[0][4] == 10000  # was documented as 1000
@@ -390,7 +393,7 @@ async def test_the_document_states_the_limits_the_code_enforces(
                 body = await r.json() if r.content_type == "application/json" else {}
                 return r.status, body
 
-        for method, path, name, low, high in _integer_query_limits():
+        for method, path, name, low, high in _integer_query_limits(running.http.app):
             for value in (low, high):
                 status, body = await probe(method, path, {name: str(value)})
                 refused = body.get("error", {}).get("details", {}).get("field") == name
@@ -400,7 +403,7 @@ async def test_the_document_states_the_limits_the_code_enforces(
                 assert status == 400, (path, name, value)
                 assert body["error"]["details"]["field"] == name
             checked += 1
-        for method, path, name, max_length in _string_query_limits():
+        for method, path, name, max_length in _string_query_limits(running.http.app):
             status, body = await probe(method, path, {name: "1" * (max_length + 1)})
             assert status == 400, (path, name)
             assert body["error"]["details"]["field"] == name

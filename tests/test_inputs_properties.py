@@ -25,8 +25,9 @@ from sac_ivr.calls import schemas as calls_schemas
 from sac_ivr.config import Settings
 from sac_ivr.history import schemas as history_schemas
 from sac_ivr.http import inputs
+from sac_ivr.http.endpoints import ListQuery, read_query
 from sac_ivr.http.errors import ApiError
-from sac_ivr.http.listing import _csv_value, csv_safe, parse_page
+from sac_ivr.http.listing import _csv_value, csv_safe
 from sac_ivr.lifecycle import schemas as lifecycle_schemas
 from sac_ivr.lifecycle.config import LifecycleConfig
 from sac_ivr.lifecycle.services import EDITABLE_FIELDS
@@ -317,16 +318,15 @@ TZ = ZoneInfo("America/Sao_Paulo")
 def test_every_query_reader_gives_a_value_or_a_400(query: dict[str, str]) -> None:
     request = query_request(query)
     readers = [
-        parse_page,
-        lambda r: parse_page(r, max_limit=reports_schemas.MAX_LIMIT),
-        protocols_schemas.parse_filter,
-        calls_schemas.parse_filter,
-        notifications_schemas.parse_filter,
+        lambda r: read_query(ListQuery, r),
+        lambda r: read_query(protocols_schemas.ProtocolQuery, r).to_filter(),
+        lambda r: read_query(calls_schemas.CallQuery, r).to_filter(),
+        lambda r: read_query(notifications_schemas.NotificationQuery, r),
         panels_schemas.parse_view,
-        history_schemas.parse_format,
-        history_schemas.parse_list_flags,
+        lambda r: read_query(history_schemas.FormatQuery, r),
+        lambda r: read_query(history_schemas.ListFlagsQuery, r),
         lambda r: history_schemas.parse_customer(r.query, from_body=False),
-        lambda r: reports_schemas.parse_params(r, TZ),
+        lambda r: read_query(reports_schemas.ReportTableQuery, r, tz=TZ).params(),
     ]
     for reader in readers:
         try:

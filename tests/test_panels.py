@@ -547,7 +547,7 @@ def test_panels_routes_are_documented(sqlite_url: str) -> None:
         for r in app.router.routes()
         if r.method != "HEAD" and r.handler.__module__ == "sac_ivr.panels.http"
     }
-    doc = build_openapi()
+    doc = build_openapi(app)
     documented = {
         (path, method)
         for path, ops in doc["paths"].items()

@@ -121,7 +121,7 @@ async def test_admin_api_lists_creates_and_revokes_tokens(db_url: str) -> None:
             assert {t["name"] for t in every.body["items"]} == {"root", "sueli", "bruno"}
             # The name is free again for the holder's next token.
             assert (await c.call("POST", TOKENS, body, token=admin)).status == 201
-    paths = build_openapi()["paths"]
+    paths = build_openapi(running.http.app)["paths"]
     assert set(paths[TOKENS]) == {"get", "post"} and "delete" in paths[TOKENS + "/{id}"]
 
 

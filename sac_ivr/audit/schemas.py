@@ -2,80 +2,135 @@
 
 from __future__ import annotations
 
-from datetime import date
-from typing import Any
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
 
-from aiohttp import web
+from pydantic import Field, create_model
 
-from sac_ivr.audit.models import AccessLogEntry
+from sac_ivr.audit.models import AccessLogEntry as AccessLogRow
 from sac_ivr.audit.services import ACTIONS, OUTCOMES
+from sac_ivr.http.context import services_of
+from sac_ivr.http.endpoints import CsvExport, ListQuery, PageOf, ResponseModel
 from sac_ivr.http.errors import bad_request
-from sac_ivr.http.inputs import document_param, phone_param
-from sac_ivr.http.listing import iso, parse_datetime
-from sac_ivr.protocols.numbering import InvalidProtocolNumber, ProtocolFormat
+from sac_ivr.http.fields import DocumentQuery, PhoneQuery, QueryDatetime, Reads, Timestamp
+from sac_ivr.protocols.numbering import InvalidProtocolNumber
 
 ACTOR_MAX = 64
 
 
-def entry_view(entry: AccessLogEntry, protocols: list[str]) -> dict[str, Any]:
+class AccessLogEntry(ResponseModel):
+    id: int
+    at: Timestamp
+    actor: str = Field(description="The token's name.")
+    role: Literal["agent", "supervisor", "admin"]
+    action: Literal[ACTIONS]  # type: ignore[valid-type]
+    endpoint: str = Field(description="e.g. GET /api/v1/protocols/{number}")
+    client: str | None = Field(default=None, description="The client's address.")
+    searched_by: list[Literal["phone", "document"]] = Field(
+        description="What the read searched for (the value itself is kept only as "
+        "a keyed hash: filter with phone= or document=)."
+    )
+    rows: int = Field(description="Records the answer held.")
+    protocols: list[str]
+
+
+class AccessLogEntryPage(PageOf[AccessLogEntry]):
+    pass
+
+
+def entry_view(entry: AccessLogRow, protocols: list[str]) -> AccessLogEntry:
     searched = [k for k, h in (("phone", entry.phone_hash), ("document", entry.document_hash)) if h]
-    return {
-        "id": entry.id,
-        "at": iso(entry.at),
-        "actor": entry.actor,
-        "role": entry.role,
-        "action": entry.action,
-        "endpoint": entry.endpoint,
-        "client": entry.client,
-        "searched_by": searched,
-        "rows": entry.rows,
-        "protocols": protocols,
-    }
+    return AccessLogEntry(
+        id=entry.id,
+        at=entry.at,
+        actor=entry.actor,
+        role=entry.role,  # type: ignore[arg-type]
+        action=entry.action,
+        endpoint=entry.endpoint,
+        client=entry.client,
+        searched_by=searched,  # type: ignore[arg-type]
+        rows=entry.rows,
+        protocols=protocols,
+    )
 
 
-LIST_COLUMNS = (
-    "id",
-    "at",
-    "actor",
-    "role",
-    "action",
-    "endpoint",
-    "client",
-    "searched_by",
-    "rows",
-    "protocols",
+ACCESS_LOG_CSV = CsvExport(
+    columns=(
+        "id",
+        "at",
+        "actor",
+        "role",
+        "action",
+        "endpoint",
+        "client",
+        "searched_by",
+        "rows",
+        "protocols",
+    ),
+    filename="access-log.csv",
+)
+LIST_COLUMNS = ACCESS_LOG_CSV.columns
+
+PublicLookupDay = create_model(  # type: ignore[call-overload]
+    "PublicLookupDay",
+    __base__=ResponseModel,
+    day=(str, Field(json_schema_extra={"format": "date"})),
+    **{outcome: (int, ...) for outcome in OUTCOMES},
 )
 
-COUNT_COLUMNS = ("day", *OUTCOMES)
+
+class PublicLookupDayPage(PageOf[PublicLookupDay]):  # type: ignore[valid-type]
+    pass
 
 
-def parse_access_filter(request: web.Request, fmt: ProtocolFormat) -> dict[str, Any]:
-    """Query parameters of ``GET /api/v1/access-log`` (the phone and document are
-    normalised here and hashed by the handler)."""
-    query = request.query
-    actor = query.get("actor", "").strip()
+PUBLIC_LOOKUPS_CSV = CsvExport(columns=("day", *OUTCOMES), filename="public-lookups.csv")
+COUNT_COLUMNS = PUBLIC_LOOKUPS_CSV.columns
+
+
+def _actor(raw: str | None, name: str) -> str | None:
+    actor = (raw or "").strip()
     if len(actor) > ACTOR_MAX:
         raise bad_request(f"actor must be at most {ACTOR_MAX} characters", field="actor")
-    action = query.get("action", "").strip()
+    return actor or None
+
+
+def _action(raw: str | None, name: str) -> str | None:
+    action = (raw or "").strip()
     if action and action not in ACTIONS:
         raise bad_request(f"action must be one of {', '.join(ACTIONS)}", field="action")
-    protocol = query.get("protocol", "").strip()
-    if protocol:
-        try:
-            protocol = fmt.validate(protocol)
-        except InvalidProtocolNumber as exc:
-            raise bad_request(str(exc), field="protocol") from None
-    since = parse_datetime(query.get("from"), "from")
-    until = parse_datetime(query.get("until"), "until")
-    return {
-        "actor": actor or None,
-        "action": action or None,
-        "protocol": protocol or None,
-        "phone": phone_param(query.get("phone")),
-        "document": document_param(query.get("document")),
-        "since": since,
-        "until": until,
-    }
+    return action or None
+
+
+def _protocol(raw: str | None, name: str, context: dict[str, Any]) -> str | None:
+    protocol = (raw or "").strip()
+    if not protocol:
+        return None
+    try:
+        return services_of(context["request"]).protocol_format.validate(protocol)
+    except InvalidProtocolNumber as exc:
+        raise bad_request(str(exc), field="protocol") from None
+
+
+class AccessLogQuery(ListQuery):
+    """``GET /api/v1/access-log``: the page, then the filters (the phone and document
+    are normalised here and hashed by the handler)."""
+
+    actor: Annotated[str | None, Reads(_actor, {"type": "string", "maxLength": ACTOR_MAX})] = None
+    action: Annotated[str | None, Reads(_action, {"enum": list(ACTIONS)})] = None
+    protocol: Annotated[
+        str | None,
+        Reads(
+            _protocol,
+            {"type": "string", "description": "Reads that showed this protocol."},
+            with_context=True,
+        ),
+    ] = None
+    from_: Annotated[datetime | None, QueryDatetime()] = None
+    until: Annotated[datetime | None, QueryDatetime()] = None
+    phone: PhoneQuery = Field(
+        default=None, description="Searches for this phone (any Brazilian format)."
+    )
+    document: DocumentQuery = Field(default=None, description="Searches for this CPF/CNPJ.")
 
 
 def parse_day(raw: str | None, name: str) -> date | None:
@@ -88,3 +143,11 @@ def parse_day(raw: str | None, name: str) -> date | None:
         return date.fromisoformat(text)
     except ValueError:
         raise bad_request(f"{name} must be a date, YYYY-MM-DD", field=name) from None
+
+
+DAY_SCHEMA: dict[str, Any] = {"type": "string", "format": "date"}
+
+
+class PublicLookupsQuery(ListQuery):
+    from_: Annotated[date | None, Reads(parse_day, DAY_SCHEMA)] = None
+    until: Annotated[date | None, Reads(parse_day, DAY_SCHEMA)] = None

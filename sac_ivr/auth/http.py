@@ -24,13 +24,13 @@ from sac_ivr.auth.services import (
     revoke_token,
 )
 from sac_ivr.http.context import services_of
+from sac_ivr.http.endpoints import AUTHORIZE_KEY, Endpoints
 from sac_ivr.http.errors import ApiError, bad_request, not_found
-from sac_ivr.http.listing import listing_response, parse_page
 
 COOKIE = "sac_session"
 LEGACY_COOKIE = "sac_token"  # held the raw token before sessions: cleared at login/logout
 
-routes = web.RouteTableDef()
+api = Endpoints()
 
 
 def bearer_token(request: web.Request) -> str | None:
@@ -81,50 +81,69 @@ def listing_role(request: web.Request) -> str:
 # ------------------------------------------------------------- token admin
 
 
-@routes.get("/api/v1/tokens")
-async def get_tokens(request: web.Request) -> web.Response:
-    await require(request, "admin")
-    page = parse_page(request)
-    raw = request.query.get("all", "").strip().lower()
-    if raw not in ("", "true", "false", "1", "0"):
-        raise bad_request("all must be true or false", field="all")
+@api.get(
+    "/api/v1/tokens",
+    summary="API tokens, newest first (admin)",
+    role="admin",
+    query_model=schemas.TokenQuery,
+    response=schemas.TokenPage,
+    response_description="A page (or CSV with format=csv)",
+    csv=schemas.TOKENS_CSV,
+)
+async def get_tokens(request: web.Request, query: schemas.TokenQuery) -> schemas.TokenPage:
     async with services_of(request).reader() as session:
         rows, total = await list_tokens(
-            session, include_inactive=raw in ("true", "1"), limit=page.limit, offset=page.offset
+            session, include_inactive=query.all, limit=query.limit, offset=query.offset
         )
         counts = await live_session_counts(session, [r.id for r in rows])
-    items = [schemas.token_view(r, counts.get(r.id, 0)) for r in rows]
-    return listing_response(page, items, total, schemas.LIST_COLUMNS, "tokens.csv")
+    items = [schemas.token_model(r, counts.get(r.id, 0)) for r in rows]
+    return schemas.TokenPage(items=items, total=total, limit=query.limit, offset=query.offset)
 
 
-@routes.post("/api/v1/tokens")
-async def post_token(request: web.Request) -> web.Response:
-    await require(request, "admin")
-    from sac_ivr.lifecycle.schemas import read_object  # the one JSON-object reader
-
-    fields = schemas.parse_token_body(await read_object(request))
+@api.post(
+    "/api/v1/tokens",
+    summary="Create a token (admin); the answer shows it once",
+    role="admin",
+    body_model=schemas.TokenBody,
+    response=schemas.NewToken,
+    status=201,
+    response_description="Created",
+    headers={"Cache-Control": "no-store"},
+    errors=(409,),
+)
+async def post_token(request: web.Request, body: schemas.TokenBody) -> schemas.NewToken:
     try:
-        token, row = await create_token_row(services_of(request).sessionmaker, **fields)
+        token, row = await create_token_row(
+            services_of(request).sessionmaker,
+            name=body.name,
+            role=body.role,
+            extension=body.extension,
+            expires_at=body.expires_at,
+        )
     except NameInUse as exc:
         raise ApiError(409, "name_in_use", str(exc), field="name") from None
     except TokenError as exc:
         raise bad_request(str(exc), **({"field": exc.field} if exc.field else {})) from None
-    body = {**schemas.token_view(row), "token": token}
-    return web.json_response(body, status=201, headers={"Cache-Control": "no-store"})
+    return schemas.NewToken(**dict(schemas.token_model(row)), token=token)
 
 
-@routes.delete("/api/v1/tokens/{id}")
-async def delete_token(request: web.Request) -> web.Response:
-    await require(request, "admin")
-    raw = request.match_info["id"]
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 12:
-        raise bad_request("the token id is a whole number", field="id")
+@api.delete(
+    "/api/v1/tokens/{id}",
+    summary="Revoke a token (admin): it and its panel sessions stop working at once",
+    role="admin",
+    path_model=schemas.TokenPath,
+    response=schemas.Token,
+    response_description="Revoked (or already was)",
+    errors=(404,),
+)
+async def delete_token(request: web.Request, path: schemas.TokenPath) -> schemas.Token:
     try:
-        row = await revoke_token(services_of(request).sessionmaker, token_id=int(raw))
-    except TokenNotFound:
-        raise not_found(f"token {raw} not found") from None
-    return web.json_response(schemas.token_view(row))
+        row = await revoke_token(services_of(request).sessionmaker, token_id=path.id)
+    except TokenNotFound:  # the id as the client wrote it
+        raise not_found(f"token {request.match_info['id']} not found") from None
+    return schemas.token_model(row)
 
 
 def setup(app: web.Application) -> None:
-    app.add_routes(routes)
+    app[AUTHORIZE_KEY] = require  # the role check of every declared endpoint
+    app.add_routes(api.routes)

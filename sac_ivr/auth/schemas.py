@@ -3,30 +3,30 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
 
 from sac_ivr.auth.models import ApiToken
 from sac_ivr.auth.services import ROLES, is_active
+from sac_ivr.http.endpoints import (
+    BodyModel,
+    CsvExport,
+    ListQuery,
+    PageOf,
+    RequestModel,
+    ResponseModel,
+)
 from sac_ivr.http.errors import bad_request
-from sac_ivr.http.listing import iso
+from sac_ivr.http.fields import MAX_ID, QueryBool, Reads, Timestamp
 
-TOKEN_FIELDS = ("name", "role", "extension", "expires_at")
 DATETIME_MAX = 40
 
 
 def token_view(row: ApiToken, live_sessions: int = 0) -> dict[str, Any]:
-    """Everything about a token but the token (which nobody can see again)."""
-    return {
-        "id": row.id,
-        "name": row.name,
-        "role": row.role,
-        "extension": row.extension,
-        "created_at": iso(row.created_at),
-        "expires_at": iso(row.expires_at),
-        "revoked_at": iso(row.revoked_at),
-        "active": is_active(row),
-        "live_sessions": live_sessions,
-    }
+    """Everything about a token but the token (which nobody can see again), as JSON
+    values (the CLI's listing)."""
+    return token_model(row, live_sessions).model_dump(mode="json")
 
 
 LIST_COLUMNS = (
@@ -40,41 +40,6 @@ LIST_COLUMNS = (
     "active",
     "live_sessions",
 )
-
-
-def _string(body: dict[str, Any], name: str, *, required: bool = False) -> str | None:
-    value = body.get(name)
-    if value is None:
-        if required:
-            raise bad_request(f"{name} is required", field=name)
-        return None
-    if not isinstance(value, str):
-        raise bad_request(f"{name} must be a string", field=name)
-    return value
-
-
-def parse_token_body(body: dict[str, Any]) -> dict[str, Any]:
-    """``{name, role, extension?, expires_at?}`` of ``POST /api/v1/tokens``."""
-    unknown = sorted(set(body) - set(TOKEN_FIELDS))
-    if unknown:
-        raise bad_request(
-            f"unknown field(s): {', '.join(unknown)}; allowed: {', '.join(TOKEN_FIELDS)}",
-            field=unknown[0],
-        )
-    name = _string(body, "name", required=True)
-    role = _string(body, "role", required=True)
-    if role not in ROLES:
-        raise bad_request(f"role must be one of {', '.join(ROLES)}", field="role")
-    expires_raw = _string(body, "expires_at")
-    expires_at = None
-    if expires_raw is not None:
-        expires_at = parse_expiry(expires_raw)
-    return {
-        "name": name,
-        "role": role,
-        "extension": _string(body, "extension"),
-        "expires_at": expires_at,
-    }
 
 
 def parse_expiry(raw: str) -> datetime:
@@ -93,3 +58,115 @@ def parse_expiry(raw: str) -> datetime:
     if value.year < 2000 or value.year > 9000:
         raise bad_request("expires_at is out of range", field="expires_at")
     return value
+
+
+# ------------------------------------------------------------------ declared shapes
+
+
+class Token(ResponseModel):
+    id: int
+    name: str = Field(
+        description="Who holds it; the author of their changes. One active token per name."
+    )
+    role: Literal["agent", "supervisor", "admin"]
+    extension: str | None = Field(description="Agent's interface, PJSIP/1001")
+    created_at: Timestamp
+    expires_at: Timestamp | None
+    revoked_at: Timestamp | None
+    active: bool = Field(description="Neither revoked nor expired.")
+    live_sessions: int = Field(description="Panel logins still open.")
+
+
+class NewToken(Token):
+    token: str = Field(description="The token itself: shown this once, stored only as its SHA-256.")
+
+
+class TokenPage(PageOf[Token]):
+    pass
+
+
+def token_model(row: ApiToken, live_sessions: int = 0) -> Token:
+    return Token(
+        id=row.id,
+        name=row.name,
+        role=row.role,  # type: ignore[arg-type]  # the column holds ROLES only
+        extension=row.extension,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        revoked_at=row.revoked_at,
+        active=is_active(row),
+        live_sessions=live_sessions,
+    )
+
+
+TOKENS_CSV = CsvExport(columns=LIST_COLUMNS, filename="tokens.csv")
+
+
+class TokenQuery(ListQuery):
+    all: Annotated[bool, QueryBool()] = Field(
+        default=False, description="true: revoked and expired tokens too."
+    )
+
+
+def _required_string(value: Any, name: str) -> str:
+    if value is None:
+        raise bad_request(f"{name} is required", field=name)
+    if not isinstance(value, str):
+        raise bad_request(f"{name} must be a string", field=name)
+    return value
+
+
+def _role(value: Any, name: str) -> str:
+    role = _required_string(value, name)
+    if role not in ROLES:
+        raise bad_request(f"role must be one of {', '.join(ROLES)}", field="role")
+    return role
+
+
+def _optional_string(value: Any, name: str) -> str | None:
+    return None if value is None else _required_string(value, name)
+
+
+def _expiry(value: Any, name: str) -> datetime | None:
+    raw = _optional_string(value, name)
+    return parse_expiry(raw) if raw is not None else None
+
+
+class TokenBody(BodyModel):
+    """``{name, role, extension?, expires_at?}`` of ``POST /api/v1/tokens``."""
+
+    REQUIRED = ("name", "role")
+
+    name: Annotated[
+        str, Reads(_required_string, {"type": "string", "minLength": 1, "maxLength": 64}, json=True)
+    ] = Field(default=None, validate_default=True)
+    role: Annotated[str, Reads(_role, {"enum": list(ROLES)}, json=True)] = Field(
+        default=None, validate_default=True
+    )
+    extension: Annotated[
+        str | None,
+        Reads(_optional_string, {"type": ["string", "null"], "maxLength": 64}, json=True),
+    ] = None
+    expires_at: Annotated[
+        datetime | None,
+        Reads(
+            _expiry,
+            {
+                "type": ["string", "null"],
+                "format": "date-time",
+                "description": "With its offset; omitted: never expires.",
+            },
+            json=True,
+        ),
+    ] = None
+
+
+def _token_id(raw: str | None, name: str) -> int:
+    raw = raw or ""
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 12:
+        raise bad_request("the token id is a whole number", field="id")
+    return int(raw)
+
+
+class TokenPath(RequestModel):
+    id: Annotated[int, Reads(_token_id, {"type": "integer", "minimum": 0, "maximum": MAX_ID})]

@@ -8,33 +8,42 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sac_ivr.audit.services import record_read
-from sac_ivr.auth.http import listing_role, require
+from sac_ivr.auth.http import listing_role
+from sac_ivr.auth.services import Identity
 from sac_ivr.calls import schemas, services
 from sac_ivr.http.context import services_of
-from sac_ivr.http.listing import listing_response, parse_page
+from sac_ivr.http.endpoints import Endpoints
 from sac_ivr.protocols.http import DETAIL_SECTIONS_KEY
 from sac_ivr.protocols.models import Protocol
 
-routes = web.RouteTableDef()
+api = Endpoints()
 
 
-@routes.get("/api/v1/calls")
-async def list_calls(request: web.Request) -> web.Response:
-    identity = await require(request, listing_role(request))
-    page = parse_page(request)
-    flt = schemas.parse_filter(request)
+@api.get(
+    "/api/v1/calls",
+    summary="The call log, newest first (JSON page or CSV)",
+    role=listing_role,
+    query_model=schemas.CallQuery,
+    response=schemas.CallPage,
+    response_description="A page (or CSV with format=csv)",
+    csv=schemas.CALLS_CSV,
+)
+async def list_calls(
+    request: web.Request, identity: Identity, query: schemas.CallQuery
+) -> schemas.CallPage:
+    flt = query.to_filter()
     async with services_of(request).reader() as session:
-        rows, total = await services.find(session, flt, page.limit, page.offset)
-        items = [schemas.call_view(c) for c in rows]
+        rows, total = await services.find(session, flt, query.limit, query.offset)
+        items = [schemas.call_model(c) for c in rows]
     await record_read(
         request,
         identity,
         "calls.list",
-        protocols=[i.get("protocol") for i in items],
+        protocols=[i.protocol for i in items],
         phone=flt.phone_e164,
         rows=len(items),
     )
-    return listing_response(page, items, total, schemas.LIST_COLUMNS, "calls.csv")
+    return schemas.CallPage(items=items, total=total, limit=query.limit, offset=query.offset)
 
 
 async def protocol_calls_section(
@@ -46,7 +55,7 @@ async def protocol_calls_section(
 
 def setup(app: web.Application) -> None:
     """Add the routes and the protocol detail section to the application."""
-    app.add_routes(routes)
+    app.add_routes(api.routes)
     sections = app.get(DETAIL_SECTIONS_KEY)
     if sections is None:
         sections = app[DETAIL_SECTIONS_KEY] = {}

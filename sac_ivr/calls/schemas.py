@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
-from aiohttp import web
+from pydantic import AfterValidator, ConfigDict, Field, ValidationInfo
 
 from sac_ivr.calls.models import CallLog
 from sac_ivr.calls.services import CallFilter
+from sac_ivr.http.endpoints import CsvExport, ListQuery, PageOf, ResponseModel
 from sac_ivr.http.errors import bad_request
-from sac_ivr.http.inputs import parse_choice, parse_datetime, phone_param, query_text
-from sac_ivr.http.listing import iso
+from sac_ivr.http.fields import (
+    DATE_DESCRIPTION,
+    PhoneQuery,
+    QueryChoice,
+    QueryDatetime,
+    QueryText,
+    Reads,
+    Timestamp,
+)
 from sac_ivr.phones import mask_phone
 
 OUTCOMES = ("in_progress", "answered", "abandoned", "ivr")
@@ -20,81 +29,166 @@ PROTOCOL_MAX = 40
 _PROTOCOL = re.compile(rf"[0-9]{{1,{PROTOCOL_MAX}}}")
 
 
+class Transfer(ResponseModel):
+    model_config = ConfigDict(extra="allow")
+
+    at: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
+    kind: Literal["blind", "attended"] | None = None
+    by: str | None = None
+    to: str | None = None
+    result: str | None = None
+
+
+class Call(ResponseModel):
+    """One call (all its legs share the linkedid), built from AMI events."""
+
+    linkedid: str
+    protocol: str | None = Field(description="Protocol number given on this call")
+    caller_number: str | None = Field(description="Caller ID as Asterisk gave it")
+    caller_e164: str | None
+    caller_masked: str | None
+    caller_name: str | None
+    called_number: str | None = Field(description="The number dialled (DNID)")
+    channel: str | None = Field(description="The caller's leg")
+    started_at: Timestamp
+    line_answered_at: Timestamp | None = Field(description="When Asterisk answered")
+    queue: str | None
+    queue_entered_at: Timestamp | None
+    queue_left_at: Timestamp | None
+    wait_s: float | None = Field(description="Queue entry to agent (or leaving)")
+    answered_at: Timestamp | None = Field(description="When an agent answered")
+    agent_interface: str | None
+    agent_name: str | None
+    talk_s: float | None
+    transfers: list[Transfer]
+    ended_at: Timestamp | None
+    duration_s: float | None
+    hangup_cause: int | None = Field(description="Q.850 cause code")
+    hangup_cause_text: str | None
+    recording_file: str | None = Field(description="MixMonitor's file, if recorded")
+    outcome: Literal["in_progress", "answered", "abandoned", "ivr"] = Field(
+        description="abandoned: queued and left without an agent; ivr: never queued"
+    )
+    reconciled: bool = Field(
+        description="Closed by reconciliation: its hangup was not seen over AMI "
+        "(link down); ended_at is then the best bound known"
+    )
+
+
+class CallPage(PageOf[Call]):
+    pass
+
+
+def call_model(c: CallLog) -> Call:
+    return Call(
+        linkedid=c.linkedid,
+        protocol=c.protocol_number,
+        caller_number=c.caller_number,
+        caller_e164=c.caller_e164,
+        caller_masked=mask_phone(c.caller_e164 or c.caller_number),
+        caller_name=c.caller_name,
+        called_number=c.called_number,
+        channel=c.channel,
+        started_at=c.started_at,
+        line_answered_at=c.line_answered_at,
+        queue=c.queue,
+        queue_entered_at=c.queue_entered_at,
+        queue_left_at=c.queue_left_at,
+        wait_s=c.wait_s,
+        answered_at=c.answered_at,
+        agent_interface=c.agent_interface,
+        agent_name=c.agent_name,
+        talk_s=c.talk_s,
+        transfers=[Transfer.model_validate(t) for t in c.transfers or []],
+        ended_at=c.ended_at,
+        duration_s=c.duration_s,
+        hangup_cause=c.hangup_cause,
+        hangup_cause_text=c.hangup_cause_text,
+        recording_file=c.recording_file,
+        outcome=c.outcome,  # type: ignore[arg-type]  # the column holds OUTCOMES only
+        reconciled=c.reconciled,
+    )
+
+
 def call_view(c: CallLog) -> dict[str, Any]:
-    return {
-        "linkedid": c.linkedid,
-        "protocol": c.protocol_number,
-        "caller_number": c.caller_number,
-        "caller_e164": c.caller_e164,
-        "caller_masked": mask_phone(c.caller_e164 or c.caller_number),
-        "caller_name": c.caller_name,
-        "called_number": c.called_number,
-        "channel": c.channel,
-        "started_at": iso(c.started_at),
-        "line_answered_at": iso(c.line_answered_at),
-        "queue": c.queue,
-        "queue_entered_at": iso(c.queue_entered_at),
-        "queue_left_at": iso(c.queue_left_at),
-        "wait_s": c.wait_s,
-        "answered_at": iso(c.answered_at),
-        "agent_interface": c.agent_interface,
-        "agent_name": c.agent_name,
-        "talk_s": c.talk_s,
-        "transfers": list(c.transfers or []),
-        "ended_at": iso(c.ended_at),
-        "duration_s": c.duration_s,
-        "hangup_cause": c.hangup_cause,
-        "hangup_cause_text": c.hangup_cause_text,
-        "recording_file": c.recording_file,
-        "outcome": c.outcome,
-        "reconciled": c.reconciled,
-    }
+    """A call as JSON values (the ``calls`` section of a protocol's agent view)."""
+    return call_model(c).model_dump(mode="json", exclude_unset=True)
 
 
-LIST_COLUMNS = (
-    "linkedid",
-    "protocol",
-    "caller_e164",
-    "caller_number",
-    "called_number",
-    "started_at",
-    "line_answered_at",
-    "queue",
-    "queue_entered_at",
-    "queue_left_at",
-    "wait_s",
-    "answered_at",
-    "agent_name",
-    "agent_interface",
-    "talk_s",
-    "transfers",
-    "ended_at",
-    "duration_s",
-    "hangup_cause",
-    "hangup_cause_text",
-    "recording_file",
-    "outcome",
-    "reconciled",
+CALLS_CSV = CsvExport(
+    columns=(
+        "linkedid",
+        "protocol",
+        "caller_e164",
+        "caller_number",
+        "called_number",
+        "started_at",
+        "line_answered_at",
+        "queue",
+        "queue_entered_at",
+        "queue_left_at",
+        "wait_s",
+        "answered_at",
+        "agent_name",
+        "agent_interface",
+        "talk_s",
+        "transfers",
+        "ended_at",
+        "duration_s",
+        "hangup_cause",
+        "hangup_cause_text",
+        "recording_file",
+        "outcome",
+        "reconciled",
+    ),
+    filename="calls.csv",
 )
+LIST_COLUMNS = CALLS_CSV.columns
 
 
-def parse_filter(request: web.Request) -> CallFilter:
-    query = request.query
-    since = parse_datetime(query.get("from"), "from")
-    until = parse_datetime(query.get("until"), "until")
-    if since is not None and until is not None and until <= since:
+def _later_than_from(value: datetime | None, info: ValidationInfo) -> datetime | None:
+    since = info.data.get("from_")
+    if since is not None and value is not None and value <= since:
         raise bad_request("until must be later than from", field="until")
-    phone_e164 = phone_param(query.get("phone"))
-    protocol = (query.get("protocol") or "").strip()
+    return value
+
+
+def _protocol(raw: str | None, name: str) -> str | None:
+    protocol = (raw or "").strip()
     if protocol and not _PROTOCOL.fullmatch(protocol):
         raise bad_request("protocol must be the number's digits", field="protocol")
-    agent = query_text(query.get("agent"), "agent", MAX_PARAM)
-    outcome = parse_choice(query.get("outcome"), "outcome", OUTCOMES)
-    return CallFilter(
-        since=since,
-        until=until,
-        phone_e164=phone_e164,
-        protocol=protocol or None,
-        agent=agent or None,
-        outcome=outcome or None,
+    return protocol or None
+
+
+class CallQuery(ListQuery):
+    """``GET /api/v1/calls``: the page, then the filters, in this order."""
+
+    from_: Annotated[datetime | None, QueryDatetime()] = Field(
+        default=None,
+        description="Calls started at or after (ISO 8601; a date alone is "
+        "midnight UTC; a time without offset is UTC). " + DATE_DESCRIPTION,
     )
+    until: Annotated[datetime | None, QueryDatetime(), AfterValidator(_later_than_from)] = Field(
+        default=None, description="Calls started before (later than from). " + DATE_DESCRIPTION
+    )
+    phone: PhoneQuery = Field(
+        default=None, description="Caller's number in any Brazilian format; compared in E.164."
+    )
+    protocol: Annotated[
+        str | None,
+        Reads(_protocol, {"type": "string", "pattern": f"^[0-9]{{1,{PROTOCOL_MAX}}}$"}),
+    ] = None
+    agent: Annotated[str | None, QueryText(MAX_PARAM)] = Field(
+        default=None, description="Queue member name or interface of the answering agent."
+    )
+    outcome: Annotated[str | None, QueryChoice(OUTCOMES)] = None
+
+    def to_filter(self) -> CallFilter:
+        return CallFilter(
+            since=self.from_,
+            until=self.until,
+            phone_e164=self.phone,
+            protocol=self.protocol,
+            agent=self.agent,
+            outcome=self.outcome,
+        )

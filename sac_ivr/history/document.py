@@ -4,8 +4,9 @@ body) and a printable HTML page (pt-BR)."""
 from __future__ import annotations
 
 from datetime import datetime, tzinfo
-from html import escape
 from typing import Any
+
+from jinja2 import Environment, PackageLoader
 
 from sac_ivr.phones import mask_phone
 
@@ -62,45 +63,17 @@ def render_text(history: dict[str, Any], tz: tzinfo) -> str:
     return "\n".join(lines) + "\n"
 
 
-STYLE = """
-body { font-family: system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif; color: #1f2933;
-       max-width: 60rem; margin: 2rem auto; padding: 0 1rem; line-height: 1.45; }
-h1 { font-size: 1.5rem; margin-bottom: .2rem; }
-.meta { color: #52606d; margin-top: 0; }
-section.protocol { border: 1px solid #cbd2d9; border-radius: 6px; padding: .8rem 1rem;
-                   margin: 1rem 0; break-inside: avoid; }
-section.protocol h2 { font-size: 1.1rem; margin: 0 0 .4rem; }
-dl { display: grid; grid-template-columns: max-content 1fr; gap: .15rem .8rem; margin: 0 0 .6rem; }
-dt { color: #52606d; }
-dd { margin: 0; }
-table { width: 100%; border-collapse: collapse; font-size: .92rem; }
-th, td { text-align: left; padding: .3rem .4rem; border-top: 1px solid #e4e7eb;
-         vertical-align: top; }
-th { color: #52606d; font-weight: 600; }
-.note { display: block; color: #334e68; margin-top: .15rem; }
-footer { color: #52606d; font-size: .85rem; margin-top: 2rem; }
-@media print { body { margin: 0; max-width: none; } .noprint { display: none; } }
-"""
+TEMPLATES = Environment(
+    loader=PackageLoader("sac_ivr.history", "templates"),
+    autoescape=True,
+    keep_trailing_newline=True,
+)
 
 
 def render_html(history: dict[str, Any], tz: tzinfo) -> str:
-    e = escape
-    out = [
-        "<!doctype html>",
-        '<html lang="pt-BR"><head><meta charset="utf-8">',
-        f"<title>Histórico de demandas – {e(history['company'])}</title>",
-        f"<style>{STYLE}</style></head><body>",
-        f"<h1>Histórico de demandas – {e(history['company'])}</h1>",
-        f'<p class="meta">Cliente: {e(_who(history))} · Emitido em '
-        f"{e(_when(history['generated_at'], tz))} · "
-        f'<span data-total="{history["total"]}">{history["total"]} solicitação(ões)</span></p>',
-        '<p class="noprint"><button onclick="window.print()">Imprimir</button></p>',
-    ]
-    if not history["protocols"]:
-        out.append("<p>Nenhuma solicitação encontrada.</p>")
+    """The printable page (``templates/history.html``); every value is escaped."""
+    protocols = []
     for p in history["protocols"]:
-        out.append(f'<section class="protocol" data-protocol="{e(p["number"])}">')
-        out.append(f"<h2>Protocolo {e(p['number'])}</h2><dl>")
         rows = [
             ("Aberto em", _when(p["opened_at"], tz)),
             ("Assunto", p["subject_label"] or "não informado"),
@@ -112,22 +85,20 @@ def render_html(history: dict[str, Any], tz: tzinfo) -> str:
             rows.append(("Concluído em", _when(p["resolved_at"], tz)))
         elif p["due_at"]:
             rows.append(("Prazo de resposta", _when(p["due_at"], tz, with_time=False)))
-        out += [f"<dt>{e(k)}</dt><dd>{e(v)}</dd>" for k, v in rows]
-        out.append("</dl><table><thead><tr><th>Data</th><th>O que aconteceu</th></tr></thead>")
-        out.append("<tbody>")
-        for ev in p["events"]:
-            note = (
-                f'<span class="note">Resposta: {e(ev["customer_note"])}</span>'
-                if ev["customer_note"]
-                else ""
-            )
-            out.append(
-                f"<tr><td>{e(_when(ev['at'], tz))}</td><td>{e(ev['description'])}{note}</td></tr>"
-            )
-        out.append("</tbody></table></section>")
-    out.append(
-        "<footer>Documento gratuito, com todas as informações e respostas registradas "
-        f"(Decreto 11.034/2022, art. 12). Prazos: {e(history['legal_basis'])}.</footer>"
+        events = [
+            {
+                "at": _when(ev["at"], tz),
+                "description": ev["description"],
+                "customer_note": ev["customer_note"],
+            }
+            for ev in p["events"]
+        ]
+        protocols.append({"number": p["number"], "rows": rows, "events": events})
+    return TEMPLATES.get_template("history.html").render(
+        company=history["company"],
+        who=_who(history),
+        generated_at=_when(history["generated_at"], tz),
+        total=history["total"],
+        protocols=protocols,
+        legal_basis=history["legal_basis"],
     )
-    out.append("</body></html>")
-    return "\n".join(out)

@@ -3,57 +3,133 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
-from aiohttp import web
+from pydantic import ConfigDict, Field, ValidationInfo, WithJsonSchema, model_validator
 
 from sac_ivr.db.base import utcnow
-from sac_ivr.history.models import HistoryRequest
+from sac_ivr.history.models import HistoryRequest as HistoryRequestRow
 from sac_ivr.history.services import DELIVERY_CHANNELS
+from sac_ivr.http.context import services_of
+from sac_ivr.http.endpoints import (
+    BodyModel,
+    CsvExport,
+    ListQuery,
+    PageOf,
+    RequestModel,
+    ResponseModel,
+)
 from sac_ivr.http.errors import bad_request
+from sac_ivr.http.fields import PathId, QueryBool, Reads, Timestamp
 from sac_ivr.http.inputs import (
+    MAX_INPUT,
     document_param,
     email_param,
-    parse_bool,
     parse_choice,
-    path_int,
     phone_param,
     reject_unknown,
 )
-from sac_ivr.http.listing import iso
 from sac_ivr.protocols.numbering import InvalidProtocolNumber, ProtocolFormat
 
 
-def request_view(r: HistoryRequest) -> dict[str, Any]:
+class HistoryRequest(ResponseModel):
+    id: int
+    requested_at: Timestamp
+    requested_by: str
+    phone: str | None
+    document: str | None
+    delivery: str
+    email: str | None
+    due_at: Timestamp = Field(
+        description="From the legal profile: 5 calendar days (11.034), 72 h (6.523, ANS)."
+    )
+    overdue: bool
+    delivered_at: Timestamp | None
+    delivered_via: str | None
+    delivered_by: str | None
+
+
+class HistoryRequestPage(PageOf[HistoryRequest]):
+    pass
+
+
+def request_view(r: HistoryRequestRow) -> HistoryRequest:
     now = utcnow()
-    return {
-        "id": r.id,
-        "requested_at": iso(r.requested_at),
-        "requested_by": r.requested_by,
-        "phone": r.phone_e164,
-        "document": r.document,
-        "delivery": r.delivery,
-        "email": r.email,
-        "due_at": iso(r.due_at),
-        "overdue": r.delivered_at is None and r.due_at < now,
-        "delivered_at": iso(r.delivered_at),
-        "delivered_via": r.delivered_via,
-        "delivered_by": r.delivered_by,
-    }
+    return HistoryRequest(
+        id=r.id,
+        requested_at=r.requested_at,
+        requested_by=r.requested_by,
+        phone=r.phone_e164,
+        document=r.document,
+        delivery=r.delivery,
+        email=r.email,
+        due_at=r.due_at,
+        overdue=r.delivered_at is None and r.due_at < now,
+        delivered_at=r.delivered_at,
+        delivered_via=r.delivered_via,
+        delivered_by=r.delivered_by,
+    )
 
 
-LIST_COLUMNS = (
-    "id",
-    "requested_at",
-    "requested_by",
-    "phone",
-    "document",
-    "delivery",
-    "due_at",
-    "overdue",
-    "delivered_at",
-    "delivered_via",
+HISTORY_REQUESTS_CSV = CsvExport(
+    columns=(
+        "id",
+        "requested_at",
+        "requested_by",
+        "phone",
+        "document",
+        "delivery",
+        "due_at",
+        "overdue",
+        "delivered_at",
+        "delivered_via",
+    ),
+    filename="history-requests.csv",
 )
+LIST_COLUMNS = HISTORY_REQUESTS_CSV.columns
+DATE_TIME: dict[str, Any] = {"format": "date-time"}
+
+
+class HistoryEvent(ResponseModel):
+    model_config = ConfigDict(extra="allow")
+
+    at: str | None = Field(default=None, json_schema_extra=DATE_TIME)
+    kind: str | None = None
+    description: str | None = None
+    customer_note: str | None = None
+
+
+class HistoryProtocol(ResponseModel):
+    model_config = ConfigDict(extra="allow")
+
+    number: str
+    opened_at: str | None = Field(default=None, json_schema_extra=DATE_TIME)
+    subject: str | None = None
+    subject_label: str | None = None
+    status: str | None = None
+    status_label: str | None = None
+    due_at: str | None = None
+    resolved_at: str | None = None
+    events: list[HistoryEvent] = Field(default_factory=list)
+
+
+class History(ResponseModel):
+    """Every request of the customer, newest first, with every change and reply the
+    customer may read (internal notes left out)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    company: str
+    customer: dict[str, Any]
+    generated_at: str = Field(json_schema_extra=DATE_TIME)
+    legal_basis: str
+    total: int
+    protocols: list[HistoryProtocol]
+
+
+HTML_CONTENT = {"text/html": {"schema": {"type": "string"}}}
+FORMAT_DESCRIPTION = "html: a printable pt-BR document (the browser prints it to PDF)."
+FORMAT_SCHEMA = {"enum": ["json", "html"], "default": "json", "description": FORMAT_DESCRIPTION}
 
 
 @dataclass(frozen=True)
@@ -111,17 +187,88 @@ def parse_request_body(body: dict[str, Any], fmt: ProtocolFormat) -> dict[str, A
     }
 
 
-def parse_format(request: web.Request) -> str:
-    return parse_choice(request.query.get("format"), "format", ("json", "html"), "json") or "json"
+def _format(raw: str | None, name: str) -> str:
+    return parse_choice(raw, "format", ("json", "html"), "json") or "json"
 
 
-def parse_request_id(request: web.Request) -> int:
-    return path_int(request, "id")
+class HistoryQuery(RequestModel):
+    """``GET /api/v1/history``: the format, then the customer (phone and/or
+    document, read together as :func:`parse_customer` does)."""
+
+    format: Annotated[str, Reads(_format, FORMAT_SCHEMA)] = "json"
+    phone: Annotated[str | None, WithJsonSchema({"type": "string"})] = Field(
+        default=None,
+        description="Any Brazilian format; matches the calling number and the phone "
+        "given to an agent.",
+    )
+    document: Annotated[str | None, WithJsonSchema({"type": "string", "maxLength": MAX_INPUT})] = (
+        Field(default=None, description="CPF/CNPJ")
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _customer(cls, data: Any) -> Any:
+        data = dict(data)
+        data["format"] = _format(data.get("format"), "format")
+        customer = parse_customer(data, from_body=False)
+        return {**data, "phone": customer.phone, "document": customer.document}
 
 
-def parse_list_flags(request: web.Request) -> dict[str, bool]:
-    """``pending`` and ``overdue`` (true/false) of the listing."""
-    return {name: parse_bool(request.query.get(name), name) for name in ("pending", "overdue")}
+class FormatQuery(RequestModel):
+    format: Annotated[str, Reads(_format, FORMAT_SCHEMA)] = "json"
+
+
+class RequestPath(RequestModel):
+    id: PathId
+
+
+class ListFlagsQuery(ListQuery):
+    pending: Annotated[bool, QueryBool()] = False
+    overdue: Annotated[bool, QueryBool()] = False
+
+
+class HistoryRequestBody(BodyModel):
+    """phone and/or document; email required for delivery=email (the document is then
+    sent through the outbox and the request marked delivered when the SMTP server
+    accepts it)."""
+
+    phone: str | None = None
+    document: Annotated[str | None, WithJsonSchema({"type": "string"})] = None
+    delivery: Annotated[
+        str, WithJsonSchema({"enum": list(DELIVERY_CHANNELS), "default": "email"})
+    ] = "email"
+    email: Annotated[str | None, WithJsonSchema({"type": "string", "format": "email"})] = None
+    protocol: str | None = Field(
+        default=None,
+        description="The protocol of the contact in which the customer asked "
+        "(the request goes on its timeline).",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read(cls, data: Any, info: ValidationInfo) -> Any:
+        """The checks of :func:`parse_request_body`, in its order."""
+        context = info.context or {}
+        fmt = context.get("protocol_format") or services_of(context["request"]).protocol_format
+        fields = parse_request_body(data, fmt)
+        return {
+            "phone": fields["phone"],
+            "document": fields["document_number"],
+            "delivery": fields["delivery"],
+            "email": fields["email"],
+            "protocol": fields["protocol_number"],
+        }
+
+
+class DeliveredBody(BodyModel):
+    REQUIRED = ("via",)
+
+    via: Annotated[str, WithJsonSchema({"enum": list(DELIVERY_CHANNELS)})]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read(cls, data: Any) -> Any:
+        return {"via": parse_delivered_body(data)}
 
 
 DELIVERED_FIELDS = ("via",)

@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-
 from aiohttp import web, web_response
-from sqlalchemy import text
 
-from sac_ivr import __version__
 from sac_ivr.audit import http as audit_http
 from sac_ivr.auth import http as auth_http
 from sac_ivr.calls import http as calls_http
 from sac_ivr.history import http as history_http
-from sac_ivr.http.context import SERVICES_KEY, services_of
+from sac_ivr.http import health
+from sac_ivr.http.context import SERVICES_KEY
 from sac_ivr.http.csrf import csrf_middleware
-from sac_ivr.http.errors import RETRY_AFTER_S, error_middleware
+from sac_ivr.http.errors import error_middleware
 from sac_ivr.http.inputs import input_middleware
-from sac_ivr.http.openapi import build_openapi
 from sac_ivr.lifecycle import http as lifecycle_http
 from sac_ivr.notifications import http as notifications_http
 from sac_ivr.panels import http as panels_http
@@ -40,40 +35,11 @@ FEATURE_HTTP = (
     audit_http,
 )
 
-STARTED_KEY: web.AppKey[float] = web.AppKey("started", float)
-HEALTH_DB_TIMEOUT_S = 2.0
 # Sent instead of aiohttp's "Python/3.x aiohttp/3.y": no versions for scanners.
 SERVER_HEADER = "sac-ivr"
 # Outermost first: every error becomes JSON; then what no handler should see
 # (NUL, undecodable bytes, non-ASCII credentials); then forged browser writes.
 MIDDLEWARES = (error_middleware, input_middleware, csrf_middleware)
-
-routes = web.RouteTableDef()
-
-
-@routes.get("/healthz")
-async def healthz(request: web.Request) -> web.Response:
-    services = services_of(request)
-    body = {
-        "status": "ok",
-        "version": __version__,
-        "uptime_s": round(time.monotonic() - request.app[STARTED_KEY], 1),
-        "database": "ok",
-    }
-    try:
-        async with asyncio.timeout(HEALTH_DB_TIMEOUT_S):
-            async with services.engine.connect() as connection:
-                await connection.execute(text("SELECT 1"))
-    except Exception as exc:
-        body["status"] = "degraded"
-        body["database"] = f"unavailable: {type(exc).__name__}"
-        return web.json_response(body, status=503, headers={"Retry-After": str(RETRY_AFTER_S)})
-    return web.json_response(body)
-
-
-@routes.get("/api/v1/openapi.json")
-async def openapi(request: web.Request) -> web.Response:
-    return web.json_response(build_openapi())
 
 
 async def _neutral_server_header(request: web.Request, response: web.StreamResponse) -> None:
@@ -93,8 +59,7 @@ def create_app(services: Services) -> web.Application:
     app.on_response_prepare.append(_neutral_server_header)
     _neutral_default_server_header()
     app[SERVICES_KEY] = services
-    app[STARTED_KEY] = time.monotonic()
-    app.add_routes(routes)
+    health.setup(app)
     for feature in FEATURE_HTTP:
         feature.setup(app)
     return app

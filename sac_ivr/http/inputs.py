@@ -155,12 +155,16 @@ def parse_datetime(
 # ------------------------------------------------------------------ path parameters
 
 
-def path_int(request: web.Request, name: str = "id") -> int:
-    """A numeric id in the path (ASCII digits, at most 12), or 400."""
-    raw = request.match_info.get(name, "")
+def parse_id(raw: str, name: str = "id") -> int:
+    """A numeric id (ASCII digits, at most 12), or 400."""
     if len(raw) > MAX_INT_DIGITS or not _ASCII_DIGITS.fullmatch(raw):
         raise bad_request(f"{name} must be a whole number (digits 0-9)", field=name)
     return int(raw)
+
+
+def path_int(request: web.Request, name: str = "id") -> int:
+    """A numeric id in the path (ASCII digits, at most 12), or 400."""
+    return parse_id(request.match_info.get(name, ""), name)
 
 
 # ------------------------------------------------------------------ headers

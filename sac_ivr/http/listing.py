@@ -1,6 +1,6 @@
 """One shape for every listing endpoint: filters, ``limit``/``offset`` paging,
 ``{items, total, limit, offset}`` in JSON, and the same rows as CSV with
-``format=csv``."""
+``format=csv``. The page is read by ``endpoints.ListQuery`` and written here."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from typing import Any
 
 from aiohttp import web
 
-from sac_ivr.http.inputs import parse_choice, parse_int
 from sac_ivr.http.inputs import parse_datetime as parse_datetime  # moved; kept importable
 
 DEFAULT_LIMIT = 50
@@ -36,14 +35,6 @@ class Page:
 def iso(value: datetime | None) -> str | None:
     """A datetime as ISO 8601 text for JSON (None stays None)."""
     return value.isoformat() if value is not None else None
-
-
-def parse_page(request: web.Request, max_limit: int = MAX_LIMIT) -> Page:
-    query = request.query
-    limit = parse_int(query.get("limit"), "limit", DEFAULT_LIMIT, 1, max_limit)
-    offset = parse_int(query.get("offset"), "offset", 0, 0, MAX_OFFSET)
-    fmt = parse_choice(query.get("format"), "format", FORMATS, "json")
-    return Page(limit=limit, offset=offset, format=fmt or "json")
 
 
 def listing_response(

@@ -1,32 +1,24 @@
-"""The OpenAPI document, assembled from each feature's ``api.py``.
+"""The OpenAPI document, built from the application it describes.
 
-A test compares it with the routes the application really serves, so an endpoint
-cannot be added without being documented.
+Every route of ``app.router`` is documented from its declaration
+(:mod:`sac_ivr.http.endpoints`): parameters, body and answers are the JSON schemas
+of the same pydantic models that check the request and shape the response. A test
+compares the document with the routes the application really serves.
 """
 
 from __future__ import annotations
 
-from importlib import import_module
 from typing import Any
 
-from sac_ivr import __version__
-from sac_ivr.http.errors import RETRY_AFTER_S
-from sac_ivr.http.inputs import DATE_RANGE_TEXT, MAX_INT_DIGITS
-from sac_ivr.http.listing import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET
+from aiohttp import web
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
 
-# Features whose api.py contributes PATHS (and optionally SCHEMAS).
-FEATURE_APIS = [
-    "sac_ivr.http.health_api",
-    "sac_ivr.protocols.api",
-    "sac_ivr.panels.api",
-    "sac_ivr.calls.api",
-    "sac_ivr.lifecycle.api",
-    "sac_ivr.notifications.api",
-    "sac_ivr.history.api",
-    "sac_ivr.reports.api",
-    "sac_ivr.auth.api",
-    "sac_ivr.audit.api",
-]
+from sac_ivr import __version__
+from sac_ivr.http.endpoints import Endpoint, endpoint_of
+from sac_ivr.http.errors import RETRY_AFTER_S
+
+REF_TEMPLATE = "#/components/schemas/{model}"
 
 
 def ref(name: str) -> dict[str, str]:
@@ -47,68 +39,24 @@ ERROR_TEXT = {
     415: "The body is not application/json",
     503: f"The database does not answer; Retry-After: {RETRY_AFTER_S} (seconds)",
 }
-# The largest id a path accepts (12 digits).
-MAX_ID = 10**MAX_INT_DIGITS - 1
-DATE_DESCRIPTION = f"Years {DATE_RANGE_TEXT}."
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "details": {"type": "object"},
+            },
+        }
+    },
+}
 
 
 def error_responses(*statuses: int) -> dict[str, Any]:
     return {str(s): json_body(ref("Error"), ERROR_TEXT[s]) for s in statuses}
-
-
-def list_params(max_limit: int = MAX_LIMIT) -> list[dict[str, Any]]:
-    """``limit``, ``offset``, ``format``: the limits :func:`listing.parse_page` enforces."""
-    return [
-        {
-            "name": "limit",
-            "in": "query",
-            "schema": {
-                "type": "integer",
-                "minimum": 1,
-                "maximum": max_limit,
-                "default": DEFAULT_LIMIT,
-            },
-        },
-        {
-            "name": "offset",
-            "in": "query",
-            "schema": {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET, "default": 0},
-        },
-        {"name": "format", "in": "query", "schema": {"enum": ["json", "csv"], "default": "json"}},
-    ]
-
-
-def id_param(name: str = "id") -> dict[str, Any]:
-    return {
-        "name": name,
-        "in": "path",
-        "required": True,
-        "schema": {"type": "integer", "minimum": 0, "maximum": MAX_ID},
-    }
-
-
-def page_body(schema: dict[str, Any], description: str) -> dict[str, Any]:
-    """A listing's answer: a JSON page, or the same rows as CSV with format=csv."""
-    return {
-        "description": description,
-        "content": {
-            "application/json": {"schema": schema},
-            "text/csv": {"schema": {"type": "string"}},
-        },
-    }
-
-
-def page_schema(item: str) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "required": ["items", "total", "limit", "offset"],
-        "properties": {
-            "items": {"type": "array", "items": ref(item)},
-            "total": {"type": "integer"},
-            "limit": {"type": "integer"},
-            "offset": {"type": "integer"},
-        },
-    }
 
 
 def _common_responses(path: str, operation: dict[str, Any]) -> None:
@@ -130,38 +78,121 @@ def _common_responses(path: str, operation: dict[str, Any]) -> None:
         }
 
 
-def build_openapi() -> dict[str, Any]:
-    paths: dict[str, Any] = {}
-    schemas: dict[str, Any] = {
-        "Error": {
-            "type": "object",
-            "properties": {
-                "error": {
-                    "type": "object",
-                    "required": ["code", "message"],
-                    "properties": {
-                        "code": {"type": "string"},
-                        "message": {"type": "string"},
-                        "details": {"type": "object"},
-                    },
-                }
-            },
+def _without_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """A query parameter is absent or text, never null: ``X | None`` documents as X."""
+    branches = schema.get("anyOf")
+    if branches:
+        kept = [b for b in branches if b.get("type") != "null"]
+        if len(kept) == 1:
+            rest = {k: v for k, v in schema.items() if k != "anyOf"}
+            return {**kept[0], **rest}
+    return schema
+
+
+def _parameters(model: type[BaseModel], where: str) -> list[dict[str, Any]]:
+    schema = model.model_json_schema(mode="validation")
+    required = set(schema.get("required", ()))
+    out = []
+    for name, prop in schema.get("properties", {}).items():
+        prop = {k: v for k, v in _without_null(prop).items() if k != "title"}
+        if prop.get("default", "") is None:
+            del prop["default"]
+        param: dict[str, Any] = {"name": name, "in": where, "schema": prop}
+        if where == "path" or name in required:
+            param["required"] = True
+        out.append(param)
+    return out
+
+
+def _operation(declared: Endpoint, schemas: dict[str, Any]) -> dict[str, Any]:
+    """The OpenAPI operation of one declared endpoint."""
+    models: list[tuple[type[BaseModel], Any]] = []
+    if declared.body_model is not None:
+        models.append((declared.body_model, "validation"))
+    if declared.response is not None:
+        models.append((declared.response, "serialization"))
+    models += [(model, "serialization") for model, _ in declared.other_responses.values()]
+    refs, defs = models_json_schema(models, ref_template=REF_TEMPLATE)
+    for name, schema in defs.get("$defs", {}).items():
+        if schemas.setdefault(name, schema) != schema:
+            raise ValueError(f"two different models are named {name}: rename one")
+    operation: dict[str, Any] = {"summary": declared.summary}
+    if declared.description:
+        operation["description"] = declared.description
+    parameters: list[dict[str, Any]] = []
+    if declared.path_model is not None:
+        parameters += _parameters(declared.path_model, "path")
+    if declared.query_model is not None:
+        parameters += _parameters(declared.query_model, "query")
+    if parameters:
+        operation["parameters"] = parameters
+    operation["security"] = [{"bearer": []}] if declared.secured else [{}]
+    if declared.body_model is not None:
+        body_schema = refs[(declared.body_model, "validation")]
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": body_schema}},
         }
-    }
-    for module_name in FEATURE_APIS:
-        module = import_module(module_name)
-        for path, operations in module.PATHS.items():
-            paths.setdefault(path, {}).update(operations)
-        schemas.update(getattr(module, "SCHEMAS", {}))
-        for item in getattr(module, "PAGED", ()):
-            schemas[f"{item}Page"] = page_schema(item)
-    schemas.setdefault("ProtocolPage", page_schema("ProtocolAgent"))
+    responses: dict[str, Any] = {}
+    if declared.response is not None:
+        schema = refs[(declared.response, "serialization")]
+        responses[str(declared.status)] = json_body(schema, declared.response_description)
+        content = responses[str(declared.status)]["content"]
+        if declared.csv is not None:  # a listing: the same rows as CSV with format=csv
+            content["text/csv"] = {"schema": {"type": "string"}}
+        content.update({media: dict(spec) for media, spec in declared.alternate_content.items()})
+    for status, (model, description) in declared.other_responses.items():
+        responses[str(status)] = json_body(refs[(model, "serialization")], description)
+    for status, answer in declared.raw_responses.items():
+        responses[str(status)] = dict(answer)
+    for status in declared.errors:
+        text = declared.error_descriptions.get(status) or ERROR_TEXT[status]
+        responses[str(status)] = json_body(ref("Error"), text)
+    if declared.role is not None:
+        responses.update(error_responses(401, 403))
+    operation["responses"] = responses
+    return operation
+
+
+def _tag(handler: object) -> str:
+    """The feature a handler belongs to (``sac_ivr.<feature>.http``), as its tag."""
+    parts = getattr(handler, "__module__", "").split(".")
+    return parts[1] if len(parts) > 2 and parts[1] != "http" else "service"
+
+
+def _route_path(route: web.AbstractRoute) -> str | None:
+    info = route.resource.get_info() if route.resource is not None else {}
+    return info.get("path") or info.get("formatter")
+
+
+def build_openapi(app: web.Application) -> dict[str, Any]:
+    """The document of the routes ``app`` serves, from each route's declaration."""
+    paths: dict[str, Any] = {}
+    schemas: dict[str, Any] = {"Error": ERROR_SCHEMA}
+    for route in app.router.routes():
+        if route.method in ("HEAD", "OPTIONS"):
+            continue
+        path = _route_path(route)
+        if path is None:
+            continue
+        method = route.method.lower()
+        declared = endpoint_of(route.handler)
+        if declared is not None:
+            operation = _operation(declared, schemas)
+            operation["tags"] = [_tag(route.handler)]
+            paths.setdefault(path, {})[method] = operation
     for path, operations in paths.items():
         for operation in operations.values():
             _common_responses(path, operation)
     return {
         "openapi": "3.1.0",
         "info": {"title": "sac-ivr", "version": __version__},
+        "tags": [
+            {"name": name}
+            for name in sorted(
+                {t for ops in paths.values() for op in ops.values() for t in op["tags"]}
+            )
+        ],
         "paths": paths,
         "components": {
             "schemas": schemas,

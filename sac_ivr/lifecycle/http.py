@@ -5,20 +5,22 @@ from __future__ import annotations
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sac_ivr.auth.http import require
 from sac_ivr.auth.services import Identity, is_active_name
 from sac_ivr.http.context import services_of
+from sac_ivr.http.endpoints import Endpoints
 from sac_ivr.http.errors import ApiError, bad_request, not_found
 from sac_ivr.lifecycle import schemas, services
 from sac_ivr.protocols import schemas as protocol_schemas
 from sac_ivr.protocols import services as protocol_services
-from sac_ivr.protocols.http import DETAIL_SECTIONS_KEY, validated_number
+from sac_ivr.protocols.http import DETAIL_SECTIONS_KEY
 from sac_ivr.protocols.models import Protocol
 
-routes = web.RouteTableDef()
+api = Endpoints()
 
 
-async def agent_detail(request: web.Request, session: AsyncSession, number: str) -> dict:
+async def agent_detail(
+    request: web.Request, session: AsyncSession, number: str
+) -> protocol_schemas.ProtocolAgent:
     """The same body as ``GET /api/v1/protocols/{number}`` with a token."""
     protocol: Protocol | None = await protocol_services.get_by_number(
         session, number, with_events=True
@@ -29,7 +31,7 @@ async def agent_detail(request: web.Request, session: AsyncSession, number: str)
     body["events"] = [protocol_schemas.event_view(e) for e in protocol.events]
     for name, section in request.app.get(DETAIL_SECTIONS_KEY, {}).items():
         body[name] = await section(request, session, protocol)
-    return body
+    return protocol_schemas.ProtocolAgent.model_validate(body)
 
 
 async def check_assignee(request: web.Request, identity: Identity, agent: str | None) -> None:
@@ -53,12 +55,27 @@ async def check_assignee(request: web.Request, identity: Identity, agent: str | 
             raise bad_request(f"no active token is named {agent!r}", field="agent")
 
 
-@routes.patch("/api/v1/protocols/{number}")
-async def patch_protocol(request: web.Request) -> web.Response:
-    identity = await require(request, "agent")
-    number = validated_number(request)
+@api.patch(
+    "/api/v1/protocols/{number}",
+    summary="Change a protocol's fields",
+    description="Each changed field becomes a timeline event (actor: the token's "
+    "name; personal data recorded without its value).",
+    role="agent",
+    path_model=protocol_schemas.CheckedNumberPath,
+    body_model=schemas.ProtocolChanges,
+    response=protocol_schemas.ProtocolAgent,
+    response_description="The agent view with its events",
+    errors=(404,),
+)
+async def patch_protocol(
+    request: web.Request,
+    identity: Identity,
+    path: protocol_schemas.CheckedNumberPath,
+    body: schemas.ProtocolChanges,
+) -> protocol_schemas.ProtocolAgent:
+    number = path.number
     svc = services_of(request)
-    changes = schemas.parse_changes(await schemas.read_object(request), services.lifecycle_of(svc))
+    changes = body.changes()
     if "agent" in changes:
         await check_assignee(request, identity, changes["agent"])
     try:
@@ -66,24 +83,42 @@ async def patch_protocol(request: web.Request) -> web.Response:
     except protocol_services.ProtocolNotFound:
         raise not_found(f"protocol {number} not found") from None
     async with svc.reader() as session:
-        return web.json_response(await agent_detail(request, session, number))
+        return await agent_detail(request, session, number)
 
 
-@routes.post("/api/v1/protocols/{number}/transitions")
-async def post_transition(request: web.Request) -> web.Response:
-    identity = await require(request, "agent")
-    number = validated_number(request)
+@api.post(
+    "/api/v1/protocols/{number}/transitions",
+    summary="Move a protocol to another status",
+    description="Allowed moves: GET /api/v1/lifecycle. Recorded on the timeline "
+    "and sent to the customer by SMS and e-mail (outbox) in the same transaction.",
+    role="agent",
+    path_model=protocol_schemas.CheckedNumberPath,
+    body_model=schemas.Transition,
+    response=protocol_schemas.ProtocolAgent,
+    response_description="The agent view with its events",
+    errors=(404, 409),
+    error_descriptions={
+        409: "Not allowed from the current status; error.details.allowed lists "
+        "the statuses it may move to",
+    },
+)
+async def post_transition(
+    request: web.Request,
+    identity: Identity,
+    path: protocol_schemas.CheckedNumberPath,
+    body: schemas.Transition,
+) -> protocol_schemas.ProtocolAgent:
+    number = path.number
     svc = services_of(request)
-    body = schemas.parse_transition(await schemas.read_object(request), services.lifecycle_of(svc))
     try:
         await services.transition(
             svc,
             number,
-            body["to_status"],
+            body.to_status,
             identity.name,
-            department=body.get("department"),
-            customer_note=body.get("customer_note"),
-            internal_note=body.get("internal_note"),
+            department=body.department,
+            customer_note=body.customer_note,
+            internal_note=body.internal_note,
         )
     except protocol_services.ProtocolNotFound:
         raise not_found(f"protocol {number} not found") from None
@@ -97,14 +132,19 @@ async def post_transition(request: web.Request) -> web.Response:
             allowed=exc.allowed,
         ) from None
     async with svc.reader() as session:
-        return web.json_response(await agent_detail(request, session, number))
+        return await agent_detail(request, session, number)
 
 
-@routes.get("/api/v1/lifecycle")
-async def get_lifecycle(request: web.Request) -> web.Response:
-    await require(request, "agent")
-    return web.json_response(services.lifecycle_of(services_of(request)).as_dict())
+@api.get(
+    "/api/v1/lifecycle",
+    summary="Statuses, transitions, subjects, departments, legal profile",
+    role="agent",
+    response=schemas.Lifecycle,
+    response_description="What the agent panel builds forms from",
+)
+async def get_lifecycle(request: web.Request) -> schemas.Lifecycle:
+    return schemas.Lifecycle.model_validate(services.lifecycle_of(services_of(request)).as_dict())
 
 
 def setup(app: web.Application) -> None:
-    app.add_routes(routes)
+    app.add_routes(api.routes)

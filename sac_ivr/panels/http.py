@@ -12,10 +12,11 @@ from pathlib import Path
 from aiohttp import web
 
 from sac_ivr.auth import services as auth_services
-from sac_ivr.auth.http import COOKIE, LEGACY_COOKIE, optional_identity, require
+from sac_ivr.auth.http import COOKIE, LEGACY_COOKIE, optional_identity
 from sac_ivr.auth.ratelimit import too_many_requests
 from sac_ivr.auth.services import Identity, identify
 from sac_ivr.http.context import services_of
+from sac_ivr.http.endpoints import Endpoints
 from sac_ivr.http.errors import ApiError, not_found
 from sac_ivr.panels import schemas
 from sac_ivr.panels.services import LiveView, live_messages
@@ -23,7 +24,8 @@ from sac_ivr.services import Services
 
 log = logging.getLogger(__name__)
 
-routes = web.RouteTableDef()
+api = Endpoints()
+HTML_PAGE = {"description": "The page", "content": {"text/html": {"schema": {"type": "string"}}}}
 
 STATIC_DIR = Path(__file__).parent / "static"
 STATIC_PREFIX = "/panels/static/"
@@ -81,7 +83,7 @@ LIVE_STREAMS_KEY: web.AppKey[LiveStreams] = web.AppKey("panels_live_streams", Li
 def setup(app: web.Application) -> None:
     """Register the panels' routes and end their event streams at shutdown."""
     app[LIVE_STREAMS_KEY] = LiveStreams()
-    app.add_routes(routes)
+    app.add_routes(api.routes)
 
     async def end_streams(app: web.Application) -> None:
         app[LIVE_STREAMS_KEY].stop.set()
@@ -96,23 +98,45 @@ def page(name: str) -> web.FileResponse:
     return web.FileResponse(STATIC_DIR / name, headers=dict(PAGE_HEADERS))
 
 
-@routes.get("/agent")
+@api.get(
+    "/agent",
+    summary="Agent panel (HTML)",
+    description="Live calls on the agent's extension and the queue; asks for a "
+    "token when the browser has no session.",
+    raw_responses={200: HTML_PAGE},
+)
 async def agent_page(request: web.Request) -> web.StreamResponse:
     return page("agent.html")
 
 
-@routes.get("/agent/calls/{protocol}")
+@api.get(
+    "/agent/calls/{protocol}",
+    summary="Agent panel opened on one protocol (screen pop, X-SAC-URL)",
+    path_model=schemas.ProtocolPagePath,
+    raw_responses={200: HTML_PAGE},
+)
 async def agent_call_page(request: web.Request) -> web.StreamResponse:
     """The screen pop (``X-SAC-URL``): the agent panel, opened on that protocol."""
     return page("agent.html")
 
 
-@routes.get("/supervisor")
+@api.get(
+    "/supervisor",
+    summary="Supervisor view (HTML)",
+    description="Queues, waiting calls against the legal limit, agents.",
+    raw_responses={200: HTML_PAGE},
+)
 async def supervisor_page(request: web.Request) -> web.StreamResponse:
     return page("supervisor.html")
 
 
-@routes.get(STATIC_PREFIX + "{name:.+}")
+@api.get(
+    STATIC_PREFIX + "{name:.+}",
+    summary="The panels' scripts, styles and images",
+    path_model=schemas.StaticPath,
+    raw_responses={200: {"description": "The file (text/javascript, text/css, ...)"}},
+    errors=(404,),
+)
 async def static_file(request: web.Request) -> web.StreamResponse:
     name = request.match_info["name"]
     if not STATIC_NAME.fullmatch(name):
@@ -132,11 +156,23 @@ async def static_file(request: web.Request) -> web.StreamResponse:
 # ---------------------------------------------------------------- session
 
 
-@routes.post("/api/v1/session")
-async def create_session(request: web.Request) -> web.Response:
+@api.post(
+    "/api/v1/session",
+    summary="Log a browser in",
+    description="Checks the token and opens a server-side session: its random "
+    "id (never the token) goes in the HttpOnly, SameSite=Strict cookie sac_session, "
+    "which every endpoint accepts in place of the header. The session ends after "
+    "panels_session_hours, at logout, or when the token is revoked or expires.",
+    body_model=schemas.SessionBody,
+    body_reader="json",
+    response=schemas.Viewer,
+    response_description="Logged in; Set-Cookie: sac_session",
+    errors=(401,),
+)
+async def create_session(request: web.Request, body: schemas.SessionBody) -> web.Response:
     """Log a browser in: check the token, open a server-side session and put its id
     (never the token) in an HttpOnly cookie."""
-    token = schemas.parse_session_body(await schemas.read_json(request))
+    token = body.token
     services = services_of(request)
     identity = await identify(services.reader, token)
     if identity is None:
@@ -148,7 +184,7 @@ async def create_session(request: web.Request) -> web.Response:
     session_id, _ = await auth_services.create_session(
         services.sessionmaker, identity, settings.panels_session_hours
     )
-    response = web.json_response(schemas.viewer_view(identity))
+    response = web.json_response(schemas.Viewer(**schemas.viewer_view(identity)).model_dump())
     response.set_cookie(
         COOKIE,
         session_id,
@@ -163,13 +199,22 @@ async def create_session(request: web.Request) -> web.Response:
     return response
 
 
-@routes.get("/api/v1/session")
-async def get_session(request: web.Request) -> web.Response:
-    identity = await require(request, "agent")
-    return web.json_response(schemas.viewer_view(identity))
+@api.get(
+    "/api/v1/session",
+    summary="Who is logged in",
+    role="agent",
+    response=schemas.Viewer,
+    response_description="The viewer",
+)
+async def get_session(request: web.Request, identity: Identity) -> schemas.Viewer:
+    return schemas.Viewer(**schemas.viewer_view(identity))
 
 
-@routes.delete("/api/v1/session")
+@api.delete(
+    "/api/v1/session",
+    summary="Log out: the session ends on the server and the cookie is cleared",
+    raw_responses={204: {"description": "Logged out"}},
+)
 async def delete_session(request: web.Request) -> web.Response:
     """Log out: the session ends on the server (a copy of the cookie no longer works)
     and the browser drops its cookie."""
@@ -186,21 +231,53 @@ async def delete_session(request: web.Request) -> web.Response:
 # ------------------------------------------------------------------- live
 
 
-@routes.get("/api/v1/live/snapshot")
-async def live_snapshot(request: web.Request) -> web.Response:
-    view = schemas.parse_view(request)
-    identity = await require(request, view)
-    live = LiveView(services_of(request), identity, view)
+@api.get(
+    "/api/v1/live/snapshot",
+    summary="Calls and queues now, as the viewer may see them",
+    role=schemas.parse_view,  # the view asked for is the role needed
+    query_model=schemas.ViewQuery,
+    response=schemas.LiveSnapshot,
+    response_description="The state",
+)
+async def live_snapshot(
+    request: web.Request, identity: Identity, query: schemas.ViewQuery
+) -> web.Response:
+    """The tracker's state as this viewer may see it (schemas.LiveSnapshot), written
+    compactly: a panel polls it."""
+    live = LiveView(services_of(request), identity, query.view)
     return web.json_response(await live.snapshot(), dumps=schemas.dumps)
 
 
-@routes.get("/api/v1/live/events")
-async def live_events(request: web.Request) -> web.StreamResponse:
+@api.get(
+    "/api/v1/live/events",
+    summary="Live calls and queues (Server-Sent Events)",
+    description="Event `snapshot` (a LiveSnapshot) first, then `call` "
+    "(`{server_time, call: LiveCall}`), `call_removed` (`{server_time, linkedid}`), "
+    "`queue` (`{server_time, queue: LiveQueue}`), `queue_removed` "
+    "(`{server_time, name}`), `link` (`{server_time, ami_connected}`: the AMI link "
+    "went down or up), and `heartbeat` (`{server_time}`) every "
+    "panels_heartbeat_s seconds when nothing happens. A reconnecting client gets "
+    "a new snapshot. Browsers authenticate with the sac_session cookie; the stream "
+    "ends within a heartbeat of a logout or of the token's revocation. At most "
+    "panels_max_streams_per_token streams per token (429 with Retry-After beyond).",
+    role=schemas.parse_view,
+    query_model=schemas.ViewQuery,
+    raw_responses={
+        200: {
+            "description": "The event stream",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        },
+    },
+    errors=(429,),
+    error_descriptions={429: "Too many streams open for this token"},
+)
+async def live_events(
+    request: web.Request, identity: Identity, query: schemas.ViewQuery
+) -> web.StreamResponse:
     """Server-Sent Events: ``snapshot`` first, then ``call``/``call_removed``/``queue``/
     ``queue_removed`` changes and a ``heartbeat`` when idle. A reconnecting browser
     simply gets a fresh snapshot, so no event ids are needed."""
-    view = schemas.parse_view(request)
-    identity = await require(request, view)
+    view = query.view
     services = services_of(request)
     streams = request.app[LIVE_STREAMS_KEY]
     cap = services.settings.panels_max_streams_per_token

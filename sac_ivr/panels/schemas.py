@@ -15,13 +15,16 @@ import json
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from aiohttp import web
+from pydantic import Field, WithJsonSchema, model_validator
 
 from sac_ivr.auth.services import Identity
 from sac_ivr.http import inputs
+from sac_ivr.http.endpoints import RequestModel, ResponseModel
 from sac_ivr.http.errors import bad_request
+from sac_ivr.http.fields import Reads
 from sac_ivr.http.inputs import check_text, parse_choice
 from sac_ivr.phones import mask_phone
 
@@ -290,3 +293,129 @@ async def read_json(request: web.Request) -> Any:
     so: a cross-site HTML form cannot send that without a CORS preflight, so no other
     site can post a login for the browser."""
     return await inputs.read_json(request)
+
+
+# ------------------------------------------------------------------ declared shapes
+
+
+class Viewer(ResponseModel):
+    name: str
+    role: Literal["agent", "supervisor", "admin"]
+    extension: str | None = Field(description="The agent's queue interface, e.g. PJSIP/1001.")
+
+
+class LiveCall(ResponseModel):
+    linkedid: str
+    protocol: str | None = None
+    caller: str | None = Field(
+        default=None,
+        description="E.164 (or as received); only the last 4 digits for agents "
+        "looking at other callers in the queue (panels_mask_queue_callers).",
+    )
+    caller_masked: bool | None = None
+    caller_e164: str | None = None
+    queue: str | None = None
+    state: Literal["ivr", "queued", "ringing", "connected"]
+    started_at: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
+    entered_queue_at: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
+    answered_at: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
+    agent: str | None = None
+    agent_name: str | None = None
+    mine: bool = Field(
+        description="Ringing on (ring-all queues: among the phones rung) or answered "
+        "at the viewer's own extension."
+    )
+    channel: str | None = Field(default=None, description="Supervisor view only.")
+    ringing: list[str] | None = Field(
+        default=None, description="Supervisor view only: the interfaces being rung now."
+    )
+
+
+class QueueMember(ResponseModel):
+    interface: str | None = None
+    name: str | None = None
+    status: Literal["available", "busy", "paused", "unavailable"] | None = None
+    paused_reason: str | None = None
+    calls_taken: int | None = None
+
+
+class AgentCounts(ResponseModel):
+    """Members per status."""
+
+    available: int | None = None
+    busy: int | None = None
+    paused: int | None = None
+    unavailable: int | None = None
+
+
+class LiveQueue(ResponseModel):
+    name: str
+    waiting: int
+    oldest_entered_at: str | None = Field(json_schema_extra={"format": "date-time"})
+    agents: AgentCounts
+    members: list[QueueMember] | None = Field(default=None, description="Supervisors only.")
+    me: str | None = Field(
+        default=None, description="Agents only: their own member status in this queue."
+    )
+
+
+class LiveSnapshot(ResponseModel):
+    server_time: str = Field(json_schema_extra={"format": "date-time"})
+    view: Literal["agent", "supervisor"]
+    ami: bool = Field(
+        description="False when no call tracker runs (AMI disabled): "
+        "the lists are then always empty."
+    )
+    ami_connected: bool = Field(
+        description="The tracker's AMI link is up (false: the state may be stale)."
+    )
+    max_wait_s: int = Field(
+        description="Longest acceptable wait (setting panels_max_wait_s; "
+        "Portaria MJ 2.014/2008: 60 s, 45 s for financial services)."
+    )
+    heartbeat_s: float = Field(
+        description="Seconds between heartbeats when idle (panels_heartbeat_s)."
+    )
+    viewer: Viewer
+    calls: list[LiveCall]
+    queues: list[LiveQueue]
+
+
+def _view(raw: str | None, name: str) -> str:
+    return parse_choice(raw, "view", VIEWS, "agent") or "agent"
+
+
+class ViewQuery(RequestModel):
+    view: Annotated[
+        str,
+        Reads(
+            _view,
+            {
+                "enum": list(VIEWS),
+                "default": "agent",
+                "description": "agent (default): calls ringing or connected on the viewer's "
+                "extension and the calls waiting in their queues, other callers masked. "
+                "supervisor: every call, queue and agent; needs the supervisor role "
+                "(403 otherwise).",
+            },
+        ),
+    ] = "agent"
+
+
+class SessionBody(RequestModel):
+    """``{"token": "sac_..."}`` (other members are ignored)."""
+
+    token: Annotated[str, WithJsonSchema({"type": "string"})]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read(cls, data: Any) -> Any:
+        return {"token": parse_session_body(data)}
+
+
+class ProtocolPagePath(RequestModel):
+    protocol: str
+
+
+class StaticPath(RequestModel):
+    name: str

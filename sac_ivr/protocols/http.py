@@ -5,14 +5,15 @@ from __future__ import annotations
 from aiohttp import web
 
 from sac_ivr.audit.services import record_read
-from sac_ivr.auth.http import listing_role, optional_identity, require
+from sac_ivr.auth.http import listing_role, optional_identity
+from sac_ivr.auth.services import Identity
 from sac_ivr.http.context import services_of
+from sac_ivr.http.endpoints import Endpoints
 from sac_ivr.http.errors import bad_request, not_found
-from sac_ivr.http.listing import listing_response, parse_page
 from sac_ivr.protocols import public, schemas, services
 from sac_ivr.protocols.numbering import InvalidProtocolNumber
 
-routes = web.RouteTableDef()
+api = Endpoints()
 
 # Extra sections of the agent view of one protocol, added by other features
 # (e.g. the call log adds "calls"): name -> async fn(request, protocol) -> JSON value.
@@ -27,13 +28,35 @@ def validated_number(request: web.Request) -> str:
         raise bad_request(str(exc), code="invalid_protocol_number") from None
 
 
-@routes.get("/api/v1/protocols/{number}")
-async def get_protocol(request: web.Request) -> web.Response:
+@api.get(
+    "/api/v1/protocols/{number}",
+    summary="Look a protocol up",
+    description="Without a token: the status and the dates to the day (no "
+    "subject, no personal data); the subject and the customer's notes with a second "
+    "factor (verify) or a signed link (expires, signature). Limited per client "
+    "address (public_lookups_per_hour; wrong second factors much more tightly) and "
+    "counted. With an agent token: the full record, its timeline and its calls "
+    "(ProtocolAgent), recorded in the access log.",
+    auth=True,
+    path_model=schemas.NumberPath,
+    query_model=schemas.LookupQuery,
+    response=schemas.ProtocolAnswer,
+    response_description="The protocol",
+    errors=(401, 403, 404, 429),
+    error_descriptions={
+        403: "The second factor or link does not match",
+        429: "Too many lookups (Retry-After says when)",
+    },
+)
+async def get_protocol(request: web.Request) -> web.Response | schemas.ProtocolAnswer:
     """With a token: the whole record (logged in the access log). Without one: the
     public lookup, limited and counted (see protocols/public.py)."""
     identity = await optional_identity(request)
     if identity is None:
-        return await public.lookup(request, request.match_info["number"])
+        answer = await public.lookup(request, request.match_info["number"])
+        if isinstance(answer, schemas.ProtocolPublic):
+            return schemas.ProtocolAnswer(answer)
+        return answer  # refused: limited, or the factor does not match
     number = validated_number(request)  # before any database work
     async with services_of(request).reader() as session:
         protocol = await services.get_by_number(session, number, with_events=True)
@@ -44,17 +67,25 @@ async def get_protocol(request: web.Request) -> web.Response:
         for name, section in request.app.get(DETAIL_SECTIONS_KEY, {}).items():
             body[name] = await section(request, session, protocol)
     await record_read(request, identity, "protocol.read", protocols=[number])
-    return web.json_response(body)
+    return schemas.ProtocolAnswer(schemas.ProtocolAgent.model_validate(body))
 
 
-@routes.get("/api/v1/protocols")
-async def list_protocols(request: web.Request) -> web.Response:
-    identity = await require(request, listing_role(request))
-    page = parse_page(request)
-    flt = schemas.parse_filter(request)
+@api.get(
+    "/api/v1/protocols",
+    summary="A customer's protocols, newest first",
+    role=listing_role,
+    query_model=schemas.ProtocolQuery,
+    response=schemas.ProtocolPage,
+    response_description="A page (or CSV with format=csv)",
+    csv=schemas.PROTOCOLS_CSV,
+)
+async def list_protocols(
+    request: web.Request, identity: Identity, query: schemas.ProtocolQuery
+) -> schemas.ProtocolPage:
+    flt = query.to_filter()
     async with services_of(request).reader() as session:
-        rows, total = await services.find(session, flt, page.limit, page.offset)
-        items = [schemas.agent_view(p) for p in rows]
+        rows, total = await services.find(session, flt, query.limit, query.offset)
+        items = [schemas.ProtocolAgent.model_validate(schemas.agent_view(p)) for p in rows]
     await record_read(
         request,
         identity,
@@ -63,8 +94,8 @@ async def list_protocols(request: web.Request) -> web.Response:
         phone=flt.phone_e164,
         document=flt.document,
     )
-    return listing_response(page, items, total, schemas.LIST_COLUMNS, "protocols.csv")
+    return schemas.ProtocolPage(items=items, total=total, limit=query.limit, offset=query.offset)
 
 
 def setup(app: web.Application) -> None:
-    app.add_routes(routes)
+    app.add_routes(api.routes)

@@ -130,7 +130,9 @@ async def signed_query(services: Services, number: str, days: int = LINK_DAYS) -
     return f"expires={expires}&signature={signature}"
 
 
-async def lookup(request: web.Request, number_in_path: str) -> web.Response:
+async def lookup(
+    request: web.Request, number_in_path: str
+) -> web.Response | schemas.ProtocolPublic:
     """The whole public lookup (see the module docstring)."""
     svc = services_of(request)
     limits = limits_of(svc)
@@ -169,7 +171,7 @@ async def lookup(request: web.Request, number_in_path: str) -> web.Response:
     tz = svc.settings.tz
     if factor is None:
         count_lookup(svc, "found")
-        return web.json_response(schemas.public_view(protocol, tz))
+        return schemas.ProtocolPublic.model_validate(schemas.public_view(protocol, tz))
     if factor.kind == "digits":
         ok = digits_match(protocol, factor.digits)
     else:
@@ -190,4 +192,4 @@ async def lookup(request: web.Request, number_in_path: str) -> web.Response:
         )
     count_lookup(svc, "verified")
     label = lifecycle_of(svc).subject_label(protocol.subject)
-    return web.json_response(schemas.verified_view(protocol, tz, label))
+    return schemas.ProtocolPublic.model_validate(schemas.verified_view(protocol, tz, label))

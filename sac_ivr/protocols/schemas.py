@@ -3,19 +3,28 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from datetime import datetime, timedelta, tzinfo
-from typing import Any
+from typing import Annotated, Any
 
-from aiohttp import web
+from pydantic import ConfigDict, Field, RootModel, WithJsonSchema, model_validator
 
 from sac_ivr.db.base import utcnow
+from sac_ivr.http.context import services_of
+from sac_ivr.http.endpoints import (
+    CsvExport,
+    ListQuery,
+    PageOf,
+    RequestModel,
+    ResponseModel,
+)
 from sac_ivr.http.errors import bad_request
-from sac_ivr.http.inputs import document_param, parse_bool, parse_int, phone_param, query_text
+from sac_ivr.http.fields import DocumentQuery, PhoneQuery, QueryBool, QueryInt, Reads, Timestamp
+from sac_ivr.http.inputs import query_text
 from sac_ivr.http.listing import iso
 from sac_ivr.lifecycle.statuses import status_label
 from sac_ivr.phones import mask_phone
 from sac_ivr.protocols.models import Protocol, ProtocolEvent
+from sac_ivr.protocols.numbering import InvalidProtocolNumber
 from sac_ivr.protocols.services import ProtocolFilter
 
 STATUS_MAX = 24
@@ -105,42 +114,198 @@ def event_view(e: ProtocolEvent) -> dict[str, Any]:
     }
 
 
-LIST_COLUMNS = (
-    "number",
-    "status",
-    "opened_at",
-    "updated_at",
-    "subject",
-    "due_at",
-    "caller_e164",
-    "customer_document",
-    "department",
-    "agent",
-)
+class PublicNote(ResponseModel):
+    on: str = Field(json_schema_extra={"format": "date"})
+    status: str | None
+    status_label: str | None
+    note: str
 
 
-def parse_filter(request: web.Request) -> ProtocolFilter:
-    query = request.query
-    phone_e164 = phone_param(query.get("phone"))
-    doc = document_param(query.get("document"))
-    status = query_text(query.get("status"), "status", STATUS_MAX)
-    if status and not _STATUS_NAME.fullmatch(status):
-        raise bad_request("status is not a status name", field="status")
-    return ProtocolFilter(
-        phone_e164=phone_e164, document=doc, status=status or None, **parse_due_filter(query)
+class ProtocolPublic(ResponseModel):
+    """A protocol looked up without a token: the status and the dates, to the day in
+    the service's time zone. With a second factor (verified): also the subject and
+    the notes written for the customer."""
+
+    number: str
+    status: str
+    status_label: str = Field(description="pt-BR")
+    opened_on: str = Field(json_schema_extra={"format": "date"})
+    updated_on: str = Field(json_schema_extra={"format": "date"})
+    due_on: str | None = Field(default=None, json_schema_extra={"format": "date"})
+    verified: bool
+    subject: str | None = Field(default=None, description="Verified only.")
+    subject_label: str | None = Field(default=None, description="Verified only.")
+    notes: list[PublicNote] = Field(
+        default_factory=list, description="Verified only: the notes written for the customer."
     )
 
 
-def parse_due_filter(query: Mapping[str, str]) -> dict[str, Any]:
+class TimelineEvent(ResponseModel):
+    at: Timestamp
+    actor: str | None
+    kind: str
+    from_status: str | None
+    to_status: str | None
+    department: str | None
+    customer_note: str | None
+    internal_note: str | None
+    data: dict[str, Any] | None
+
+
+class ProtocolAgent(ResponseModel):
+    """The whole record, as agents see it. Other features add their sections to one
+    protocol's record (e.g. "calls", "notifications")."""
+
+    model_config = ConfigDict(extra="allow")
+
+    number: str
+    status: str
+    opened_at: Timestamp
+    updated_at: Timestamp
+    subject: str | None
+    due_at: Timestamp | None
+    caller_number: str | None
+    caller_e164: str | None
+    caller_masked: str | None
+    caller_name: str | None
+    called_number: str | None
+    uniqueid: str | None
+    linkedid: str | None
+    channel: str | None
+    department: str | None
+    agent: str | None
+    customer_document: str | None
+    customer_name: str | None
+    customer_email: str | None
+    customer_phone: str | None
+    notes: str | None
+    resolved_at: Timestamp | None
+    events: list[TimelineEvent] | None = None
+
+
+class ProtocolPage(PageOf[ProtocolAgent]):
+    pass
+
+
+class ProtocolAnswer(RootModel[ProtocolAgent | ProtocolPublic]):
+    """The lookup's answer: the agent's record with a token, the public view without."""
+
+
+PROTOCOLS_CSV = CsvExport(
+    columns=(
+        "number",
+        "status",
+        "opened_at",
+        "updated_at",
+        "subject",
+        "due_at",
+        "caller_e164",
+        "customer_document",
+        "department",
+        "agent",
+    ),
+    filename="protocols.csv",
+)
+LIST_COLUMNS = PROTOCOLS_CSV.columns
+
+
+class NumberPath(RequestModel):
+    """A protocol number in the path (checked by the handler: the public lookup
+    counts and limits a malformed number before refusing it)."""
+
+    number: Annotated[
+        str,
+        WithJsonSchema({"type": "string", "pattern": "^[0-9]{1,64}$"}),
+    ] = Field(
+        description="Protocol number: digits only; the default format's last digit is a "
+        "Damm check digit and is verified before any lookup."
+    )
+
+
+def _checked_number(raw: str | None, name: str, context: dict[str, Any]) -> str:
+    try:
+        return services_of(context["request"]).protocol_format.validate(raw or "")
+    except InvalidProtocolNumber as exc:
+        raise bad_request(str(exc), code="invalid_protocol_number") from None
+
+
+class CheckedNumberPath(RequestModel):
+    """A protocol number in the path, checked (format and check digit) before any
+    database work."""
+
+    number: Annotated[
+        str,
+        Reads(_checked_number, {"type": "string", "pattern": "^[0-9]{1,64}$"}, with_context=True),
+    ] = Field(description=NumberPath.model_fields["number"].description)
+
+
+class LookupQuery(RequestModel):
+    """The public lookup's second factor, read by protocols/public.py after its rate
+    limits (so that a malformed factor still counts as a guess)."""
+
+    verify: Annotated[str | None, WithJsonSchema({"type": "string", "pattern": "^[0-9]{4}$"})] = (
+        Field(
+            default=None,
+            description="Without a token: the last 4 digits of the customer's phone or CPF/CNPJ.",
+        )
+    )
+    expires: Annotated[
+        str | None, WithJsonSchema({"type": "string", "pattern": "^[0-9]{1,12}$"})
+    ] = Field(default=None, description="Signed link: its expiry (Unix time).")
+    signature: Annotated[
+        str | None, WithJsonSchema({"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"})
+    ] = Field(default=None, description="Signed link: its signature.")
+
+
+def _status_name(raw: str | None, name: str) -> str | None:
+    status = query_text(raw, "status", STATUS_MAX)
+    if status and not _STATUS_NAME.fullmatch(status):
+        raise bad_request("status is not a status name", field="status")
+    return status or None
+
+
+class ProtocolQuery(ListQuery):
+    """``GET /api/v1/protocols``: the page, then the filters."""
+
+    phone: PhoneQuery = Field(default=None, description="Any Brazilian format; compared in E.164.")
+    document: DocumentQuery = Field(default=None, description="CPF or CNPJ, check digits verified.")
+    status: Annotated[
+        str | None,
+        Reads(_status_name, {"type": "string", "pattern": f"^[a-z_]{{1,{STATUS_MAX}}}$"}),
+    ] = None
+    overdue: Annotated[bool, QueryBool()] = Field(
+        default=False,
+        description="true: only requests not yet answered whose due date passed.",
+    )
+    due_within_days: Annotated[int | None, QueryInt(0, DUE_WITHIN_DAYS_MAX)] = Field(
+        default=None,
+        description="Only requests not yet answered, due from now to N days ahead. "
+        "Not with overdue=true.",
+    )
+
+    @model_validator(mode="after")
+    def _one_due_filter(self) -> ProtocolQuery:
+        if self.overdue and self.due_within_days is not None:
+            raise bad_request(
+                "use overdue=true or due_within_days, not both", field="due_within_days"
+            )
+        return self
+
+    def to_filter(self) -> ProtocolFilter:
+        return ProtocolFilter(
+            phone_e164=self.phone,
+            document=self.document,
+            status=self.status,
+            **due_filter(self.overdue, self.due_within_days),
+        )
+
+
+def due_filter(is_overdue: bool, within: int | None) -> dict[str, Any]:
     """``overdue=true``: pending and past due; ``due_within_days=N``: pending and due
     from now to N days ahead. Both look only at requests not yet answered."""
-    is_overdue = parse_bool(query.get("overdue"), "overdue")
-    within = parse_int(query.get("due_within_days"), "due_within_days", -1, 0, DUE_WITHIN_DAYS_MAX)
-    if is_overdue and within >= 0:
-        raise bad_request("use overdue=true or due_within_days, not both", field="due_within_days")
     now = utcnow()
     if is_overdue:
         return {"pending_only": True, "due_before": now}
-    if within >= 0:
+    if within is not None:
         return {"pending_only": True, "due_after": now, "due_before": now + timedelta(days=within)}
     return {}

@@ -6,46 +6,63 @@ from typing import Any
 
 from aiohttp import web
 
-from sac_ivr.auth.http import require
 from sac_ivr.http.context import services_of
-from sac_ivr.http.errors import not_found
-from sac_ivr.http.listing import listing_response, parse_page
+from sac_ivr.http.endpoints import Endpoints
+from sac_ivr.http.listing import Page, listing_response
 from sac_ivr.lifecycle.services import lifecycle_of
 from sac_ivr.protocols.models import Protocol
 from sac_ivr.reports import page, schemas, services
 
-routes = web.RouteTableDef()
+api = Endpoints()
+HTML_PAGE = {"description": "The page", "content": {"text/html": {"schema": {"type": "string"}}}}
+CSV_CONTENT = {"text/csv": {"schema": {"type": "string"}}}
 
 
-async def _full_report(request: web.Request) -> dict[str, Any]:
-    """Every figure for the period the query asks for (supervisor only)."""
-    await require(request, "supervisor")
+async def _full_report(request: web.Request, query: schemas.ReportQuery) -> dict[str, Any]:
+    """Every figure for the period the query asks for."""
     svc = services_of(request)
-    config = lifecycle_of(svc)
-    params = schemas.parse_params(request, config.tz)
     async with svc.reader() as session:
-        return await services.full_report(session, params, config)
+        return await services.full_report(session, query.params(), lifecycle_of(svc))
 
 
-@routes.get("/api/v1/reports/summary")
-async def summary(request: web.Request) -> web.Response:
-    return web.json_response(await _full_report(request))
+@api.get(
+    "/api/v1/reports/summary",
+    summary="Every report figure at once (what the report page shows)",
+    description=schemas.DEFINITIONS,
+    role="supervisor",
+    query_model=schemas.ReportQuery,
+    response=schemas.Report,
+    response_description="The report",
+)
+async def summary(request: web.Request, query: schemas.ReportQuery) -> schemas.Report:
+    return schemas.Report.model_validate(await _full_report(request, query))
 
 
-@routes.get("/api/v1/reports/{name}")
-async def table(request: web.Request) -> web.Response:
-    await require(request, "supervisor")
-    name = request.match_info["name"]
-    if name not in schemas.REPORT_NAMES:
-        raise not_found(f"no report {name!r}; reports: summary, {', '.join(schemas.REPORT_NAMES)}")
+@api.get(
+    "/api/v1/reports/{name}",
+    summary="One report table, as JSON or CSV",
+    description="pending, overdue, due-soon: requests not yet answered, soonest "
+    "due first. by-subject, by-department, by-agent, calls-per-hour: see summary. "
+    + schemas.DEFINITIONS,
+    role="supervisor",
+    path_model=schemas.ReportPath,
+    query_model=schemas.ReportTableQuery,
+    response=schemas.ReportTablePage,
+    response_description="{items, total, limit, offset}, or CSV with format=csv",
+    alternate_content=CSV_CONTENT,
+    errors=(404,),
+)
+async def table(
+    request: web.Request, path: schemas.ReportPath, query: schemas.ReportTableQuery
+) -> web.Response | schemas.ReportTablePage:
+    name = path.name
     svc = services_of(request)
     config = lifecycle_of(svc)
-    params = schemas.parse_params(request, config.tz)
-    page_ = parse_page(request, max_limit=schemas.MAX_LIMIT)
+    params = query.params()
     async with svc.reader() as session:
         if name in schemas.LISTS:
             items, total = await services.deadline_list(
-                session, params, name, config, page_.limit, page_.offset
+                session, params, name, config, query.limit, query.offset
             )
         else:
             if name == "by-subject":
@@ -61,14 +78,29 @@ async def table(request: web.Request) -> web.Response:
             else:
                 rows = await services.calls_per_hour(session, params, config.tz)
             total = len(rows)
-            items = rows[page_.offset : page_.offset + page_.limit]
-    return listing_response(page_, items, total, schemas.CSV_COLUMNS[name], f"{name}.csv")
+            items = rows[query.offset : query.offset + query.limit]
+    if query.format == "csv":
+        page_ = Page(limit=query.limit, offset=query.offset, format="csv")
+        return listing_response(page_, items, total, schemas.CSV_COLUMNS[name], f"{name}.csv")
+    return schemas.ReportTablePage(
+        items=[schemas.ReportRow.model_validate(item) for item in items],
+        total=total,
+        limit=query.limit,
+        offset=query.offset,
+    )
 
 
-@routes.get("/reports")
-async def report_page(request: web.Request) -> web.Response:
+@api.get(
+    "/reports",
+    summary="The report page for supervisors (HTML with SVG charts, pt-BR)",
+    description="Token in the Authorization header or the sac_token cookie.",
+    role="supervisor",
+    query_model=schemas.ReportQuery,
+    raw_responses={200: HTML_PAGE},
+)
+async def report_page(request: web.Request, query: schemas.ReportQuery) -> web.Response:
     """The page a supervisor opens in the browser (token in the sac_token cookie)."""
-    report = await _full_report(request)
+    report = await _full_report(request, query)
     svc = services_of(request)
     config = lifecycle_of(svc)
     html = page.render(
@@ -78,4 +110,4 @@ async def report_page(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    app.add_routes(routes)
+    app.add_routes(api.routes)
