@@ -90,9 +90,7 @@ def _report(label: str) -> dict:
 
 
 def test_report_page_escapes_labels_names_and_the_query() -> None:
-    html = page.render(
-        _report(SCRIPT), TZ, f"ACME {SCRIPT}", "CDC", {"from": f'"><b>{SCRIPT}'}
-    )
+    html = page.render(_report(SCRIPT), TZ, f"ACME {SCRIPT}", "CDC", {"from": f'"><b>{SCRIPT}'})
     assert "<script>" not in html and "<b>" not in html
     assert "&lt;script&gt;" in html
     assert 'data-kpi="overdue" data-value="1"' in html

@@ -16,8 +16,8 @@ from sac_ivr.history.event_text import EVENT_TEXT, describe_event
 from sac_ivr.lifecycle.config import LifecycleConfig
 from sac_ivr.protocols import timeline
 from sac_ivr.protocols.issuer import CallInfo, ProtocolIssuer
-from sac_ivr.protocols.models import ProtocolEvent
 from sac_ivr.protocols.numbering import DateSequenceCheck
+from sac_ivr.protocols.tables import ProtocolEvent
 from sac_ivr.protocols.timeline import EventKind
 from tests.conftest import make_settings
 

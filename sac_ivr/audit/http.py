@@ -6,7 +6,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from sac_ivr.audit import schemas, services
-from sac_ivr.http.context import services_of
+from sac_ivr.http.context import core_of
 from sac_ivr.http.endpoints import Endpoints
 
 api = Endpoints()
@@ -27,7 +27,7 @@ async def get_access_log(
     request: web.Request, query: schemas.AccessLogQuery
 ) -> schemas.AccessLogEntryPage:
     """Who read customers' personal data, newest first (LGPD art. 37)."""
-    svc = services_of(request)
+    svc = core_of(request)
     phone_hash, document_hash = await services.search_hashes(svc, query.phone, query.document)
     flt = services.AccessFilter(
         actor=query.actor,
@@ -63,7 +63,7 @@ async def get_public_lookups(
     request: web.Request, query: schemas.PublicLookupsQuery
 ) -> schemas.PublicLookupDayPage:
     """Public lookups per local day and outcome, newest day first."""
-    svc = services_of(request)
+    svc = core_of(request)
     await services.lookup_counters_of(svc).flush()
     async with svc.reader() as session:
         days, total = await services.lookup_counts(

@@ -7,9 +7,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, create_model
 
-from sac_ivr.audit.models import AccessLogEntry as AccessLogRow
 from sac_ivr.audit.services import ACTIONS, OUTCOMES
-from sac_ivr.http.context import services_of
+from sac_ivr.audit.tables import AccessLogEntry as AccessLogRow
+from sac_ivr.http.context import core_of
 from sac_ivr.http.endpoints import CsvExport, ListQuery, PageOf, ResponseModel
 from sac_ivr.http.errors import bad_request
 from sac_ivr.http.fields import DocumentQuery, PhoneQuery, QueryDatetime, Reads, Timestamp
@@ -106,7 +106,7 @@ def _protocol(raw: str | None, name: str, context: dict[str, Any]) -> str | None
     if not protocol:
         return None
     try:
-        return services_of(context["request"]).protocol_format.validate(protocol)
+        return core_of(context["request"]).protocol_format.validate(protocol)
     except InvalidProtocolNumber as exc:
         raise bad_request(str(exc), field="protocol") from None
 

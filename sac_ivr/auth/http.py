@@ -23,7 +23,7 @@ from sac_ivr.auth.services import (
     live_session_counts,
     revoke_token,
 )
-from sac_ivr.http.context import services_of
+from sac_ivr.http.context import core_of
 from sac_ivr.http.endpoints import AUTHORIZE_KEY, Endpoints
 from sac_ivr.http.errors import ApiError, bad_request, not_found
 
@@ -46,7 +46,7 @@ def bearer_token(request: web.Request) -> str | None:
 async def optional_identity(request: web.Request) -> Identity | None:
     """Who sent the request: the Bearer token's holder, else the session cookie's;
     None without either; 401 for a token or session that does not (or no longer) work."""
-    sessionmaker = services_of(request).reader
+    sessionmaker = core_of(request).reader
     token = bearer_token(request)
     if token is not None:
         identity = await identify(sessionmaker, token)
@@ -91,7 +91,7 @@ def listing_role(request: web.Request) -> str:
     csv=schemas.TOKENS_CSV,
 )
 async def get_tokens(request: web.Request, query: schemas.TokenQuery) -> schemas.TokenPage:
-    async with services_of(request).reader() as session:
+    async with core_of(request).reader() as session:
         rows, total = await list_tokens(
             session, include_inactive=query.all, limit=query.limit, offset=query.offset
         )
@@ -114,7 +114,7 @@ async def get_tokens(request: web.Request, query: schemas.TokenQuery) -> schemas
 async def post_token(request: web.Request, body: schemas.TokenBody) -> schemas.NewToken:
     try:
         token, row = await create_token_row(
-            services_of(request).sessionmaker,
+            core_of(request).sessionmaker,
             name=body.name,
             role=body.role,
             extension=body.extension,
@@ -138,7 +138,7 @@ async def post_token(request: web.Request, body: schemas.TokenBody) -> schemas.N
 )
 async def delete_token(request: web.Request, path: schemas.TokenPath) -> schemas.Token:
     try:
-        row = await revoke_token(services_of(request).sessionmaker, token_id=path.id)
+        row = await revoke_token(core_of(request).sessionmaker, token_id=path.id)
     except TokenNotFound:  # the id as the client wrote it
         raise not_found(f"token {request.match_info['id']} not found") from None
     return schemas.token_model(row)

@@ -7,8 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from sac_ivr.auth.models import ApiToken
 from sac_ivr.auth.services import ROLES, is_active
+from sac_ivr.auth.tables import ApiToken
 from sac_ivr.http.endpoints import (
     BodyModel,
     CsvExport,

@@ -11,10 +11,10 @@ from sac_ivr.audit.services import record_read
 from sac_ivr.auth.http import listing_role
 from sac_ivr.auth.services import Identity
 from sac_ivr.calls import schemas, services
-from sac_ivr.http.context import services_of
+from sac_ivr.http.context import core_of
 from sac_ivr.http.endpoints import Endpoints
 from sac_ivr.protocols.http import DETAIL_SECTIONS_KEY
-from sac_ivr.protocols.models import Protocol
+from sac_ivr.protocols.tables import Protocol
 
 api = Endpoints()
 
@@ -32,7 +32,7 @@ async def list_calls(
     request: web.Request, identity: Identity, query: schemas.CallQuery
 ) -> schemas.CallPage:
     flt = query.to_filter()
-    async with services_of(request).reader() as session:
+    async with core_of(request).reader() as session:
         rows, total = await services.find(session, flt, query.limit, query.offset)
         items = [schemas.call_model(c) for c in rows]
     await record_read(

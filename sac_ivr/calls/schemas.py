@@ -8,8 +8,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, ConfigDict, Field, ValidationInfo
 
-from sac_ivr.calls.models import CallLog
 from sac_ivr.calls.services import CallFilter
+from sac_ivr.calls.tables import CallLog
 from sac_ivr.http.endpoints import CsvExport, ListQuery, PageOf, ResponseModel
 from sac_ivr.http.errors import bad_request
 from sac_ivr.http.fields import (

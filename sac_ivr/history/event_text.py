@@ -11,7 +11,7 @@ from typing import Any
 
 from sac_ivr.lifecycle import statuses
 from sac_ivr.lifecycle.config import LifecycleConfig
-from sac_ivr.protocols.models import ProtocolEvent
+from sac_ivr.protocols.tables import ProtocolEvent
 from sac_ivr.protocols.timeline import EventKind
 
 FIELD_NAMES_PT = {

@@ -9,7 +9,7 @@ from sac_ivr.auth.http import listing_role
 from sac_ivr.auth.services import Identity
 from sac_ivr.db.base import utcnow
 from sac_ivr.history import document, schemas, services
-from sac_ivr.http.context import services_of
+from sac_ivr.http.context import core_of
 from sac_ivr.http.endpoints import Endpoints
 from sac_ivr.http.errors import ApiError, not_found
 from sac_ivr.lifecycle.services import lifecycle_of
@@ -25,7 +25,7 @@ async def _document_response(
     identity: Identity,
     action: str,
 ) -> web.Response | schemas.History:
-    svc = services_of(request)
+    svc = core_of(request)
     config = lifecycle_of(svc)
     async with svc.reader() as session:
         history = await services.build_history(
@@ -74,7 +74,7 @@ async def get_history(
 async def create_history_request(
     request: web.Request, identity: Identity, body: schemas.HistoryRequestBody
 ) -> schemas.HistoryRequest:
-    svc = services_of(request)
+    svc = core_of(request)
     try:
         created = await services.create_request(
             svc,
@@ -102,7 +102,7 @@ async def create_history_request(
 async def list_history_requests(
     request: web.Request, identity: Identity, query: schemas.ListFlagsQuery
 ) -> schemas.HistoryRequestPage:
-    async with services_of(request).reader() as session:
+    async with core_of(request).reader() as session:
         rows, total = await services.list_requests(
             session,
             pending_only=query.pending,
@@ -129,7 +129,7 @@ async def list_history_requests(
 async def get_history_request(
     request: web.Request, identity: Identity, path: schemas.RequestPath
 ) -> schemas.HistoryRequest:
-    async with services_of(request).reader() as session:
+    async with core_of(request).reader() as session:
         try:
             found = await services.get_request(session, path.id)
         except services.HistoryRequestNotFound:
@@ -156,7 +156,7 @@ async def get_history_request_document(
     path: schemas.RequestPath,
     query: schemas.FormatQuery,
 ) -> web.Response | schemas.History:
-    async with services_of(request).reader() as session:
+    async with core_of(request).reader() as session:
         try:
             found = await services.get_request(session, path.id)
         except services.HistoryRequestNotFound:
@@ -191,9 +191,7 @@ async def deliver_history_request(
 ) -> schemas.HistoryRequest:
     request_id = path.id
     try:
-        done = await services.mark_delivered(
-            services_of(request), request_id, body.via, identity.name
-        )
+        done = await services.mark_delivered(core_of(request), request_id, body.via, identity.name)
     except services.HistoryRequestNotFound:
         raise not_found(f"history request {request_id} not found") from None
     except services.AlreadyDelivered:

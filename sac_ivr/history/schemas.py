@@ -8,9 +8,9 @@ from typing import Annotated, Any
 from pydantic import ConfigDict, Field, ValidationInfo, WithJsonSchema, model_validator
 
 from sac_ivr.db.base import utcnow
-from sac_ivr.history.models import HistoryRequest as HistoryRequestRow
 from sac_ivr.history.services import DELIVERY_CHANNELS
-from sac_ivr.http.context import services_of
+from sac_ivr.history.tables import HistoryRequest as HistoryRequestRow
+from sac_ivr.http.context import core_of
 from sac_ivr.http.endpoints import (
     BodyModel,
     CsvExport,
@@ -249,7 +249,7 @@ class HistoryRequestBody(BodyModel):
     def _read(cls, data: Any, info: ValidationInfo) -> Any:
         """The checks of :func:`parse_request_body`, in its order."""
         context = info.context or {}
-        fmt = context.get("protocol_format") or services_of(context["request"]).protocol_format
+        fmt = context.get("protocol_format") or core_of(context["request"]).protocol_format
         fields = parse_request_body(data, fmt)
         return {
             "phone": fields["phone"],

@@ -7,9 +7,10 @@ from aiohttp import web, web_response
 from sac_ivr.audit import http as audit_http
 from sac_ivr.auth import http as auth_http
 from sac_ivr.calls import http as calls_http
+from sac_ivr.core import Core
 from sac_ivr.history import http as history_http
 from sac_ivr.http import health
-from sac_ivr.http.context import SERVICES_KEY
+from sac_ivr.http.context import CORE_KEY
 from sac_ivr.http.csrf import csrf_middleware
 from sac_ivr.http.errors import error_middleware
 from sac_ivr.http.inputs import input_middleware
@@ -18,7 +19,6 @@ from sac_ivr.notifications import http as notifications_http
 from sac_ivr.panels import http as panels_http
 from sac_ivr.protocols import http as protocols_http
 from sac_ivr.reports import http as reports_http
-from sac_ivr.services import Services
 
 # Every feature's http.py has setup(app): its routes, plus anything it adds to others
 # (the call log adds a "calls" section to a protocol, the panels end their streams
@@ -54,11 +54,11 @@ def _neutral_default_server_header() -> None:
         web_response.SERVER_SOFTWARE = SERVER_HEADER
 
 
-def create_app(services: Services) -> web.Application:
+def create_app(core: Core) -> web.Application:
     app = web.Application(middlewares=list(MIDDLEWARES), client_max_size=256 * 1024)
     app.on_response_prepare.append(_neutral_server_header)
     _neutral_default_server_header()
-    app[SERVICES_KEY] = services
+    app[CORE_KEY] = core
     health.setup(app)
     for feature in FEATURE_HTTP:
         feature.setup(app)

@@ -10,7 +10,7 @@ from pydantic import Field
 from sqlalchemy import text
 
 from sac_ivr import __version__
-from sac_ivr.http.context import services_of
+from sac_ivr.http.context import core_of
 from sac_ivr.http.endpoints import Endpoints, ResponseModel
 from sac_ivr.http.errors import RETRY_AFTER_S
 from sac_ivr.http.openapi import build_openapi
@@ -36,7 +36,7 @@ class Health(ResponseModel):
     other_responses={503: (Health, "The database does not answer")},
 )
 async def healthz(request: web.Request) -> Health | web.Response:
-    services = services_of(request)
+    core = core_of(request)
     health = Health(
         status="ok",
         version=__version__,
@@ -45,7 +45,7 @@ async def healthz(request: web.Request) -> Health | web.Response:
     )
     try:
         async with asyncio.timeout(HEALTH_DB_TIMEOUT_S):
-            async with services.engine.connect() as connection:
+            async with core.engine.connect() as connection:
                 await connection.execute(text("SELECT 1"))
     except Exception as exc:
         health.status = "degraded"

@@ -6,14 +6,14 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sac_ivr.auth.services import Identity, is_active_name
-from sac_ivr.http.context import services_of
+from sac_ivr.http.context import core_of
 from sac_ivr.http.endpoints import Endpoints
 from sac_ivr.http.errors import ApiError, bad_request, not_found
 from sac_ivr.lifecycle import schemas, services
 from sac_ivr.protocols import schemas as protocol_schemas
 from sac_ivr.protocols import services as protocol_services
 from sac_ivr.protocols.http import DETAIL_SECTIONS_KEY
-from sac_ivr.protocols.models import Protocol
+from sac_ivr.protocols.tables import Protocol
 
 api = Endpoints()
 
@@ -50,7 +50,7 @@ async def check_assignee(request: web.Request, identity: Identity, agent: str | 
         return
     if agent is None:
         return
-    async with services_of(request).reader() as session:
+    async with core_of(request).reader() as session:
         if not await is_active_name(session, agent):
             raise bad_request(f"no active token is named {agent!r}", field="agent")
 
@@ -74,7 +74,7 @@ async def patch_protocol(
     body: schemas.ProtocolChanges,
 ) -> protocol_schemas.ProtocolAgent:
     number = path.number
-    svc = services_of(request)
+    svc = core_of(request)
     changes = body.changes()
     if "agent" in changes:
         await check_assignee(request, identity, changes["agent"])
@@ -109,7 +109,7 @@ async def post_transition(
     body: schemas.Transition,
 ) -> protocol_schemas.ProtocolAgent:
     number = path.number
-    svc = services_of(request)
+    svc = core_of(request)
     try:
         await services.transition(
             svc,
@@ -143,7 +143,7 @@ async def post_transition(
     response_description="What the agent panel builds forms from",
 )
 async def get_lifecycle(request: web.Request) -> schemas.Lifecycle:
-    return schemas.Lifecycle.model_validate(services.lifecycle_of(services_of(request)).as_dict())
+    return schemas.Lifecycle.model_validate(services.lifecycle_of(core_of(request)).as_dict())
 
 
 def setup(app: web.Application) -> None:

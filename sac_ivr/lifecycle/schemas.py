@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import ConfigDict, Field, model_validator
 
-from sac_ivr.http.context import services_of
+from sac_ivr.http.context import core_of
 from sac_ivr.http.endpoints import BodyModel, ResponseModel, read_body
 from sac_ivr.http.errors import bad_request
 from sac_ivr.http.fields import Reads
@@ -57,7 +57,7 @@ def parse_transition(body: dict[str, Any], config: LifecycleConfig) -> dict[str,
 def _config(context: dict[str, Any]) -> LifecycleConfig:
     """The configured codes: the running service's, or the ``lifecycle`` given."""
     config = context.get("lifecycle")
-    return config if config is not None else services.lifecycle_of(services_of(context["request"]))
+    return config if config is not None else services.lifecycle_of(core_of(context["request"]))
 
 
 def _one_line(limit: int) -> Callable[[Any, str], str | None]:

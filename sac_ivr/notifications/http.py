@@ -10,14 +10,14 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sac_ivr.db.base import utcnow
-from sac_ivr.http.context import services_of
+from sac_ivr.http.context import core_of
 from sac_ivr.http.endpoints import Endpoints
 from sac_ivr.http.errors import ApiError, not_found
 from sac_ivr.notifications import schemas
 from sac_ivr.notifications import services as outbox
-from sac_ivr.notifications.models import OutboxMessage
+from sac_ivr.notifications.tables import OutboxMessage
 from sac_ivr.protocols.http import DETAIL_SECTIONS_KEY
-from sac_ivr.protocols.models import Protocol
+from sac_ivr.protocols.tables import Protocol
 
 api = Endpoints()
 
@@ -39,7 +39,7 @@ async def list_notifications(
         select_rows = select_rows.where(OutboxMessage.status == query.status)
     if query.channel:
         select_rows = select_rows.where(OutboxMessage.channel == query.channel)
-    async with services_of(request).reader() as session:
+    async with core_of(request).reader() as session:
         total = await session.scalar(select(func.count()).select_from(select_rows.subquery()))
         rows = await session.scalars(
             select_rows.order_by(OutboxMessage.id.desc()).limit(query.limit).offset(query.offset)
@@ -64,7 +64,7 @@ async def retry_notification(
 ) -> schemas.Notification:
     """A failed notice gets a fresh series of attempts (after fixing an address or the
     provider's settings)."""
-    svc = services_of(request)
+    svc = core_of(request)
     async with svc.sessionmaker() as session, session.begin():
         row = await session.get(OutboxMessage, path.id, with_for_update=True)
         if row is None:

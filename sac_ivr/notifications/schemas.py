@@ -8,8 +8,8 @@ from pydantic import Field
 
 from sac_ivr.http.endpoints import CsvExport, ListQuery, PageOf, RequestModel, ResponseModel
 from sac_ivr.http.fields import PathId, QueryChoice, Timestamp
-from sac_ivr.notifications.models import OutboxMessage
 from sac_ivr.notifications.services import mask_recipient
+from sac_ivr.notifications.tables import OutboxMessage
 
 STATUSES = ("pending", "sending", "sent", "failed")
 CHANNELS = ("sms", "email")

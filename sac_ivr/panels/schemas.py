@@ -371,7 +371,7 @@ class LiveSnapshot(ResponseModel):
     )
     max_wait_s: int = Field(
         description="Longest acceptable wait (setting panels_max_wait_s; "
-        "Portaria MJ 2.014/2008: 60 s, 45 s for financial services)."
+        "Portaria MJ 2.014/2008: 60 s, 45 s for financial core)."
     )
     heartbeat_s: float = Field(
         description="Seconds between heartbeats when idle (panels_heartbeat_s)."

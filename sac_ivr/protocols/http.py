@@ -7,7 +7,7 @@ from aiohttp import web
 from sac_ivr.audit.services import record_read
 from sac_ivr.auth.http import listing_role, optional_identity
 from sac_ivr.auth.services import Identity
-from sac_ivr.http.context import services_of
+from sac_ivr.http.context import core_of
 from sac_ivr.http.endpoints import Endpoints
 from sac_ivr.http.errors import bad_request, not_found
 from sac_ivr.protocols import public, schemas, services
@@ -23,7 +23,7 @@ DETAIL_SECTIONS_KEY: web.AppKey[dict] = web.AppKey("protocol_detail_sections", d
 def validated_number(request: web.Request) -> str:
     number = request.match_info["number"]
     try:
-        return services_of(request).protocol_format.validate(number)
+        return core_of(request).protocol_format.validate(number)
     except InvalidProtocolNumber as exc:
         raise bad_request(str(exc), code="invalid_protocol_number") from None
 
@@ -58,7 +58,7 @@ async def get_protocol(request: web.Request) -> web.Response | schemas.ProtocolA
             return schemas.ProtocolAnswer(answer)
         return answer  # refused: limited, or the factor does not match
     number = validated_number(request)  # before any database work
-    async with services_of(request).reader() as session:
+    async with core_of(request).reader() as session:
         protocol = await services.get_by_number(session, number, with_events=True)
         if protocol is None:
             raise not_found(f"protocol {number} not found")
@@ -83,7 +83,7 @@ async def list_protocols(
     request: web.Request, identity: Identity, query: schemas.ProtocolQuery
 ) -> schemas.ProtocolPage:
     flt = query.to_filter()
-    async with services_of(request).reader() as session:
+    async with core_of(request).reader() as session:
         rows, total = await services.find(session, flt, query.limit, query.offset)
         items = [schemas.ProtocolAgent.model_validate(schemas.agent_view(p)) for p in rows]
     await record_read(

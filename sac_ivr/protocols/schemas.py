@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from pydantic import ConfigDict, Field, RootModel, WithJsonSchema, model_validator
 
 from sac_ivr.db.base import utcnow
-from sac_ivr.http.context import services_of
+from sac_ivr.http.context import core_of
 from sac_ivr.http.endpoints import (
     CsvExport,
     ListQuery,
@@ -23,9 +23,9 @@ from sac_ivr.http.inputs import query_text
 from sac_ivr.http.listing import iso
 from sac_ivr.lifecycle.statuses import status_label
 from sac_ivr.phones import mask_phone
-from sac_ivr.protocols.models import Protocol, ProtocolEvent
 from sac_ivr.protocols.numbering import InvalidProtocolNumber
 from sac_ivr.protocols.services import ProtocolFilter
+from sac_ivr.protocols.tables import Protocol, ProtocolEvent
 
 STATUS_MAX = 24
 _STATUS_NAME = re.compile(rf"[a-z_]{{1,{STATUS_MAX}}}")
@@ -224,7 +224,7 @@ class NumberPath(RequestModel):
 
 def _checked_number(raw: str | None, name: str, context: dict[str, Any]) -> str:
     try:
-        return services_of(context["request"]).protocol_format.validate(raw or "")
+        return core_of(context["request"]).protocol_format.validate(raw or "")
     except InvalidProtocolNumber as exc:
         raise bad_request(str(exc), code="invalid_protocol_number") from None
 

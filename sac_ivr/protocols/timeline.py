@@ -17,7 +17,7 @@ from sqlalchemy import bindparam, insert, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sac_ivr.db.base import utcnow
-from sac_ivr.protocols.models import Protocol, ProtocolEvent
+from sac_ivr.protocols.tables import Protocol, ProtocolEvent
 
 
 class EventKind(StrEnum):

@@ -6,11 +6,11 @@ from typing import Any
 
 from aiohttp import web
 
-from sac_ivr.http.context import services_of
+from sac_ivr.http.context import core_of
 from sac_ivr.http.endpoints import Endpoints
 from sac_ivr.http.listing import Page, listing_response
 from sac_ivr.lifecycle.services import lifecycle_of
-from sac_ivr.protocols.models import Protocol
+from sac_ivr.protocols.tables import Protocol
 from sac_ivr.reports import page, schemas, services
 
 api = Endpoints()
@@ -20,7 +20,7 @@ CSV_CONTENT = {"text/csv": {"schema": {"type": "string"}}}
 
 async def _full_report(request: web.Request, query: schemas.ReportQuery) -> dict[str, Any]:
     """Every figure for the period the query asks for."""
-    svc = services_of(request)
+    svc = core_of(request)
     async with svc.reader() as session:
         return await services.full_report(session, query.params(), lifecycle_of(svc))
 
@@ -56,7 +56,7 @@ async def table(
     request: web.Request, path: schemas.ReportPath, query: schemas.ReportTableQuery
 ) -> web.Response | schemas.ReportTablePage:
     name = path.name
-    svc = services_of(request)
+    svc = core_of(request)
     config = lifecycle_of(svc)
     params = query.params()
     async with svc.reader() as session:
@@ -101,7 +101,7 @@ async def table(
 async def report_page(request: web.Request, query: schemas.ReportQuery) -> web.Response:
     """The page a supervisor opens in the browser (token in the sac_token cookie)."""
     report = await _full_report(request, query)
-    svc = services_of(request)
+    svc = core_of(request)
     config = lifecycle_of(svc)
     html = page.render(
         report, config.tz, svc.settings.company_name, config.profile.title, dict(request.query)

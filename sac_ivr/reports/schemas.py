@@ -10,7 +10,7 @@ from pydantic import ConfigDict, Field, ValidationInfo, WithJsonSchema, model_va
 from pydantic.json_schema import SkipJsonSchema
 
 from sac_ivr.db.base import utcnow
-from sac_ivr.http.context import services_of
+from sac_ivr.http.context import core_of
 from sac_ivr.http.endpoints import PageOf, RequestModel, ResponseModel
 from sac_ivr.http.errors import bad_request, not_found
 from sac_ivr.http.fields import DATE_DESCRIPTION, QueryChoice, QueryInt, Reads
@@ -113,7 +113,7 @@ class ReportQuery(RequestModel):
     @classmethod
     def _period(cls, data: Any, info: ValidationInfo) -> Any:
         context = info.context or {}
-        tz = context.get("tz") or lifecycle_of(services_of(context["request"])).tz
+        tz = context.get("tz") or lifecycle_of(core_of(context["request"])).tz
         params = read_params(data, tz)
         return {
             **data,
