@@ -21,7 +21,7 @@ import pytest
 from sqlalchemy import select
 
 from sac_ivr.calls import calllog
-from sac_ivr.calls.models import CallLog
+from sac_ivr.calls.tables import CallLog
 from sac_ivr.runner import RunningService, start_service
 from tests.conftest import make_settings
 from tests.fakeasterisk.agi import fake_call
@@ -54,7 +54,7 @@ async def until(check: Callable[[], Awaitable[bool]], timeout: float) -> None:
 
 async def logged_calls(running: RunningService) -> dict[str, CallLog]:
     """linkedid -> call log row, for the calls that have ended."""
-    async with running.services.sessionmaker() as session:
+    async with running.core.sessionmaker() as session:
         rows = (await session.scalars(select(CallLog))).all()
     return {r.linkedid: r for r in rows if r.ended_at is not None}
 

@@ -1,6 +1,6 @@
 """The durable call log, built from AMI events (the wazo-call-logd model, on AMI).
 
-One :class:`~sac_ivr.calls.models.CallLog` row per ``linkedid``. Every field is a
+One :class:`~sac_ivr.calls.tables.CallLog` row per ``linkedid``. Every field is a
 merge that gives the same result whatever the order the events come in, and
 applying an event twice changes nothing:
 
@@ -40,10 +40,10 @@ from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError, SQL
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sac_ivr.agi import channel_vars
-from sac_ivr.calls.models import CallLog
+from sac_ivr.calls.tables import CallLog
 from sac_ivr.db.base import utcnow
 from sac_ivr.phones import normalize_phone
-from sac_ivr.protocols.models import Protocol, ProtocolEvent
+from sac_ivr.protocols.tables import Protocol, ProtocolEvent
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 :class:`CallTracker` is fed the same events as the call log (``handle_event`` is an
 AMI subscriber), keeps the calls in progress and the queues, and publishes every
 change it makes to :class:`~sac_ivr.live.LiveHub`. A panel loads
-``services.extras["calls"].snapshot()`` once, then applies the live events.
+``core.extras["calls"].snapshot()`` once, then applies the live events.
 
 ``snapshot()`` (JSON-able)::
 
@@ -55,7 +55,7 @@ change it makes to :class:`~sac_ivr.live.LiveHub`. A panel loads
       "calls_taken": int,
     }
 
-Events published to ``services.live`` (exactly these shapes)::
+Events published to ``core.live`` (exactly these shapes)::
 
     {"type": "call",   "action": "update" | "end", "call": CALL}
     {"type": "queue",  "queue": QUEUE}
