@@ -13,39 +13,41 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from sac_ivr.auth.services import ROLES
+from sac_ivr.cli_args import add_setting_flags
+from sac_ivr.config import Settings
+from sac_ivr.core import Core
+from sac_ivr.feature import Commands
 
 T = TypeVar("T")
 DURATION = re.compile(r"([0-9]{1,5})([dh])")
 
 
-def add_parser(subparsers: Any) -> None:
-    from sac_ivr.cli import _add_setting_flags
-
+def add_parser(subparsers: Any, commands: Commands[Core]) -> None:
     token = subparsers.add_parser("token", help="API tokens").add_subparsers(
         dest="token_command", required=True
     )
     create = token.add_parser("create", help="create a token and print it once")
-    _add_setting_flags(create)
+    add_setting_flags(create)
     create.add_argument("name", help="who holds it (an agent's login, a system)")
     create.add_argument("--role", choices=list(ROLES), default="agent")
     create.add_argument("--extension", help="agent's interface, e.g. PJSIP/1001")
     create.add_argument(
         "--expires-in", metavar="DURATION", help="e.g. 90d or 12h; default: never expires"
     )
-    create.set_defaults(func=cmd_create)
+    create.set_defaults(func=cmd_create, load_settings=commands.load_settings)
 
     listing = token.add_parser("list", help="list the active tokens (never the tokens themselves)")
-    _add_setting_flags(listing)
+    add_setting_flags(listing)
     listing.add_argument("--all", action="store_true", help="revoked and expired ones too")
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
-    listing.set_defaults(func=cmd_list)
+    listing.set_defaults(func=cmd_list, load_settings=commands.load_settings)
 
     revoke = token.add_parser("revoke", help="revoke a token and end its panel sessions")
-    _add_setting_flags(revoke)
+    add_setting_flags(revoke)
     which = revoke.add_mutually_exclusive_group(required=True)
     which.add_argument("name", nargs="?", help="the name of the active token to revoke")
     which.add_argument("--id", type=int, help="the id of the token (see token list)")
-    revoke.set_defaults(func=cmd_revoke)
+    revoke.set_defaults(func=cmd_revoke, load_settings=commands.load_settings)
 
 
 def parse_duration(text: str) -> timedelta:
@@ -60,11 +62,10 @@ def parse_duration(text: str) -> timedelta:
 
 def _run(args: argparse.Namespace, work: Callable[[Any], Awaitable[T]]) -> T:
     """Migrate the database, then run ``work(sessionmaker)`` on it."""
-    from sac_ivr.cli import _settings
     from sac_ivr.db.engine import create_engine, make_sessionmaker
     from sac_ivr.db.migrate import upgrade
 
-    settings = _settings(args)
+    settings: Settings = args.load_settings(args)
     upgrade(settings.database_url)
 
     async def go() -> T:

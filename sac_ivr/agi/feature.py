@@ -1,0 +1,25 @@
+"""The call path: the FastAGI routes the dialplan calls (``agi://host/<route>``).
+
+``protocol`` issues the caller's number (``core.issuer``: the **issued** hooks run
+in its transaction), reads it out and offers the SMS key; ``announce`` reads a
+number again, ``subject`` records the caller's menu choice, ``health`` probes the
+database. Offers **sms_requested** (the caller pressed the SMS key); key 2 is only
+offered when some feature listens.
+"""
+
+from __future__ import annotations
+
+from sac_ivr.agi.routes import announce, health, protocol, subject
+from sac_ivr.core import Core
+from sac_ivr.feature import Feature
+
+FEATURE = Feature[Core](
+    name="call path",
+    agi_routes={
+        "protocol": protocol.handle,
+        "announce": announce.handle,
+        "subject": subject.handle,
+        "health": health.handle,
+    },
+    offers=("sms_requested",),
+)

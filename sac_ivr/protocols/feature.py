@@ -1,0 +1,29 @@
+"""Protocols: the number every call gets, issued in batches by
+:class:`~sac_ivr.protocols.issuer.ProtocolIssuer` (``core.issuer``), the protocol's
+record and timeline, the agents' API and the public lookup.
+
+Offers the **issued** hooks, on the issuer: row fillers and in-transaction hooks
+run in the issuing transaction (a new protocol's due date, its opening notice),
+after-commit callbacks once it committed (waking the outbox worker).
+"""
+
+from __future__ import annotations
+
+from sac_ivr.config import Settings
+from sac_ivr.core import Core
+from sac_ivr.feature import Feature
+from sac_ivr.protocols import http, tables
+from sac_ivr.protocols.numbering import make_format
+
+
+def check_settings(settings: Settings) -> None:
+    make_format(settings)  # raises ConfigError with the reason
+
+
+FEATURE = Feature[Core](
+    name="protocols",
+    tables=tables,
+    http=http.setup,
+    check_settings=check_settings,
+    offers=("issued",),
+)
