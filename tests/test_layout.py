@@ -136,3 +136,11 @@ def test_every_feature_package_declares_itself_once_in_features() -> None:
         f.tables.__name__.rsplit(".", 1)[0] for f in FEATURES if f.tables is not None
     }
     assert modules <= {f"sac_ivr.{name}" for name in FEATURE_PACKAGES}
+
+
+def test_every_hook_used_is_offered_by_one_feature() -> None:
+    offered = [hook for f in FEATURES for hook in f.offers]
+    assert len(offered) == len(set(offered))
+    for feature in FEATURES:
+        assert set(feature.uses) <= set(offered), feature.name
+        assert (feature.wire is not None) == bool(feature.uses), feature.name

@@ -174,9 +174,7 @@ async def create_request(
 ) -> HistoryRequest:
     """Register the request (its due date from the legal profile) and, for e-mail
     delivery, queue the document in the outbox in the same transaction."""
-    from sac_ivr.lifecycle.services import lifecycle_of
-
-    config = lifecycle_of(core)
+    config = core.lifecycle
     now = utcnow()
     async with core.sessionmaker() as session, session.begin():
         protocol = None
