@@ -15,8 +15,9 @@ from sac_ivr.auth.services import create_token
 from sac_ivr.calls.calllog import CallLogWriter
 from sac_ivr.calls.runtime import CallsRuntime
 from sac_ivr.calls.schemas import LIST_COLUMNS
-from sac_ivr.config import ConfigError, Settings
+from sac_ivr.config import ConfigError
 from sac_ivr.core import Core
+from sac_ivr.features import load_settings
 from sac_ivr.runner import RunningService, start_service
 from tests.calls_stack import ABANDONED, ANSWERED, MIDCALL
 from tests.conftest import make_settings
@@ -222,4 +223,4 @@ async def test_with_ami_enabled_the_service_follows_calls_and_closes_cleanly(
 )
 def test_bad_ami_settings_are_refused(overrides: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
-        Settings.load(env={}, overrides=overrides)
+        load_settings(env={}, overrides=overrides)

@@ -10,8 +10,17 @@ offered when some feature listens.
 from __future__ import annotations
 
 from sac_ivr.agi.routes import announce, health, protocol, subject
+from sac_ivr.config import ConfigError, Settings
 from sac_ivr.core import Core
 from sac_ivr.feature import Feature
+
+
+def check_settings(settings: Settings) -> None:
+    if settings.say_group_size < 1:
+        raise ConfigError("say_group_size: must be at least 1")
+    if not 0 <= settings.announce_repeats <= 5:
+        raise ConfigError("announce_repeats: must be between 0 and 5")
+
 
 FEATURE = Feature[Core](
     name="call path",
@@ -21,5 +30,6 @@ FEATURE = Feature[Core](
         "subject": subject.handle,
         "health": health.handle,
     },
+    check_settings=check_settings,
     offers=("sms_requested",),
 )

@@ -9,7 +9,7 @@ after-commit callbacks once it committed (waking the outbox worker).
 
 from __future__ import annotations
 
-from sac_ivr.config import Settings
+from sac_ivr.config import ConfigError, Settings
 from sac_ivr.core import Core
 from sac_ivr.feature import Feature
 from sac_ivr.protocols import http, tables
@@ -18,6 +18,11 @@ from sac_ivr.protocols.numbering import make_format
 
 def check_settings(settings: Settings) -> None:
     make_format(settings)  # raises ConfigError with the reason
+    if not 10 <= settings.public_lookups_per_hour <= 100000:
+        raise ConfigError("public_lookups_per_hour: must be between 10 and 100000")
+    for name in ("public_verify_failures_per_number", "public_verify_failures_per_client"):
+        if not 1 <= getattr(settings, name) <= 1000:
+            raise ConfigError(f"{name}: must be between 1 and 1000")
 
 
 FEATURE = Feature[Core](
