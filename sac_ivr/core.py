@@ -64,7 +64,8 @@ class Core:
     outbox_wakeup: Hook[OutboxWakeup] = field(
         default_factory=lambda: Hook[OutboxWakeup]("outbox_wakeup")
     )
-    # The live call state once the calls feature followed AMI (web process, AMI on).
+    # The live call state: the calls feature's runtime when AMI is on (set while the
+    # core is built; it follows AMI once the web process started it).
     live_calls: LiveCalls | None = None
     # Shared keys read from the database (auth.keys), cached for the process.
     key_cache: dict[str, bytes] = field(default_factory=dict)

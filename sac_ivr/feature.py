@@ -88,5 +88,6 @@ class Feature(Generic[CoreT]):
     # Hooks it offers (documented where the hook is declared) and hooks it uses.
     offers: tuple[str, ...] = ()
     uses: tuple[str, ...] = ()
-    # Adds its callables to the hooks it uses, once per core, before anything runs.
+    # While the core is built, before anything runs: adds its callables to the hooks
+    # it uses, and gives the core the objects it keeps for the process.
     wire: Callable[[CoreT], None] | None = None

@@ -1,14 +1,15 @@
 """Calls: the call log and the live call state, both from the Asterisk Manager
 Interface (AMI), followed by the web process when ``ami_enabled``.
 
-Its background work (:class:`~sac_ivr.calls.runtime.CallsRuntime`) becomes
-``core.live_calls``, which the panels read.
+With AMI on, the core keeps its runtime (:class:`~sac_ivr.calls.runtime.CallsRuntime`)
+as ``core.live_calls``, which the panels read; the web process starts it as its
+background work.
 """
 
 from __future__ import annotations
 
 from sac_ivr.calls import http, tables
-from sac_ivr.calls.runtime import start_calls
+from sac_ivr.calls.runtime import keep_live_calls, start_calls
 from sac_ivr.config import ConfigError, Settings
 from sac_ivr.core import Core
 from sac_ivr.feature import Feature
@@ -30,4 +31,5 @@ FEATURE = Feature[Core](
     http=http.setup,
     background=start_calls,
     check_settings=check_settings,
+    wire=keep_live_calls,
 )

@@ -20,9 +20,9 @@ log = logging.getLogger(__name__)
 class CallsRuntime:
     """Owns the AMI link and what is built from its events.
 
-    Started in the web process when ``ami_enabled`` (:func:`start_calls`), then
-    ``core.live_calls``: panels call :meth:`snapshot` and subscribe to ``core.live``
-    (event shapes: :mod:`sac_ivr.calls.tracker`).
+    Kept as ``core.live_calls`` when ``ami_enabled`` (:func:`keep_live_calls`) and
+    started in the web process (:func:`start_calls`): panels call :meth:`snapshot`
+    and subscribe to ``core.live`` (event shapes: :mod:`sac_ivr.calls.tracker`).
     """
 
     def __init__(self, core: Core, client: AmiClient | None = None) -> None:
@@ -97,12 +97,18 @@ class CallsRuntime:
         await self.writer.close()
 
 
+def keep_live_calls(core: Core) -> None:
+    """Wiring (the core is being built): with ``ami_enabled``, the core keeps this
+    feature's runtime as ``core.live_calls``; it connects only once started."""
+    if core.settings.ami_enabled:
+        core.live_calls = CallsRuntime(core)
+
+
 async def start_calls(core: Core) -> CallsRuntime | None:
     """Background work of the web process: follow calls over AMI when
     ``ami_enabled``; else do nothing."""
-    if not core.settings.ami_enabled:
+    runtime = core.live_calls
+    if not isinstance(runtime, CallsRuntime):
         return None
-    runtime = CallsRuntime(core)
     await runtime.start()
-    core.live_calls = runtime
     return runtime
