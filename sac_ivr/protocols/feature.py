@@ -3,8 +3,10 @@
 record and timeline, the agents' API and the public lookup.
 
 Offers the **issued** hooks, on the issuer: row fillers and in-transaction hooks
-run in the issuing transaction (a new protocol's due date, its opening notice),
-after-commit callbacks once it committed (waking the outbox worker).
+run in the issuing transaction, after-commit callbacks once it committed. Used by
+lifecycle (each new protocol's due date, in its row) and notifications (the opening
+SMS queued in the outbox; the outbox worker woken after the commit): see
+:data:`sac_ivr.features.FEATURES` for the order.
 """
 
 from __future__ import annotations
