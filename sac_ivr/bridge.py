@@ -4,8 +4,8 @@ The call path hands two things to features that live in the web process:
 
 - the outbox worker's wake-up after a commit that queued notices (the issuer's
   after-commit hook for the opening SMS, the caller's key-2 SMS, a cancellation's
-  receipt): ``notifications.services.wake_worker`` calls ``core.extras["outbox"]
-  .wake()``, which in the call process is a :class:`RemoteOutboxWaker`;
+  receipt): ``notifications.services.wake_worker`` calls the ``core.outbox_wakeup``
+  hook, which in the call process sends the wake-up over to the web process;
 - the panels' live events published by lifecycle code that AGI routes run
   (``core.live.publish``): in the call process ``core.live`` is a
   :class:`ForwardingHub`.
@@ -82,19 +82,6 @@ class CallEventSender:
         self.send({"type": "wake"})
 
 
-class RemoteOutboxWaker:
-    """Stands for the outbox worker in the call process's ``core.extras``."""
-
-    def __init__(self, sender: CallEventSender) -> None:
-        self.sender = sender
-
-    def wake(self) -> None:
-        self.sender.wake_outbox()
-
-    async def close(self) -> None:
-        return None
-
-
 class ForwardingHub(LiveHub):
     """The call process's live hub: nobody subscribes here; events go to the web
     process."""
@@ -112,7 +99,7 @@ def forward_call_events(core: Core, sock: socket.socket) -> CallEventSender:
     """Call process: outbox wake-ups and live events go to the web process."""
     sender = CallEventSender(sock)
     core.live = ForwardingHub(sender)
-    core.extras["outbox"] = RemoteOutboxWaker(sender)
+    core.outbox_wakeup.add(sender.wake_outbox)
     return sender
 
 
@@ -144,8 +131,6 @@ class CallEventReceiver:
             self.dispatch(data)
 
     def dispatch(self, data: bytes) -> None:
-        from sac_ivr.notifications import services as notices  # the features import us
-
         try:
             message = json.loads(data)
             kind = message["type"]
@@ -153,7 +138,8 @@ class CallEventReceiver:
             log.warning("unreadable call event (%d bytes) ignored", len(data))
             return
         if kind == "wake":
-            notices.wake_worker(self.core)
+            for wakeup in self.core.outbox_wakeup:
+                wakeup()
         elif kind == "live" and isinstance(message.get("event"), dict):
             self.core.live.publish(message["event"])
         else:

@@ -2,6 +2,10 @@
 
 Every setting is one field of :class:`Settings`; its ``help`` metadata is what
 ``sac-ivr serve --help`` prints, so the reference in the README and the CLI agree.
+
+This module knows no feature: it checks the settings every part shares (listeners,
+time zone, log level); each feature checks its own (its ``Feature.check_settings``),
+run by :func:`sac_ivr.features.load_settings`.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ import dataclasses
 import ipaddress
 import os
 import tomllib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +26,10 @@ CONFIG_ENV = "SAC_IVR_CONFIG"
 
 class ConfigError(ValueError):
     """A setting has a value the service cannot run with."""
+
+
+# A feature's own settings check (its Feature.check_settings): raises ConfigError.
+SettingsCheck = Callable[["Settings"], None]
 
 
 def _setting(default: Any, help: str) -> Any:
@@ -275,8 +284,11 @@ class Settings:
         config_file: str | os.PathLike[str] | None = None,
         env: dict[str, str] | None = None,
         overrides: dict[str, Any] | None = None,
+        checks: Sequence[SettingsCheck] = (),
     ) -> Settings:
-        """Build settings from a TOML file, the environment and explicit overrides."""
+        """Build settings from a TOML file, the environment and explicit overrides;
+        ``checks`` are the features' own checks (:func:`sac_ivr.features.load_settings`
+        passes every feature's)."""
         env = dict(os.environ if env is None else env)
         values: dict[str, Any] = {}
         path = config_file or env.get(CONFIG_ENV)
@@ -299,18 +311,16 @@ class Settings:
             raise ConfigError(f"unknown setting(s): {', '.join(unknown)}")
         converted = {name: _convert(known[name], value) for name, value in values.items()}
         settings = cls(**converted)
-        settings.validate()
+        settings.validate(checks)
         return settings
 
-    def validate(self) -> None:
-        """Refuse at start-up what would otherwise fail on the first call."""
-        from sac_ivr.protocols.numbering import make_format  # local: avoids an import cycle
-
+    def validate(self, checks: Sequence[SettingsCheck] = ()) -> None:
+        """Refuse at start-up what would otherwise fail on the first call: the
+        settings every part shares here, then each feature's ``checks``."""
         try:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ConfigError(f"timezone: unknown time zone {self.timezone!r}") from exc
-        make_format(self)  # raises ConfigError with the reason
         for name in ("agi_port", "http_port", "ami_port"):
             port = getattr(self, name)
             if not 0 <= port <= 65535:
@@ -337,38 +347,10 @@ class Settings:
             raise ConfigError(
                 "http_max_connections_per_client: must be between 1 and http_max_connections"
             )
-        if self.say_group_size < 1:
-            raise ConfigError("say_group_size: must be at least 1")
-        if not 0 <= self.announce_repeats <= 5:
-            raise ConfigError("announce_repeats: must be between 0 and 5")
-        for name in ("ami_action_timeout", "ami_ping_interval", "ami_reconnect_max"):
-            if not 0 < getattr(self, name) <= 3600:
-                raise ConfigError(f"{name}: must be more than 0 and at most 3600 seconds")
-        if not 0 <= self.ami_reconcile_interval <= 86400:
-            raise ConfigError("ami_reconcile_interval: must be between 0 and 86400 seconds")
-        if self.ami_enabled and not self.ami_secret:
-            raise ConfigError("ami_secret: required when ami_enabled is on")
-        if not 1 <= self.panels_max_wait_s <= 3600:
-            raise ConfigError("panels_max_wait_s: must be between 1 and 3600 seconds")
-        if not 1.0 <= self.panels_heartbeat_s <= 300.0:
-            raise ConfigError("panels_heartbeat_s: must be between 1 and 300 seconds")
-        if not 0 < self.panels_session_hours <= 24 * 31:
-            raise ConfigError("panels_session_hours: must be more than 0 and at most 744")
-        if not 1 <= self.panels_max_streams_per_token <= 1000:
-            raise ConfigError("panels_max_streams_per_token: must be between 1 and 1000")
-        if not 10 <= self.public_lookups_per_hour <= 100000:
-            raise ConfigError("public_lookups_per_hour: must be between 10 and 100000")
-        for name in ("public_verify_failures_per_number", "public_verify_failures_per_client"):
-            if not 1 <= getattr(self, name) <= 1000:
-                raise ConfigError(f"{name}: must be between 1 and 1000")
-        from sac_ivr.auth.clients import parse_networks  # local: no import cycle
-
-        parse_networks(self.trusted_proxies)  # raises ConfigError naming the bad entry
         if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ConfigError(f"log_level: {self.log_level!r} is not a log level")
-        from sac_ivr.lifecycle.config import validate_feature_settings  # no cycle
-
-        validate_feature_settings(self)
+        for check in checks:
+            check(self)  # raises ConfigError naming the setting
 
     @property
     def tz(self) -> ZoneInfo:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Protocol
 
 QUEUE_SIZE = 500
 
@@ -41,3 +41,10 @@ class LiveHub:
     @property
     def subscriber_count(self) -> int:
         return len(self._subscribers)
+
+
+class LiveCalls(Protocol):
+    """Where the panels read the live call state from: the calls feature's runtime
+    when AMI is on (``snapshot()`` as documented in :mod:`sac_ivr.calls.tracker`)."""
+
+    def snapshot(self) -> Any: ...

@@ -20,20 +20,19 @@ import logging
 import resource
 import signal
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from aiohttp import web
 
 from sac_ivr.agi.server import build_agi_server
 from sac_ivr.asterisk.fastagi import ACCEPT_BATCH, LISTEN_BACKLOG, FastAgiServer
-from sac_ivr.calls.runtime import start_calls
+from sac_ivr.bridge import CallEventReceiver, forward_call_events
 from sac_ivr.config import Settings
 from sac_ivr.core import Core
 from sac_ivr.db.migrate import upgrade_async
-from sac_ivr.http.app import create_app
+from sac_ivr.features import agi_routes, build_core, create_app, start_background
 from sac_ivr.http.guard import GuardedAppRunner, HttpLimits
-from sac_ivr.notifications.worker import start_outbox_worker
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +44,6 @@ WEB_FD_RESERVE = 200
 
 CALL_ROLE = "call"
 WEB_ROLE = "web"
-
-# Features that start background work (AMI client, outbox worker) register a
-# starter here: async fn(core, app) called once the listeners are up. They run
-# in the web role only.
-Starter = Callable[[Core, web.Application], Awaitable[None]]
-STARTERS: list[Starter] = [start_outbox_worker, start_calls]
 
 
 def bind_listener(host: str, port: int) -> socket.socket:
@@ -83,7 +76,7 @@ def raise_fd_limit() -> int:
 
 async def start_call(core: Core, sock: socket.socket) -> FastAgiServer:
     """The call role: FastAGI on ``sock``."""
-    agi = build_agi_server(core)
+    agi = build_agi_server(core, agi_routes())
     await agi.serve_socket(sock)
     return agi
 
@@ -111,7 +104,7 @@ def http_limits(settings: Settings, fd_limit: int | None = None) -> HttpLimits:
 async def start_web(
     core: Core, sock: socket.socket, limits: HttpLimits | None = None
 ) -> GuardedAppRunner:
-    """The web role: HTTP on ``sock``, then every background job (STARTERS)."""
+    """The web role: HTTP on ``sock``, then every feature's background work."""
     app = create_app(core)
     runner = GuardedAppRunner(
         app, limits or HttpLimits.from_settings(core.settings), access_log=None
@@ -120,8 +113,7 @@ async def start_web(
     site = web.SockSite(runner, sock, backlog=ACCEPT_BATCH)
     await site.start()
     sock.listen(LISTEN_BACKLOG)  # asyncio set the queue to ACCEPT_BATCH
-    for starter in STARTERS:
-        await starter(core, app)
+    await start_background(core)
     return runner
 
 
@@ -158,7 +150,7 @@ async def start_service(settings: Settings, migrate: bool = True) -> RunningServ
         await upgrade_async(settings.database_url)
     agi_sock = bind_listener(settings.agi_host, settings.agi_port)
     http_sock = bind_listener(settings.http_host, settings.http_port)
-    core = Core.create(settings)
+    core = build_core(settings)
     http = await start_web(core, http_sock)
     agi = await start_call(core, agi_sock)
     running = RunningService(core, agi, http, _port(agi_sock), _port(http_sock))
@@ -184,14 +176,12 @@ async def run_role(
     """A child's body under ``sac-ivr serve``: serve ``role`` on ``sock`` until
     SIGTERM, calling ``ready()`` once it serves. ``events`` is this side of the call
     events channel (:mod:`sac_ivr.bridge`)."""
-    from sac_ivr.bridge import CallEventReceiver, forward_call_events
-
     fd_limit = raise_fd_limit()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     with contextlib.suppress(NotImplementedError):
         loop.add_signal_handler(signal.SIGTERM, stop.set)
-    core = Core.create(settings)
+    core = build_core(settings)
     try:
         if role == CALL_ROLE:
             forward_call_events(core, events)

@@ -376,13 +376,14 @@ def child_main(argv: Sequence[str]) -> int:
     import asyncio
 
     from sac_ivr.config import Settings
+    from sac_ivr.features import check_settings
     from sac_ivr.logs import setup_logging
     from sac_ivr.runner import run_role
 
     with os.fdopen(args.settings_fd, "rb") as pipe:
         values = json.loads(pipe.read())
     settings = Settings(**values)
-    settings.validate()
+    check_settings(settings)
     setup_logging(settings.log_level, role=args.role)
     listen = socket.socket(fileno=args.listen_fd)
     events = socket.socket(fileno=args.events_fd)

@@ -8,13 +8,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sac_ivr.calls.runtime import CallsRuntime
 from sqlalchemy import select
 
 from sac_ivr.asterisk.ami import AmiClient
+from sac_ivr.calls.runtime import CallsRuntime
 from sac_ivr.calls.schemas import call_view
 from sac_ivr.calls.tables import CallLog
 from sac_ivr.core import Core
+from sac_ivr.features import build_core
 from tests.conftest import make_settings
 from tests.fakeasterisk.ami import FakeAmi, load_trace, wait_until
 
@@ -96,11 +97,12 @@ async def start_stack(db_url: str, **overrides: Any) -> Stack:
         ami_action_timeout=2.0,
         **overrides,
     )
-    core = Core.create(settings)
+    core = build_core(settings)
     client = AmiClient.from_settings(settings, backoff_min=0.01)
     feature = CallsRuntime(core, client)
     await feature.start()
-    core.extras["calls"] = feature
+    core.live_calls = feature
+    core.background.append(feature)
     stack = Stack(fake, core, feature)
     await stack.wait_synced(1)
     return stack

@@ -19,6 +19,7 @@ import pytest
 from sac_ivr.config import Settings
 from sac_ivr.core import Core
 from sac_ivr.db.migrate import upgrade
+from sac_ivr.features import build_core, load_settings
 from sac_ivr.runner import RunningService, start_service
 
 # Headless Chromium fixtures (browser, chromium) for any test: tests/browser.py.
@@ -132,12 +133,12 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         "log_level": "WARNING",
     }
     values.update(overrides)
-    return Settings.load(env={}, overrides=values)
+    return load_settings(env={}, overrides=values)
 
 
 @pytest.fixture
 async def core(db_url: str) -> AsyncIterator[Core]:
-    svc = Core.create(make_settings(db_url))
+    svc = build_core(make_settings(db_url))
     yield svc
     await svc.close()
 

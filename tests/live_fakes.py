@@ -2,7 +2,7 @@
 reader of Server-Sent Events.
 
 ``FakeTracker`` follows the contract of ``sac_ivr.calls.tracker.CallTracker``: it is
-installed as ``core.extras["calls"]`` and every change is announced on
+installed as ``core.live_calls`` and every change is announced on
 ``core.live`` (the stream re-reads the snapshot on any event).
 """
 
@@ -47,7 +47,7 @@ class FakeTracker:
     @classmethod
     def install(cls, core: Core) -> FakeTracker:
         tracker = cls(core=core)
-        core.extras["calls"] = tracker
+        core.live_calls = tracker
         return tracker
 
     def publish(self, event: dict[str, Any]) -> None:

@@ -6,7 +6,7 @@ import aiohttp
 import pytest
 
 from sac_ivr.auth.services import create_token
-from sac_ivr.http.app import create_app
+from sac_ivr.features import create_app
 from sac_ivr.http.endpoints import endpoint_of
 from sac_ivr.http.openapi import build_openapi
 from sac_ivr.runner import RunningService

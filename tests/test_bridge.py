@@ -8,8 +8,10 @@ from types import SimpleNamespace
 from typing import Any
 
 from sac_ivr.bridge import CallEventReceiver, forward_call_events, make_channel
+from sac_ivr.feature import Hook
 from sac_ivr.live import LiveHub
 from sac_ivr.notifications import services as notices
+from sac_ivr.notifications.hooks import OutboxWakeup
 from tests.notify_fakes import wait_until
 
 
@@ -23,10 +25,11 @@ class Worker:
 
 async def test_wake_ups_and_live_events_reach_the_web_side() -> None:
     call_end, web_end = make_channel()
-    call: Any = SimpleNamespace(live=LiveHub(), extras={})
+    call: Any = SimpleNamespace(live=LiveHub(), outbox_wakeup=Hook[OutboxWakeup]("outbox_wakeup"))
     forward_call_events(call, call_end)
     worker = Worker()
-    web: Any = SimpleNamespace(live=LiveHub(), extras={"outbox": worker})
+    web: Any = SimpleNamespace(live=LiveHub(), outbox_wakeup=Hook[OutboxWakeup]("outbox_wakeup"))
+    web.outbox_wakeup.add(worker.wake)
     receiver = CallEventReceiver(web, web_end)
     receiver.start()
     try:
@@ -48,7 +51,7 @@ async def test_wake_ups_and_live_events_reach_the_web_side() -> None:
 
 async def test_sending_never_waits_for_a_stuck_web_process() -> None:
     call_end, web_end = make_channel()  # nobody reads web_end
-    call: Any = SimpleNamespace(live=LiveHub(), extras={})
+    call: Any = SimpleNamespace(live=LiveHub(), outbox_wakeup=Hook[OutboxWakeup]("outbox_wakeup"))
     sender = forward_call_events(call, call_end)
     for i in range(5000):
         call.live.publish({"type": "queue", "n": i, "pad": "x" * 200})

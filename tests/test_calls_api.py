@@ -10,13 +10,14 @@ from typing import Any
 
 import aiohttp
 import pytest
-from sac_ivr.calls.runtime import CallsRuntime
 
 from sac_ivr.auth.services import create_token
 from sac_ivr.calls.calllog import CallLogWriter
+from sac_ivr.calls.runtime import CallsRuntime
 from sac_ivr.calls.schemas import LIST_COLUMNS
-from sac_ivr.config import ConfigError, Settings
+from sac_ivr.config import ConfigError
 from sac_ivr.core import Core
+from sac_ivr.features import load_settings
 from sac_ivr.runner import RunningService, start_service
 from tests.calls_stack import ABANDONED, ANSWERED, MIDCALL
 from tests.conftest import make_settings
@@ -178,7 +179,7 @@ async def test_with_ami_disabled_nothing_connects(sqlite_url: str) -> None:
     service = await start_service(settings, migrate=False)
     try:
         await asyncio.sleep(0.2)
-        assert "calls" not in service.core.extras
+        assert service.core.live_calls is None
         assert fake.connections_made == 0
     finally:
         await service.stop(drain_seconds=1.0)
@@ -193,7 +194,7 @@ async def test_with_ami_enabled_the_service_follows_calls_and_closes_cleanly(
     settings = make_settings(db_url, ami_enabled=True, ami_port=fake.port, ami_secret=fake.secret)
     service = await start_service(settings, migrate=False)
     try:
-        feature = service.core.extras["calls"]
+        feature = service.core.live_calls
         assert isinstance(feature, CallsRuntime)
         await wait_until(lambda: feature.syncs >= 1)
         assert feature.snapshot()["queues"]["sac-agents"]["members"]
@@ -222,4 +223,4 @@ async def test_with_ami_enabled_the_service_follows_calls_and_closes_cleanly(
 )
 def test_bad_ami_settings_are_refused(overrides: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
-        Settings.load(env={}, overrides=overrides)
+        load_settings(env={}, overrides=overrides)

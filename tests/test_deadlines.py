@@ -8,7 +8,8 @@ from zoneinfo import ZoneInfo
 import holidays
 import pytest
 
-from sac_ivr.config import ConfigError, Settings
+from sac_ivr.config import ConfigError
+from sac_ivr.features import load_settings
 from sac_ivr.lifecycle.config import LifecycleConfig
 from sac_ivr.lifecycle.deadlines import (
     Deadline,
@@ -122,7 +123,7 @@ def test_profiles() -> None:
 
 
 def test_ans_extended_subject_is_offered_and_gets_ten_business_days() -> None:
-    settings = Settings.load(env={}, overrides={"legal_profile": "ans"})
+    settings = load_settings(env={}, overrides={"legal_profile": "ans"})
     config = LifecycleConfig.from_settings(settings)
     assert "high_complexity" in config.subject_codes()
     opened = local(2025, 2, 28)  # Friday before Carnaval (a day off by default)
@@ -148,11 +149,11 @@ def test_ans_extended_subject_is_offered_and_gets_ten_business_days() -> None:
 )
 def test_bad_settings_are_refused_with_the_setting_named(overrides: dict, fragment: str) -> None:
     with pytest.raises(ConfigError, match=fragment):
-        Settings.load(env={}, overrides=overrides)
+        load_settings(env={}, overrides=overrides)
 
 
 def test_settings_from_environment_lists() -> None:
-    settings = Settings.load(
+    settings = load_settings(
         env={
             "SAC_IVR_HOLIDAYS_EXTRA": "01-25, 2026-11-20",
             "SAC_IVR_SUBJECTS": "information:Informação,complaint:Reclamação",

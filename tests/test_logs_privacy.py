@@ -18,6 +18,7 @@ import re
 from sqlalchemy import text
 
 from sac_ivr.auth.services import create_token
+from sac_ivr.calls.runtime import CallsRuntime
 from tests.fakeasterisk.agi import fake_call
 from tests.fakeasterisk.ami import FakeAmi, load_trace
 from tests.notify_fakes import make_env, wait_until
@@ -142,7 +143,8 @@ async def test_no_personal_data_or_secret_reaches_the_logs_at_debug(db_url: str)
             assert failed.variables.get("SAC_RESULT") == "ERROR"
 
             # The AMI call log of the same caller.
-            feature = running.core.extras["calls"]
+            feature = running.core.live_calls
+            assert isinstance(feature, CallsRuntime)
             await wait_until(lambda: feature.syncs >= 1, what="AMI sync")
             await ami.push_trace("queue_answered.ami")
             await feature.client.ping()

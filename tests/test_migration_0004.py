@@ -15,7 +15,7 @@ from sqlalchemy import text
 from sac_ivr.auth.services import create_token, identify
 from sac_ivr.db.engine import create_engine, make_sessionmaker
 from sac_ivr.db.migrate import alembic_config, upgrade_async
-from sac_ivr.db.models import Base
+from sac_ivr.features import table_metadata
 
 
 async def test_upgrade_keeps_tokens_and_frees_revoked_names(db_url: str) -> None:
@@ -47,7 +47,7 @@ async def test_upgrade_keeps_tokens_and_frees_revoked_names(db_url: str) -> None
             names = (await conn.execute(text("SELECT name FROM api_tokens ORDER BY id"))).all()
             diff = await conn.run_sync(
                 lambda c: compare_metadata(
-                    MigrationContext.configure(c, opts={"compare_type": True}), Base.metadata
+                    MigrationContext.configure(c, opts={"compare_type": True}), table_metadata()
                 )
             )
         assert [n for (n,) in names] == ["ana", "bia", "bia2", "ana"]

@@ -13,6 +13,7 @@ from sqlalchemy import select, update
 from sac_ivr.config import Settings
 from sac_ivr.core import Core
 from sac_ivr.db.base import utcnow
+from sac_ivr.features import build_core
 from sac_ivr.notifications import services as outbox
 from sac_ivr.notifications import templates
 from sac_ivr.notifications.tables import OutboxMessage
@@ -38,7 +39,7 @@ async def stack(
     sms = await start_sms_provider()
     if zenvia:
         overrides.update(sms_provider="zenvia", sms_url=sms.zenvia_url)
-    core = Core.create(make_settings(db_url, **notify_settings(smtp, sms, **overrides)))
+    core = build_core(make_settings(db_url, **notify_settings(smtp, sms, **overrides)))
     try:
         yield core, smtp, sms
     finally:
@@ -261,7 +262,7 @@ async def test_two_workers_never_send_the_same_notice(db_url: str) -> None:
         )
         assert len(await rows(core)) == 40
         # A second process: its own engine on the same database.
-        other = Core.create(core.settings)
+        other = build_core(core.settings)
         try:
             workers = [OutboxWorker(core), OutboxWorker(other)]
 
@@ -309,7 +310,7 @@ def test_outbox_list_command(sqlite_url: str, capsys) -> None:
     async def queue() -> str:
         smtp, sms = await start_smtp(), await start_sms_provider()
         settings = make_settings(sqlite_url, **notify_settings(smtp, sms))
-        core = Core.create(settings)
+        core = build_core(settings)
         try:
             return (await core.issuer.issue(CallInfo(caller_number="11987654321"))).number
         finally:
@@ -343,7 +344,8 @@ async def test_the_worker_is_woken_only_by_a_batch_that_queued_an_opening_sms(
     """A wake-up costs the worker a scan of the outbox; batches of numbers come hundreds
     of times a second, most of them from landlines or with no SMS to send."""
     async with stack(db_url) as (core, _smtp, _sms):
-        waker = core.extras["outbox"] = _CountingWaker()
+        waker = _CountingWaker()
+        core.outbox_wakeup.add(waker.wake)
         await core.issuer.issue(CallInfo(caller_number="1133334444", uniqueid="l.1"))
         await asyncio.sleep(0)
         assert waker.wakes == 0  # a landline: no opening SMS, nothing to wake for
@@ -360,7 +362,7 @@ async def test_a_scan_that_finds_nothing_due_does_not_take_the_write_lock(
     the worker's periodic scans of an outbox with nothing due must not take it."""
     import sqlite3
 
-    core = Core.create(make_settings(sqlite_url))
+    core = build_core(make_settings(sqlite_url))
     holder = sqlite3.connect(sqlite_url.split("///", 1)[1], timeout=0, isolation_level=None)
     try:
         # Another process holds the write lock: a claim that wanted it would wait for

@@ -6,7 +6,8 @@ from datetime import date
 
 import pytest
 
-from sac_ivr.config import ConfigError, Settings
+from sac_ivr.config import ConfigError
+from sac_ivr.features import load_settings
 from sac_ivr.protocols.numbering import (
     AnsLayout,
     DateSequenceCheck,
@@ -123,13 +124,13 @@ def test_daily_formats_count_per_local_day() -> None:
 )
 def test_bad_configuration_is_refused_at_start_up(overrides: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
-        Settings.load(env={}, overrides=overrides)
+        load_settings(env={}, overrides=overrides)
 
 
 def test_settings_from_toml_and_environment(tmp_path) -> None:
     config = tmp_path / "sac.toml"
     config.write_text('protocol_format = "ans"\n[ami]\nenabled = true\nport = 5039\n')
-    settings = Settings.load(
+    settings = load_settings(
         config_file=config,
         env={
             "SAC_IVR_ANS_REGISTRY": "999999",
@@ -144,7 +145,7 @@ def test_settings_from_toml_and_environment(tmp_path) -> None:
 
 
 def test_secrets_are_masked_in_the_loggable_view() -> None:
-    settings = Settings.load(env={"SAC_IVR_AMI_SECRET": "s3cr3t"})
+    settings = load_settings(env={"SAC_IVR_AMI_SECRET": "s3cr3t"})
     assert "s3cr3t" not in repr(settings.redacted())
 
 

@@ -11,7 +11,7 @@ import pytest
 from sac_ivr.auth.services import Identity, create_token
 from sac_ivr.config import ConfigError
 from sac_ivr.core import Core
-from sac_ivr.http.app import create_app
+from sac_ivr.features import build_core, create_app
 from sac_ivr.http.openapi import build_openapi
 from sac_ivr.panels import schemas
 from sac_ivr.panels.http import STATIC_DIR
@@ -387,7 +387,7 @@ async def test_real_call_tracker_feeds_the_agent_stream(
     tok = await tokens(core)
     tracker = tracker_module.CallTracker(core.live.publish)
     tracker.set_link(True)
-    core.extras["calls"] = tracker
+    core.live_calls = tracker
     lid = "1732280000.42"
     caller = {"Uniqueid": lid, "Linkedid": lid, "Channel": "PJSIP/trunk-0000002a"}
     agent_leg = {"DestUniqueid": "1732280000.43", "DestLinkedid": lid}
@@ -540,7 +540,7 @@ def test_every_static_file_the_pages_load_exists() -> None:
 
 
 def test_panels_routes_are_documented(sqlite_url: str) -> None:
-    core = Core.create(make_settings(sqlite_url))
+    core = build_core(make_settings(sqlite_url))
     app = create_app(core)
     served = {
         (r.resource.canonical, r.method.lower())

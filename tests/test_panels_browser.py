@@ -61,7 +61,7 @@ async def agent_token(running: RunningService) -> str:
 
 
 def tracker_of(running: RunningService) -> FakeTracker:
-    tracker = running.core.extras["calls"]
+    tracker = running.core.live_calls
     assert isinstance(tracker, FakeTracker)
     return tracker
 

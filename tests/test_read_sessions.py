@@ -21,6 +21,7 @@ from sqlalchemy.exc import DBAPIError
 from bench.gen_data import generate
 from sac_ivr.auth.services import create_token
 from sac_ivr.core import Core
+from sac_ivr.features import build_core
 from sac_ivr.protocols.tables import Protocol
 from sac_ivr.runner import start_service
 from tests.conftest import make_settings
@@ -55,7 +56,7 @@ def _can_take_write_lock(path: str) -> bool:
 
 
 async def test_sqlite_reading_session_leaves_the_write_lock_free(sqlite_url: str) -> None:
-    core = Core.create(make_settings(sqlite_url))
+    core = build_core(make_settings(sqlite_url))
     try:
         # The probe does see a lock: a writing session holds it for its whole life...
         async with core.sessionmaker() as session:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from sac_ivr.cli import build_parser
 from sac_ivr.config import settings_markdown
+from sac_ivr.features import FEATURES
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
 
@@ -32,3 +33,16 @@ def test_the_two_commands_are_the_makefile_targets() -> None:
         assert re.search(rf"^{target}:", makefile, re.M)
     ci = (Path(__file__).resolve().parent.parent / ".ci" / "run").read_text()
     assert "make test" in ci
+
+
+def test_every_feature_has_its_paragraph_in_the_layout() -> None:
+    """One paragraph per entry of FEATURES, naming the hooks it offers and uses."""
+    layout = README.split("\n## Layout\n", 1)[1].split("\n## ", 1)[0]
+    paragraphs = {
+        match[1]: match[0]
+        for match in re.finditer(r"^- \*\*([^*]+)\*\*.*(?:\n  .*)*", layout, re.M)
+    }
+    assert list(paragraphs) == [f.name for f in FEATURES]
+    for feature in FEATURES:
+        for hook in feature.offers + feature.uses:
+            assert f"**{hook}**" in paragraphs[feature.name], (feature.name, hook)

@@ -15,8 +15,8 @@ from sqlalchemy import select
 
 from sac_ivr.calls.tables import CallLog
 from sac_ivr.cli import main
-from sac_ivr.core import Core
 from sac_ivr.db.base import utcnow
+from sac_ivr.features import build_core
 from sac_ivr.history.tables import HistoryRequest
 from sac_ivr.notifications.tables import OutboxMessage
 from sac_ivr.protocols.tables import Protocol, ProtocolEvent
@@ -35,7 +35,7 @@ def recording(root: Path, name: str, age_days: float) -> Path:
 
 
 async def seed(db_url: str) -> dict[str, Protocol]:
-    core = Core.create(make_settings(db_url))
+    core = build_core(make_settings(db_url))
     now = utcnow()
     fmt = core.protocol_format
 
@@ -142,7 +142,7 @@ async def seed(db_url: str) -> dict[str, Protocol]:
 async def load(
     db_url: str,
 ) -> tuple[dict[str, Protocol], list[OutboxMessage], list[HistoryRequest]]:
-    core = Core.create(make_settings(db_url))
+    core = build_core(make_settings(db_url))
     try:
         async with core.sessionmaker() as session:
             protocols = {

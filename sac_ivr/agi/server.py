@@ -1,24 +1,20 @@
-"""Builds the FastAGI server with every route bound to the running core."""
+"""Builds the FastAGI server with its routes bound to the running core."""
 
 from __future__ import annotations
 
 import resource
-from types import ModuleType
+from collections.abc import Mapping
 
-from sac_ivr.agi.routes import ROUTE_MODULES
 from sac_ivr.asterisk.fastagi import AgiCall, FastAgiServer, RouteHandler
 from sac_ivr.core import Core
+from sac_ivr.feature import AgiRoute
 
 
-def route_name(module: ModuleType) -> str:
-    return module.__name__.rsplit(".", 1)[-1]
-
-
-def _bind(module: ModuleType, core: Core) -> RouteHandler:
+def _bind(name: str, handler: AgiRoute[Core], core: Core) -> RouteHandler:
     async def route(call: AgiCall) -> None:
-        await module.handle(call, core)
+        await handler(call, core)
 
-    route.__name__ = f"agi_{route_name(module)}"
+    route.__name__ = f"agi_{name}"
     return route
 
 
@@ -27,7 +23,8 @@ def _bind(module: ModuleType, core: Core) -> RouteHandler:
 FD_RESERVE = 200
 
 
-def build_agi_server(core: Core) -> FastAgiServer:
+def build_agi_server(core: Core, routes: Mapping[str, AgiRoute[Core]]) -> FastAgiServer:
+    """The FastAGI server with ``routes`` (every feature's: :func:`sac_ivr.features.agi_routes`)."""
     settings = core.settings
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY:
@@ -41,6 +38,6 @@ def build_agi_server(core: Core) -> FastAgiServer:
         # file limit (raised to the hard limit in the call process).
         max_pending=max(100, soft - settings.agi_max_connections - FD_RESERVE),
     )
-    for module in ROUTE_MODULES:
-        server.add_route(route_name(module), _bind(module, core))
+    for name, handler in routes.items():
+        server.add_route(name, _bind(name, handler, core))
     return server

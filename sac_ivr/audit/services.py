@@ -11,10 +11,7 @@ wait in memory (up to ``MAX_PENDING``) and are written when it is back.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -22,10 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sac_ivr.audit.batches import OUTCOMES, AccessLog, AccessRecord, LookupCounters
 from sac_ivr.audit.tables import AccessLogEntry, AccessLogProtocol, PublicLookupCount
 from sac_ivr.auth.clients import client_address
 from sac_ivr.auth.keys import key, keyed_hash
@@ -38,9 +34,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ACCESS_FLUSH_S = 1.0
-COUNTS_FLUSH_S = 60.0
-MAX_PENDING = 50_000
 
 # What a read was (the ``action`` column).
 ACTIONS = (
@@ -53,143 +46,12 @@ ACTIONS = (
     "history_request.document",
 )
 
-# Outcomes of a public lookup (one per request).
-OUTCOMES = ("found", "not_found", "invalid", "verified", "verify_failed", "limited")
-
 
 # ------------------------------------------------------------------ access log
 
 
-@dataclass(frozen=True)
-class AccessRecord:
-    at: datetime
-    actor: str
-    role: str
-    action: str
-    endpoint: str
-    client: str | None
-    phone_hash: str | None
-    document_hash: str | None
-    rows: int
-    protocols: tuple[str, ...] = ()
-
-
-class _Batcher:
-    """A list written by a background task ``interval`` seconds after it stops being
-    empty; ``flush()`` writes now."""
-
-    interval = 1.0
-    what = "entries"
-
-    def __init__(self, core: Core) -> None:
-        self.core = core
-        self._lock = asyncio.Lock()
-        self._task: asyncio.Task[None] | None = None
-        self._failures = 0
-
-    def _pending_count(self) -> int:
-        raise NotImplementedError
-
-    async def _write(self) -> None:
-        raise NotImplementedError
-
-    def _wake(self) -> None:
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._run())
-
-    async def _run(self) -> None:
-        while self._pending_count():
-            await asyncio.sleep(self.interval)
-            try:
-                await self.flush()
-                self._failures = 0
-            except Exception as exc:
-                self._failures += 1
-                if self._failures == 1 or self._failures % 60 == 0:
-                    log.warning(
-                        "%s: %d %s not written yet (%s); trying again",
-                        type(self).__name__,
-                        self._pending_count(),
-                        self.what,
-                        type(exc).__name__,
-                    )
-
-    async def flush(self) -> None:
-        async with self._lock:
-            await self._write()
-
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        if self._pending_count():
-            try:
-                await self.flush()
-            except Exception as exc:
-                log.error(
-                    "%s: %d %s lost at shutdown (%s)",
-                    type(self).__name__,
-                    self._pending_count(),
-                    self.what,
-                    type(exc).__name__,
-                )
-
-
-class AccessLog(_Batcher):
-    interval = ACCESS_FLUSH_S
-    what = "access log entries"
-
-    def __init__(self, core: Core) -> None:
-        super().__init__(core)
-        self._pending: list[AccessRecord] = []
-        self.dropped = 0
-
-    def _pending_count(self) -> int:
-        return len(self._pending)
-
-    def add(self, record: AccessRecord) -> None:
-        if len(self._pending) >= MAX_PENDING:
-            self.dropped += 1
-            if self.dropped == 1 or self.dropped % 1000 == 0:
-                log.error(
-                    "access log: %d entries dropped: the database is unreachable", self.dropped
-                )
-            return
-        self._pending.append(record)
-        self._wake()
-
-    async def _write(self) -> None:
-        batch, self._pending = self._pending, []
-        if not batch:
-            return
-        try:
-            async with self.core.sessionmaker() as session, session.begin():
-                session.add_all(
-                    AccessLogEntry(
-                        at=r.at,
-                        actor=r.actor,
-                        role=r.role,
-                        action=r.action,
-                        endpoint=r.endpoint,
-                        client=r.client,
-                        phone_hash=r.phone_hash,
-                        document_hash=r.document_hash,
-                        rows=r.rows,
-                        protocols=[AccessLogProtocol(number=n) for n in r.protocols],
-                    )
-                    for r in batch
-                )
-        except BaseException:
-            self._pending[:0] = batch  # kept, in order, for the next attempt
-            raise
-
-
 def access_log_of(core: Core) -> AccessLog:
-    log_ = core.extras.get("access_log")
-    if log_ is None:
-        log_ = core.extras["access_log"] = AccessLog(core)
-    return log_
+    return core.access_log
 
 
 def endpoint_of(request: web.Request) -> str:
@@ -301,54 +163,8 @@ async def find_accesses(
 # --------------------------------------------------------- public lookup counts
 
 
-class LookupCounters(_Batcher):
-    """Public lookups by outcome: since this process started (``since_start``), and
-    per local day in the database (``public_lookup_counts``), for every instance."""
-
-    interval = COUNTS_FLUSH_S
-    what = "lookup counts"
-
-    def __init__(self, core: Core) -> None:
-        super().__init__(core)
-        self.since_start: Counter[str] = Counter()
-        self._pending: Counter[tuple[date, str]] = Counter()
-
-    def _pending_count(self) -> int:
-        return len(self._pending)
-
-    def count(self, outcome: str) -> None:
-        if outcome not in OUTCOMES:
-            raise ValueError(f"unknown lookup outcome {outcome!r}")
-        self.since_start[outcome] += 1
-        self._pending[(utcnow().astimezone(self.core.settings.tz).date(), outcome)] += 1
-        self._wake()
-
-    async def _write(self) -> None:
-        batch, self._pending = self._pending, Counter()
-        if not batch:
-            return
-        postgres = self.core.engine.dialect.name == "postgresql"
-        insert = pg_insert if postgres else sqlite_insert
-        try:
-            async with self.core.sessionmaker() as session, session.begin():
-                for (day, outcome), n in sorted(batch.items()):
-                    stmt = insert(PublicLookupCount).values(day=day, outcome=outcome, count=n)
-                    await session.execute(
-                        stmt.on_conflict_do_update(
-                            index_elements=["day", "outcome"],
-                            set_={"count": PublicLookupCount.count + stmt.excluded.count},
-                        )
-                    )
-        except BaseException:
-            self._pending.update(batch)
-            raise
-
-
 def lookup_counters_of(core: Core) -> LookupCounters:
-    counters = core.extras.get("lookup_counters")
-    if counters is None:
-        counters = core.extras["lookup_counters"] = LookupCounters(core)
-    return counters
+    return core.lookup_counters
 
 
 def count_lookup(core: Core, outcome: str) -> None:

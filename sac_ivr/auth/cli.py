@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import re
 import sys
@@ -13,39 +14,40 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from sac_ivr.auth.services import ROLES
+from sac_ivr.cli_args import add_setting_flags
+from sac_ivr.core import Core
+from sac_ivr.feature import Commands
 
 T = TypeVar("T")
 DURATION = re.compile(r"([0-9]{1,5})([dh])")
 
 
-def add_parser(subparsers: Any) -> None:
-    from sac_ivr.cli import _add_setting_flags
-
+def add_parser(subparsers: Any, commands: Commands[Core]) -> None:
     token = subparsers.add_parser("token", help="API tokens").add_subparsers(
         dest="token_command", required=True
     )
     create = token.add_parser("create", help="create a token and print it once")
-    _add_setting_flags(create)
+    add_setting_flags(create)
     create.add_argument("name", help="who holds it (an agent's login, a system)")
     create.add_argument("--role", choices=list(ROLES), default="agent")
     create.add_argument("--extension", help="agent's interface, e.g. PJSIP/1001")
     create.add_argument(
         "--expires-in", metavar="DURATION", help="e.g. 90d or 12h; default: never expires"
     )
-    create.set_defaults(func=cmd_create)
+    create.set_defaults(func=functools.partial(cmd_create, commands))
 
     listing = token.add_parser("list", help="list the active tokens (never the tokens themselves)")
-    _add_setting_flags(listing)
+    add_setting_flags(listing)
     listing.add_argument("--all", action="store_true", help="revoked and expired ones too")
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
-    listing.set_defaults(func=cmd_list)
+    listing.set_defaults(func=functools.partial(cmd_list, commands))
 
     revoke = token.add_parser("revoke", help="revoke a token and end its panel sessions")
-    _add_setting_flags(revoke)
+    add_setting_flags(revoke)
     which = revoke.add_mutually_exclusive_group(required=True)
     which.add_argument("name", nargs="?", help="the name of the active token to revoke")
     which.add_argument("--id", type=int, help="the id of the token (see token list)")
-    revoke.set_defaults(func=cmd_revoke)
+    revoke.set_defaults(func=functools.partial(cmd_revoke, commands))
 
 
 def parse_duration(text: str) -> timedelta:
@@ -58,13 +60,14 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(days=amount) if unit == "d" else timedelta(hours=amount)
 
 
-def _run(args: argparse.Namespace, work: Callable[[Any], Awaitable[T]]) -> T:
+def _run(
+    commands: Commands[Core], args: argparse.Namespace, work: Callable[[Any], Awaitable[T]]
+) -> T:
     """Migrate the database, then run ``work(sessionmaker)`` on it."""
-    from sac_ivr.cli import _settings
     from sac_ivr.db.engine import create_engine, make_sessionmaker
     from sac_ivr.db.migrate import upgrade
 
-    settings = _settings(args)
+    settings = commands.load_settings(args)
     upgrade(settings.database_url)
 
     async def go() -> T:
@@ -77,7 +80,7 @@ def _run(args: argparse.Namespace, work: Callable[[Any], Awaitable[T]]) -> T:
     return asyncio.run(go())
 
 
-def cmd_create(args: argparse.Namespace) -> int:
+def cmd_create(commands: Commands[Core], args: argparse.Namespace) -> int:
     from sac_ivr.auth.services import TokenError, create_token
     from sac_ivr.db.base import utcnow
 
@@ -90,6 +93,7 @@ def cmd_create(args: argparse.Namespace) -> int:
             return 2
     try:
         token = _run(
+            commands,
             args,
             lambda sm: create_token(
                 sm, args.name, args.role, extension=args.extension, expires_at=expires_at
@@ -107,7 +111,7 @@ def cmd_create(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_list(args: argparse.Namespace) -> int:
+def cmd_list(commands: Commands[Core], args: argparse.Namespace) -> int:
     from sac_ivr.auth.schemas import token_view
     from sac_ivr.auth.services import list_tokens, live_session_counts
 
@@ -117,7 +121,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             counts = await live_session_counts(session, [r.id for r in rows])
         return [token_view(r, counts.get(r.id, 0)) for r in rows]
 
-    views = _run(args, work)
+    views = _run(commands, args, work)
     if args.json:
         for view in views:
             print(json.dumps(view, ensure_ascii=False))
@@ -135,11 +139,11 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_revoke(args: argparse.Namespace) -> int:
+def cmd_revoke(commands: Commands[Core], args: argparse.Namespace) -> int:
     from sac_ivr.auth.services import TokenNotFound, revoke_token
 
     try:
-        row = _run(args, lambda sm: revoke_token(sm, token_id=args.id, name=args.name))
+        row = _run(commands, args, lambda sm: revoke_token(sm, token_id=args.id, name=args.name))
     except TokenNotFound as exc:
         print(f"sac-ivr: {exc}", file=sys.stderr)
         return 1

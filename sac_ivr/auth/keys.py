@@ -25,7 +25,6 @@ from sac_ivr.db.base import utcnow
 if TYPE_CHECKING:
     from sac_ivr.core import Core
 
-EXTRA_KEY = "auth_keys"
 KEY_NAMES = ("lookup_link", "access_log")
 SIGNATURE_BYTES = 16  # 128 bits, base64url: 22 characters in a link
 
@@ -34,7 +33,7 @@ async def key(core: Core, name: str) -> bytes:
     """The shared key ``name`` (32 bytes), cached in this process."""
     if name not in KEY_NAMES:
         raise ValueError(f"unknown key {name!r}")
-    cache: dict[str, bytes] = core.extras.setdefault(EXTRA_KEY, {})
+    cache = core.key_cache
     if name in cache:
         return cache[name]
     async with core.sessionmaker() as session, session.begin():

@@ -3,7 +3,7 @@
 :class:`CallTracker` is fed the same events as the call log (``handle_event`` is an
 AMI subscriber), keeps the calls in progress and the queues, and publishes every
 change it makes to :class:`~sac_ivr.live.LiveHub`. A panel loads
-``core.extras["calls"].snapshot()`` once, then applies the live events.
+``core.live_calls.snapshot()`` once, then applies the live events.
 
 ``snapshot()`` (JSON-able)::
 

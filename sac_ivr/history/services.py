@@ -37,13 +37,11 @@ class AlreadyDelivered(Exception):
     pass
 
 
-def install(core: Core) -> None:
-    notices.DELIVERY_HOOKS["history"] = _delivered
-
-
-async def _delivered(session: AsyncSession, row: OutboxMessage, delivered: bool) -> None:
+async def history_sent(session: AsyncSession, row: OutboxMessage, delivered: bool) -> None:
+    """``notice_delivered`` hook: a history e-mailed by the outbox marks its request
+    delivered, in the transaction that records the sending."""
     request_id = (row.data or {}).get("history_request_id")
-    if not delivered or request_id is None:
+    if row.kind != "history" or not delivered or request_id is None:
         return
     request = await session.get(HistoryRequest, request_id)
     if request is not None and request.delivered_at is None:
@@ -130,9 +128,7 @@ async def create_request(
 ) -> HistoryRequest:
     """Register the request (its due date from the legal profile) and, for e-mail
     delivery, queue the document in the outbox in the same transaction."""
-    from sac_ivr.lifecycle.services import lifecycle_of
-
-    config = lifecycle_of(core)
+    config = core.lifecycle
     now = utcnow()
     async with core.sessionmaker() as session, session.begin():
         protocol = None

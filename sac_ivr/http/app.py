@@ -1,39 +1,21 @@
-"""The aiohttp application: every feature's routes, errors as JSON, health."""
+"""The aiohttp application: the features' routes, errors as JSON, health."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+
 from aiohttp import web, web_response
 
-from sac_ivr.audit import http as audit_http
-from sac_ivr.auth import http as auth_http
-from sac_ivr.calls import http as calls_http
 from sac_ivr.core import Core
-from sac_ivr.history import http as history_http
 from sac_ivr.http import health
 from sac_ivr.http.context import CORE_KEY
 from sac_ivr.http.csrf import csrf_middleware
 from sac_ivr.http.errors import error_middleware
 from sac_ivr.http.inputs import input_middleware
-from sac_ivr.lifecycle import http as lifecycle_http
-from sac_ivr.notifications import http as notifications_http
-from sac_ivr.panels import http as panels_http
-from sac_ivr.protocols import http as protocols_http
-from sac_ivr.reports import http as reports_http
 
-# Every feature's http.py has setup(app): its routes, plus anything it adds to others
-# (the call log adds a "calls" section to a protocol, the panels end their streams
-# at shutdown).
-FEATURE_HTTP = (
-    protocols_http,
-    lifecycle_http,
-    history_http,
-    reports_http,
-    notifications_http,
-    calls_http,
-    panels_http,
-    auth_http,
-    audit_http,
-)
+# A feature's HTTP setup(app): its routes, plus anything it adds to others (the call
+# log adds a "calls" section to a protocol, the panels end their streams at shutdown).
+HttpSetup = Callable[[web.Application], None]
 
 # Sent instead of aiohttp's "Python/3.x aiohttp/3.y": no versions for scanners.
 SERVER_HEADER = "sac-ivr"
@@ -54,12 +36,14 @@ def _neutral_default_server_header() -> None:
         web_response.SERVER_SOFTWARE = SERVER_HEADER
 
 
-def create_app(core: Core) -> web.Application:
+def create_app(core: Core, feature_setups: Iterable[HttpSetup]) -> web.Application:
+    """The app with health, the OpenAPI document and the features' routes (all of
+    them: :func:`sac_ivr.features.create_app`)."""
     app = web.Application(middlewares=list(MIDDLEWARES), client_max_size=256 * 1024)
     app.on_response_prepare.append(_neutral_server_header)
     _neutral_default_server_header()
     app[CORE_KEY] = core
     health.setup(app)
-    for feature in FEATURE_HTTP:
-        feature.setup(app)
+    for setup in feature_setups:
+        setup(app)
     return app

@@ -46,7 +46,7 @@ def listing_response(
 ) -> web.Response:
     if page.format == "csv":
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=list(csv_columns), extrasaction="ignore")
+        writer = csv.DictWriter(buffer, fieldnames=list(csv_columns))  # rows hold only them
         writer.writeheader()
         for item in items:
             writer.writerow({k: _csv_value(item.get(k)) for k in csv_columns})

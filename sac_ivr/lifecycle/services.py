@@ -2,8 +2,7 @@
 each recorded on the timeline and announced to the customer through the outbox in
 the same transaction; due dates set at opening and kept in step with the subject.
 
-``install(core)`` wires the feature into the call path (called once by
-``Core.create``).
+What it adds to the call path is declared in :mod:`sac_ivr.lifecycle.feature`.
 """
 
 from __future__ import annotations
@@ -31,8 +30,6 @@ if TYPE_CHECKING:
     from sac_ivr.protocols.issuer import RowFiller
 
 log = logging.getLogger(__name__)
-
-EXTRA_KEY = "lifecycle"
 
 # Fields an agent may set with PATCH, in the order they are applied.
 EDITABLE_FIELDS = (
@@ -68,29 +65,7 @@ class TransitionNotAllowed(Exception):
 
 
 def lifecycle_of(core: Core) -> LifecycleConfig:
-    config = core.extras.get(EXTRA_KEY)
-    if config is None:
-        config = LifecycleConfig.from_settings(core.settings)
-        core.extras[EXTRA_KEY] = config
-    return config
-
-
-def install(core: Core) -> None:
-    """Due dates and opening notices inside the issuing transaction; the caller's
-    "send me this protocol by SMS" key when SMS is configured."""
-    lifecycle_of(core)
-    core.issuer.add_row_filler(due_date_filler(core))
-    core.issuer.add_hook(notices.opening_hook(core))
-    core.issuer.add_after_commit(notices.wake_after_opening(core))
-    if notices.sms_enabled(core.settings):
-
-        async def sms_requested(number: str, uniqueid: str | None) -> None:
-            await request_protocol_sms(core, number, uniqueid)
-
-        core.sms_requested = sms_requested
-    from sac_ivr.history.services import install as install_history  # avoids a cycle
-
-    install_history(core)
+    return core.lifecycle
 
 
 def due_date_filler(core: Core) -> RowFiller:

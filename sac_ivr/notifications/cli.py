@@ -6,39 +6,40 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import signal
 from typing import Any
 
+from sac_ivr.cli_args import add_setting_flags, setup_logging
+from sac_ivr.core import Core
+from sac_ivr.feature import Commands
 
-def add_parser(subparsers: Any) -> None:
-    from sac_ivr.cli import _add_setting_flags
 
+def add_parser(subparsers: Any, commands: Commands[Core]) -> None:
     outbox = subparsers.add_parser("outbox", help="notification outbox (SMS, e-mail)")
-    commands = outbox.add_subparsers(dest="outbox_command", required=True)
-    run = commands.add_parser("run", help="send queued notifications until SIGTERM")
-    _add_setting_flags(run)
-    run.set_defaults(func=cmd_run)
-    listing = commands.add_parser("list", help="show the latest notifications")
-    _add_setting_flags(listing)
+    actions = outbox.add_subparsers(dest="outbox_command", required=True)
+    run = actions.add_parser("run", help="send queued notifications until SIGTERM")
+    add_setting_flags(run)
+    run.set_defaults(func=functools.partial(cmd_run, commands))
+    listing = actions.add_parser("list", help="show the latest notifications")
+    add_setting_flags(listing)
     listing.add_argument("--status", choices=["pending", "sending", "sent", "failed"])
     listing.add_argument("--limit", type=int, default=50)
-    listing.set_defaults(func=cmd_list)
+    listing.set_defaults(func=functools.partial(cmd_list, commands))
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from sac_ivr.cli import _settings, _setup_logging
-    from sac_ivr.core import Core
+def cmd_run(commands: Commands[Core], args: argparse.Namespace) -> int:
     from sac_ivr.db.migrate import upgrade_async
     from sac_ivr.notifications.worker import OutboxWorker
 
-    settings = _settings(args)
-    _setup_logging(settings.log_level)
+    settings = commands.load_settings(args)
+    setup_logging(settings.log_level)
 
     async def go() -> None:
         await upgrade_async(settings.database_url)
-        core = Core.create(settings)
+        core = commands.build_core(settings)
         worker = OutboxWorker(core)
-        core.extras["outbox"] = worker
+        core.outbox_wakeup.add(worker.wake)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -55,16 +56,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_list(args: argparse.Namespace) -> int:
+def cmd_list(commands: Commands[Core], args: argparse.Namespace) -> int:
     from sqlalchemy import select
 
-    from sac_ivr.cli import _settings
     from sac_ivr.db.engine import create_engine, make_sessionmaker
     from sac_ivr.db.migrate import upgrade
     from sac_ivr.notifications.services import mask_recipient
     from sac_ivr.notifications.tables import OutboxMessage
 
-    settings = _settings(args)
+    settings = commands.load_settings(args)
     upgrade(settings.database_url)
 
     async def go() -> list[OutboxMessage]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sac_ivr.db.base import utcnow
 from sac_ivr.notifications import templates
+from sac_ivr.notifications.hooks import DeliveryHook
 from sac_ivr.notifications.tables import OutboxMessage
 from sac_ivr.phones import is_mobile, mask_phone
 from sac_ivr.protocols import timeline
@@ -40,11 +41,6 @@ if TYPE_CHECKING:
     from sac_ivr.protocols.issuer import IssuedProtocol
 
 log = logging.getLogger(__name__)
-
-# kind -> async fn(session, row, delivered) run in the transaction that records the
-# result (e.g. the history feature marks its request delivered).
-DeliveryHook = Callable[[AsyncSession, OutboxMessage, bool], Awaitable[None]]
-DELIVERY_HOOKS: dict[str, DeliveryHook] = {}
 
 
 def sms_enabled(settings: Settings) -> bool:
@@ -152,12 +148,10 @@ async def queue_for_protocol(
     email: bool = True,
 ) -> list[OutboxMessage]:
     """Add this protocol's notice to the outbox, in the caller's transaction."""
-    from sac_ivr.lifecycle.services import lifecycle_of  # local: lifecycle imports us
-
     notice = notice_for(
         protocol,
         core.settings,
-        lifecycle_of(core),
+        core.lifecycle,
         customer_note=customer_note,
         effective_at=effective_at,
     )
@@ -177,8 +171,6 @@ async def queue_for_protocol(
 def opening_hook(core: Core) -> Callable[[Connection, Sequence[IssuedProtocol]], None]:
     """Issuer hook: the opening SMS to each new protocol's caller (if a mobile), in
     the issuing transaction. One executemany per batch; rows found by number."""
-    from sac_ivr.lifecycle.services import lifecycle_of
-
     settings = core.settings
     table = OutboxMessage.__table__
     protocol_id = (
@@ -189,7 +181,7 @@ def opening_hook(core: Core) -> Callable[[Connection, Sequence[IssuedProtocol]],
     def hook(connection: Connection, issued: Sequence[IssuedProtocol]) -> None:
         if not any(opening_sms_wanted(settings, item) for item in issued):
             return
-        config = lifecycle_of(core)
+        config = core.lifecycle
         rows: list[dict[str, Any]] = []
         for item in issued:
             if not opening_sms_wanted(settings, item):
@@ -232,9 +224,8 @@ def wake_after_opening(core: Core) -> Callable[[Sequence[IssuedProtocol]], None]
 
 def wake_worker(core: Core) -> None:
     """Tell this process's outbox worker there is work (call after the commit)."""
-    worker = core.extras.get("outbox")
-    if worker is not None:
-        worker.wake()
+    for wakeup in core.outbox_wakeup:
+        wakeup()
 
 
 # ------------------------------------------------------------------ the worker's side
@@ -246,6 +237,7 @@ async def claim(
     settings: Settings,
     now: datetime | None = None,
     reader: async_sessionmaker[AsyncSession] | None = None,
+    on_delivered: Iterable[DeliveryHook] = (),
 ) -> list[OutboxMessage]:
     """Take up to ``outbox_batch_size`` due rows: pending ones whose time has come and
     ``sending`` ones whose lease expired (their sender died).
@@ -281,6 +273,7 @@ async def claim(
                         session,
                         row,
                         now,
+                        on_delivered,
                         delivered=False,
                         error="no result from the last attempt (its process stopped mid-send)",
                     )
@@ -310,6 +303,7 @@ async def record_result(
     provider_id: str | None = None,
     error: str | None = None,
     permanent: bool = False,
+    on_delivered: Iterable[DeliveryHook] = (),
 ) -> str | None:
     """Store the outcome of one attempt; returns the row's new status."""
     now = utcnow()
@@ -321,14 +315,14 @@ async def record_result(
             return row.status
         if error is None:
             row.provider_id = provider_id
-            await _finish(session, row, now, delivered=True)
+            await _finish(session, row, now, on_delivered, delivered=True)
             return row.status
         if row.status != "sending" or row.claimed_by != worker_id:
             log.warning("outbox %d: result of a lost claim ignored (%s)", row.id, error_kind(error))
             return row.status
         row.last_error = error[:2000]
         if permanent or row.attempts >= settings.outbox_max_attempts:
-            await _finish(session, row, now, delivered=False, error=error)
+            await _finish(session, row, now, on_delivered, delivered=False, error=error)
         else:
             row.status = "pending"
             row.lease_until = None
@@ -345,6 +339,7 @@ async def _finish(
     session: AsyncSession,
     row: OutboxMessage,
     now: datetime,
+    on_delivered: Iterable[DeliveryHook],
     *,
     delivered: bool,
     error: str | None = None,
@@ -373,8 +368,7 @@ async def _finish(
                 **({} if delivered else {"error": row.last_error}),
             },
         )
-    hook = DELIVERY_HOOKS.get(row.kind)
-    if hook is not None:
+    for hook in on_delivered:
         await hook(session, row, delivered)
 
 

@@ -106,7 +106,11 @@ class OutboxWorker:
     async def run_once(self) -> int:
         """Claim one batch and send it; returns how many rows were claimed."""
         rows = await outbox.claim(
-            self.core.sessionmaker, self.worker_id, self.settings, reader=self.core.reader
+            self.core.sessionmaker,
+            self.worker_id,
+            self.settings,
+            reader=self.core.reader,
+            on_delivered=self.core.notice_delivered,
         )
         if rows:
             await asyncio.gather(*(self._deliver(row) for row in rows))
@@ -137,6 +141,7 @@ class OutboxWorker:
                 provider_id=provider_id,
                 error=error,
                 permanent=permanent,
+                on_delivered=self.core.notice_delivered,
             )
             if error:
                 log.warning(
@@ -150,14 +155,16 @@ class OutboxWorker:
                 )
 
 
-async def start_outbox_worker(core: Core, app: object) -> None:
-    """runner STARTER: the worker runs in ``sac-ivr serve`` unless outbox_worker=false
-    or no channel (SMTP, SMS provider) is configured: then nothing is ever queued."""
+async def start_outbox_worker(core: Core) -> OutboxWorker | None:
+    """Background work of the web process: the worker runs in ``sac-ivr serve`` unless
+    outbox_worker=false or no channel (SMTP, SMS provider) is configured: then nothing
+    is ever queued. It answers this process's outbox wake-ups."""
     settings = core.settings
     if not settings.outbox_worker:
-        return
+        return None
     if not (outbox.email_enabled(settings) or outbox.sms_enabled(settings)):
-        return
+        return None
     worker = OutboxWorker(core)
-    core.extras["outbox"] = worker
+    core.outbox_wakeup.add(worker.wake)
     await worker.start()
+    return worker

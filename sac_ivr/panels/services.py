@@ -1,7 +1,7 @@
 """The live state a panel shows: read from the call tracker, filtered per viewer, and
 turned into a first snapshot followed by changes.
 
-The tracker (``core.extras["calls"]``, built by the AMI feature) keeps the state
+The tracker (``core.live_calls``, the calls feature's runtime when AMI is on) keeps the state
 and publishes every change to ``core.live``. A stream does not trust the
 events' contents: an event only says "something changed", the stream re-reads the
 tracker's snapshot, filters it for its viewer and sends what differs from what it
@@ -20,18 +20,18 @@ from typing import Any
 
 from sac_ivr.auth.services import Identity
 from sac_ivr.core import Core
+from sac_ivr.live import LiveCalls
 from sac_ivr.panels import schemas
 
 log = logging.getLogger(__name__)
 
-TRACKER_KEY = "calls"  # core.extras key of sac_ivr.calls.tracker.CallTracker
 EMPTY_SNAPSHOT: dict[str, Any] = {"calls": [], "queues": {}}
 
 Message = tuple[str, dict[str, Any]]  # (SSE event name, JSON data)
 
 
-def tracker_of(core: Core) -> Any | None:
-    return core.extras.get(TRACKER_KEY)
+def tracker_of(core: Core) -> LiveCalls | None:
+    return core.live_calls
 
 
 async def read_snapshot(core: Core) -> dict[str, Any]:

@@ -20,12 +20,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date
-from typing import TYPE_CHECKING
 
 from stdnum import damm
 
-if TYPE_CHECKING:
-    from sac_ivr.config import Settings
+from sac_ivr.config import ConfigError, Settings
 
 # How many digits past its normal width a number may grow before lookups refuse it.
 MAX_OVERFLOW_DIGITS = 3
@@ -174,8 +172,6 @@ FORMAT_NAMES = ("date-seq-check", "ans", "sequence")
 
 def make_format(settings: Settings) -> ProtocolFormat:
     """The configured format; raises ConfigError with the reason when it can't be used."""
-    from sac_ivr.config import ConfigError
-
     name = settings.protocol_format
     if name == "date-seq-check":
         return DateSequenceCheck()

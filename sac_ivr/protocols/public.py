@@ -27,46 +27,26 @@ from aiohttp import web
 from sac_ivr.audit.services import count_lookup
 from sac_ivr.auth.clients import client_address, limit_key
 from sac_ivr.auth.keys import key, link_signature, signature_ok
-from sac_ivr.auth.ratelimit import RateLimiter, too_many_requests
+from sac_ivr.auth.ratelimit import too_many_requests
 from sac_ivr.http.context import core_of
 from sac_ivr.http.errors import ApiError, bad_request, not_found
 from sac_ivr.lifecycle.services import lifecycle_of
 from sac_ivr.protocols import schemas, services
 from sac_ivr.protocols.numbering import InvalidProtocolNumber
+from sac_ivr.protocols.public_limits import DAY, PublicLimits
 from sac_ivr.protocols.tables import Protocol
 
 if TYPE_CHECKING:
     from sac_ivr.core import Core
 
-EXTRA_KEY = "public_lookup"
-HOUR = 3600.0
-DAY = 86400.0
 VERIFY_DIGITS = 4
 LINK_DAYS = 30
 SIGNATURE_MAX = 64
 _DIGITS = re.compile(r"[0-9]+")
 
 
-@dataclass
-class PublicLimits:
-    lookups: RateLimiter  # per client
-    failures_by_client: RateLimiter
-    failures_by_number: RateLimiter
-
-
 def limits_of(core: Core) -> PublicLimits:
-    limits = core.extras.get(EXTRA_KEY)
-    if limits is None:
-        s = core.settings
-        per_hour = s.public_lookups_per_hour
-        # A bucket of a tenth of the hourly figure, refilled at the hourly rate: a
-        # client checks at most per_hour * 1.1 numbers in its first hour.
-        limits = core.extras[EXTRA_KEY] = PublicLimits(
-            lookups=RateLimiter(max(1, per_hour // 10), HOUR / 10),
-            failures_by_client=RateLimiter(s.public_verify_failures_per_client, DAY),
-            failures_by_number=RateLimiter(s.public_verify_failures_per_number, DAY),
-        )
-    return limits
+    return core.public_limits
 
 
 @dataclass(frozen=True)

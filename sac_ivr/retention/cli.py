@@ -4,36 +4,37 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 from typing import Any
 
+from sac_ivr.cli_args import add_setting_flags, setup_logging
+from sac_ivr.core import Core
+from sac_ivr.feature import Commands
 
-def add_parser(subparsers: Any) -> None:
-    from sac_ivr.cli import _add_setting_flags
 
+def add_parser(subparsers: Any, commands: Commands[Core]) -> None:
     parser = subparsers.add_parser(
         "retention",
         help="delete recordings past retention_recording_days; anonymise records "
         "answered more than retention_record_days ago (never open requests)",
     )
-    _add_setting_flags(parser)
+    add_setting_flags(parser)
     parser.add_argument("--dry-run", action="store_true", help="list what would be done")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=functools.partial(run, commands))
 
 
-def run(args: argparse.Namespace) -> int:
-    from sac_ivr.cli import _settings, _setup_logging
-    from sac_ivr.core import Core
+def run(commands: Commands[Core], args: argparse.Namespace) -> int:
     from sac_ivr.db.migrate import upgrade
     from sac_ivr.retention import services as retention
 
-    settings = _settings(args)
-    _setup_logging(settings.log_level)
+    settings = commands.load_settings(args)
+    setup_logging(settings.log_level)
     upgrade(settings.database_url)
 
     async def go() -> tuple[retention.Plan, dict[str, Any] | None]:
-        svc = Core.create(settings)
+        svc = commands.build_core(settings)
         try:
             todo = await retention.plan(svc)
             done = None if args.dry_run else await retention.apply(svc, todo)

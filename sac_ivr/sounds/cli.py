@@ -33,8 +33,9 @@ def default_paths(start: Path | None = None) -> tuple[Path, Path]:
     return start / MANIFEST_REL, start / OUT_REL
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    """Register ``sounds build`` on the main CLI's subparsers."""
+def add_parser(subparsers: argparse._SubParsersAction, commands: object = None) -> None:
+    """Register ``sounds build`` on the main CLI's subparsers (it needs no settings:
+    ``commands`` is not used)."""
     sounds = subparsers.add_parser("sounds", help="voice prompts (pt-BR)")
     sounds.set_defaults(func=lambda _args: _usage(sounds))
     sub = sounds.add_subparsers(title="commands", metavar="COMMAND")

@@ -101,11 +101,12 @@ async def handle(call: AgiCall, core: Core) -> None:
         max_repeats=settings.announce_repeats,
         digit_timeout_ms=settings.announce_digit_timeout_ms,
         # Only a mobile can receive the SMS: a landline caller is not offered key 2.
-        offer_sms=core.sms_requested is not None and is_mobile(issued.caller_e164),
+        offer_sms=len(core.sms_requested) > 0 and is_mobile(issued.caller_e164),
     )
-    if result.sms_requested and core.sms_requested is not None:
+    if result.sms_requested and len(core.sms_requested) > 0:
         await call.set_variable(channel_vars.SMS_REQUESTED, "1")
-        await core.sms_requested(issued.number, call.uniqueid)
+        for handler in core.sms_requested:
+            await handler(issued.number, call.uniqueid)
     # OK only once the number was read to the end: if this process dies mid-reading
     # (AGI still ends in SUCCESS), the dialplan sees SAC_PROTOCOL without it and reads
     # the number itself instead of leaving the caller with half of it.

@@ -8,10 +8,10 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from sac_ivr.db.engine import create_engine
-from sac_ivr.db.models import Base
+from sac_ivr.features import table_metadata
 
 config = context.config
-target_metadata = Base.metadata
+target_metadata = table_metadata()
 
 
 def _run(connection: Connection) -> None:
