@@ -179,7 +179,7 @@ async def test_half_open_link_is_detected_by_the_ping_and_rebuilt(
 async def test_reconnect_backoff_doubles_up_to_its_cap_and_restarts_after_a_login(
     fake: FakeAmi, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="sac_ivr.asterisk.ami")
+    caplog.set_level(logging.INFO, logger="sac_ivr.asterisk")
     ami = client_for(fake, backoff_min=0.01, backoff_max=0.04)
     await ami.start()
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import resource
 from types import ModuleType
 
+from sac_ivr.agi.channel_vars import RESULT
 from sac_ivr.agi.routes import ROUTE_MODULES
 from sac_ivr.asterisk.fastagi import AgiCall, FastAgiServer, RouteHandler
 from sac_ivr.services import Services
@@ -40,6 +41,7 @@ def build_agi_server(services: Services) -> FastAgiServer:
         # Connections still sending their header may use what calls leave of the
         # file limit (raised to the hard limit in the call process).
         max_pending=max(100, soft - settings.agi_max_connections - FD_RESERVE),
+        error_variable=RESULT,
     )
     for module in ROUTE_MODULES:
         server.add_route(route_name(module), _bind(module, services))
