@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
-from sac_ivr.calls import calllog
+from sac_ivr.calls import protocol_links
 from sac_ivr.calls.models import CallLog
 from sac_ivr.runner import RunningService, start_service
 from tests.conftest import make_settings
@@ -60,21 +60,21 @@ async def logged_calls(running: RunningService) -> dict[str, CallLog]:
 
 
 class HeldWriter:
-    """Makes the call log writer keep its transaction (and SQLite's write lock) open
-    until :meth:`release`, the way a busy event loop stretches it."""
+    """Makes the call log writer keep its write transaction (and SQLite's write lock)
+    open until :meth:`release`, the way a busy event loop stretches it."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.holding = asyncio.Event()
         self._release = asyncio.Event()
-        original = calllog.link_protocols
+        original = protocol_links.write_links
 
-        async def held(session: Any, rows: Iterable[CallLog]) -> None:
-            await original(session, rows)
+        async def held(session: Any, writes: protocol_links.LinkWrites) -> None:
+            await original(session, writes)
             if not self._release.is_set():
                 self.holding.set()
                 await self._release.wait()
 
-        monkeypatch.setattr(calllog, "link_protocols", held)
+        monkeypatch.setattr(protocol_links, "write_links", held)
 
     def release(self) -> None:
         self._release.set()

@@ -12,9 +12,9 @@ import aiohttp
 import pytest
 
 from sac_ivr.auth.services import create_token
-from sac_ivr.calls.calllog import CallLogWriter
 from sac_ivr.calls.schemas import LIST_COLUMNS
 from sac_ivr.calls.services import CallsFeature
+from sac_ivr.calls.writer import CallLogWriter
 from sac_ivr.config import ConfigError, Settings
 from sac_ivr.runner import RunningService, start_service
 from sac_ivr.services import Services

@@ -15,9 +15,10 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sac_ivr.asterisk.ami import AmiClient, AmiError
-from sac_ivr.calls.calllog import CallLogWriter
+from sac_ivr.calls.events import ChannelSnapshot
 from sac_ivr.calls.models import CallLog
 from sac_ivr.calls.tracker import CallTracker
+from sac_ivr.calls.writer import CallLogWriter
 from sac_ivr.db.base import utcnow
 from sac_ivr.protocols.models import Protocol
 from sac_ivr.services import Services
@@ -86,7 +87,7 @@ class CallsFeature:
     def __init__(self, services: Services, client: AmiClient | None = None) -> None:
         self.services = services
         self.client = client or AmiClient.from_settings(services.settings)
-        self.writer = CallLogWriter(services.sessionmaker)
+        self.writer = CallLogWriter(services.sessionmaker, reader=services.reader)
         self.tracker = CallTracker(services.live.publish)
         self.reconcile_interval = services.settings.ami_reconcile_interval
         self.reconciled_calls = 0  # calls closed by reconciliation since start
@@ -114,8 +115,9 @@ class CallsFeature:
         sent_at = utcnow()
         response = await self.client.send_action("CoreShowChannels")
         channels = [e for e in response.events if e.get("Event") == "CoreShowChannel"]
-        self.tracker.reconcile(channels, sent_at)
-        closed = await self.writer.reconcile(channels, sent_at, self.client.link_lost_at)
+        snapshot = ChannelSnapshot.read(channels, sent_at)
+        self.tracker.reconcile(snapshot)
+        closed = await self.writer.reconcile(snapshot, self.client.link_lost_at)
         self.reconciled_calls += closed
         return closed
 
