@@ -364,7 +364,12 @@ class AmiLink:
             name="ami-connect",
         )
         timer = self._loop.call_later(s.connect_timeout, task.cancel)
-        task.add_done_callback(lambda done: (timer.cancel(), self._connected(done)))
+
+        def done(finished: asyncio.Task[Any]) -> None:
+            timer.cancel()
+            self._connected(finished)
+
+        task.add_done_callback(done)
         self._connecting = task
 
     def _connected(self, task: asyncio.Task[Any]) -> None:
@@ -378,7 +383,7 @@ class AmiLink:
                 else:
                     self._retry(str(exc) or type(exc).__name__)
             return
-        _transport, connection = task.result()
+        connection: _Connection = task.result()[1]
         if connection is not self._connection or connection.closed:
             return  # lost (or refused by attach) already: detach scheduled the retry
         s = self.settings

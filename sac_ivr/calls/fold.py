@@ -125,7 +125,7 @@ def fold_event(facts: CallFacts, event: AmiEvent, at: datetime, received_at: dat
             leg["channel"] = channel
         leg["last"] = max(leg.get("last", t), t)
         leg["seen"] = max(leg.get("seen", 0.0), ts(received_at))
-    uid = field_id(event, "Uniqueid")
+    event_uid = field_id(event, "Uniqueid")
     origin = is_origin(event, facts.linkedid)
 
     if origin:
@@ -166,8 +166,8 @@ def fold_event(facts: CallFacts, event: AmiEvent, at: datetime, received_at: dat
         _fold_transfer(facts, name, event, at)
     elif name == "MixMonitorStart":
         state["recorded"] = True
-    elif name == "Hangup" and uid in legs and field_str(event, "Linkedid") == facts.linkedid:
-        leg = legs[uid]
+    elif name == "Hangup" and event_uid in legs and field_str(event, "Linkedid") == facts.linkedid:
+        leg = legs[event_uid]
         if leg.get("hungup") is None or t < leg["hungup"] or leg.get("reconciled"):
             leg["hungup"] = t
             leg["cause"] = to_int(field_str(event, "Cause", 8))

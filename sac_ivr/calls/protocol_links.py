@@ -110,9 +110,9 @@ async def _find_protocol_numbers(session: AsyncSession, rows: list[CallLog]) -> 
         .order_by(Protocol.issued_at, Protocol.id)
     )
     for number, uniqueid, linkedid in found:
-        row = missing.get(linkedid) if linkedid in missing else missing.get(uniqueid)
-        if row is not None and row.protocol_number is None:
-            row.protocol_number = number
+        call = missing.get(linkedid or "") or missing.get(uniqueid or "")
+        if call is not None and call.protocol_number is None:
+            call.protocol_number = number
 
 
 async def write_links(session: AsyncSession, writes: LinkWrites) -> None:

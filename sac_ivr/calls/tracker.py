@@ -328,7 +328,7 @@ class CallTracker:
         if call is not None:
             self._changed(call, before)
 
-    def _before(self, event: dict[str, Any]) -> dict[str, Any] | None:
+    def _before(self, event: AmiEvent) -> dict[str, Any] | None:
         linkedid = linkedid_of(event)
         call = self.calls.get(linkedid) if linkedid else None
         return call.view() if call else None
@@ -568,7 +568,7 @@ class CallTracker:
             self._publish_queue(queue)
 
 
-def _update_member(member: LiveMember, event: dict[str, Any]) -> None:
+def _update_member(member: LiveMember, event: AmiEvent) -> None:
     name = field_str(event, "MemberName", 128) or field_str(event, "Name", 128)
     if name:
         member.name = name
