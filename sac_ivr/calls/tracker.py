@@ -5,6 +5,11 @@ AMI subscriber), keeps the calls in progress and the queues, and publishes every
 change it makes to :class:`~sac_ivr.live.LiveHub`. A panel loads
 ``services.extras["calls"].snapshot()`` once, then applies the live events.
 
+A call's facts (caller, channel, protocol, legs, queue entry, the agent who
+answered) come from the same fold as the call log's (:mod:`sac_ivr.calls.fold`),
+its fields from :mod:`sac_ivr.calls.events`; only what depends on the order of
+events is kept here: the state, the queue the call is in now, the agents rung.
+
 ``snapshot()`` (JSON-able)::
 
     {
@@ -346,7 +351,7 @@ class CallTracker:
         before = self._before(event)
         call = self._call_for(event, at)
         queue_name = field_str(event, "Queue", 128)
-        uid = field_str(event, "Uniqueid", 64)
+        uid = field_id(event, "Uniqueid")
         if call is None or not queue_name or not uid:
             return
         call.queue = queue_name
@@ -362,7 +367,7 @@ class CallTracker:
         before = self._before(event)
         call = self._call_for(event, at)
         queue_name = field_str(event, "Queue", 128)
-        uid = field_str(event, "Uniqueid", 64)
+        uid = field_id(event, "Uniqueid")
         if call is not None and call.state in ("queued", "ringing"):
             call.state = "ivr"  # timed out or gave up: back in the dialplan
             call.ringing.clear()
@@ -403,7 +408,7 @@ class CallTracker:
         call.ringing.clear()
         self._changed(call, before)
         queue = self.queues.get(call.queue or "")
-        uid = field_str(event, "Uniqueid", 64)
+        uid = field_id(event, "Uniqueid")
         if queue is not None and uid and queue.waiting.pop(uid, None) is not None:
             self._publish_queue(queue)
 
@@ -539,7 +544,7 @@ class CallTracker:
                     member = queue.members[interface] = LiveMember(interface)
                     _update_member(member, event)
             elif kind == "QueueEntry":
-                uid = field_str(event, "Uniqueid", 64)
+                uid = field_id(event, "Uniqueid")
                 if not uid:
                     continue
                 wait = to_int(field_str(event, "Wait"), 0)
