@@ -213,6 +213,10 @@ class PausedBetweenReadAndWrite:
     def release(self) -> None:
         self._release.set()
 
+    @property
+    def released(self) -> bool:
+        return self._release.is_set()
+
 
 async def test_the_writer_does_not_hold_the_write_lock_while_it_reads(
     service: tuple[RunningService, FakeAmi], monkeypatch: pytest.MonkeyPatch
@@ -230,7 +234,7 @@ async def test_the_writer_does_not_hold_the_write_lock_while_it_reads(
     )
     assert result.variables.get("SAC_RESULT") == "OK", result.commands
     number = result.variables["SAC_PROTOCOL"]
-    assert not paused._release.is_set()  # the writer was stopped all along
+    assert not paused.released  # the writer was stopped all along
     paused.release()
 
     await fake.push(_event("VarSet", Variable="SAC_PROTOCOL", Value=number))
