@@ -47,12 +47,12 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from sac_ivr.calls.models import CallLog  # noqa: E402
+from sac_ivr.calls.tables import CallLog  # noqa: E402
 from sac_ivr.config import Settings  # noqa: E402
 from sac_ivr.db.base import UtcDateTime  # noqa: E402
-from sac_ivr.notifications.models import OutboxMessage  # noqa: E402
-from sac_ivr.protocols.models import Protocol, ProtocolCounter, ProtocolEvent  # noqa: E402
+from sac_ivr.notifications.tables import OutboxMessage  # noqa: E402
 from sac_ivr.protocols.numbering import make_format  # noqa: E402
+from sac_ivr.protocols.tables import Protocol, ProtocolCounter, ProtocolEvent  # noqa: E402
 
 CHUNK = 20_000
 AGENTS = [f"agente{n:02d}" for n in range(1, 41)]

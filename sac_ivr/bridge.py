@@ -4,10 +4,10 @@ The call path hands two things to features that live in the web process:
 
 - the outbox worker's wake-up after a commit that queued notices (the issuer's
   after-commit hook for the opening SMS, the caller's key-2 SMS, a cancellation's
-  receipt): ``notifications.services.wake_worker`` calls ``services.extras["outbox"]
+  receipt): ``notifications.services.wake_worker`` calls ``core.extras["outbox"]
   .wake()``, which in the call process is a :class:`RemoteOutboxWaker`;
 - the panels' live events published by lifecycle code that AGI routes run
-  (``services.live.publish``): in the call process ``services.live`` is a
+  (``core.live.publish``): in the call process ``core.live`` is a
   :class:`ForwardingHub`.
 
 Each becomes one small JSON datagram (``{"type": "wake"}``, ``{"type": "live",
@@ -31,8 +31,8 @@ import logging
 import socket
 from typing import Any
 
+from sac_ivr.core import Core
 from sac_ivr.live import LiveHub
-from sac_ivr.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ class CallEventSender:
 
 
 class RemoteOutboxWaker:
-    """Stands for the outbox worker in the call process's ``services.extras``."""
+    """Stands for the outbox worker in the call process's ``core.extras``."""
 
     def __init__(self, sender: CallEventSender) -> None:
         self.sender = sender
@@ -108,20 +108,20 @@ class ForwardingHub(LiveHub):
         self.sender.send({"type": "live", "event": event})
 
 
-def forward_call_events(services: Services, sock: socket.socket) -> CallEventSender:
+def forward_call_events(core: Core, sock: socket.socket) -> CallEventSender:
     """Call process: outbox wake-ups and live events go to the web process."""
     sender = CallEventSender(sock)
-    services.live = ForwardingHub(sender)
-    services.extras["outbox"] = RemoteOutboxWaker(sender)
+    core.live = ForwardingHub(sender)
+    core.extras["outbox"] = RemoteOutboxWaker(sender)
     return sender
 
 
 class CallEventReceiver:
     """Web process: hands the call process's messages to this process's features."""
 
-    def __init__(self, services: Services, sock: socket.socket) -> None:
+    def __init__(self, core: Core, sock: socket.socket) -> None:
         sock.setblocking(False)
-        self.services = services
+        self.core = core
         self.sock = sock
         self.received = 0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -153,9 +153,9 @@ class CallEventReceiver:
             log.warning("unreadable call event (%d bytes) ignored", len(data))
             return
         if kind == "wake":
-            notices.wake_worker(self.services)
+            notices.wake_worker(self.core)
         elif kind == "live" and isinstance(message.get("event"), dict):
-            self.services.live.publish(message["event"])
+            self.core.live.publish(message["event"])
         else:
             log.warning("unknown call event %r ignored", kind)
 

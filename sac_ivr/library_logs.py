@@ -6,7 +6,7 @@ statement and result row (sqlalchemy), every call with its SQL parameters
 and events (panoramisk), the URL of each request with its query string, where a
 phone or CPF/CNPJ searched for travels (aiohttp.access). Whatever ``log_level`` is,
 they log from WARNING up: nothing of a customer reaches a log line through them.
-``Services.create`` applies this, so every process that handles data does.
+``Core.create`` applies this, so every process that handles data does.
 """
 
 from __future__ import annotations

@@ -27,13 +27,13 @@ from aiohttp import web
 
 from sac_ivr.agi.server import build_agi_server
 from sac_ivr.asterisk.fastagi import ACCEPT_BATCH, LISTEN_BACKLOG, FastAgiServer
-from sac_ivr.calls.services import start_calls
+from sac_ivr.calls.runtime import start_calls
 from sac_ivr.config import Settings
+from sac_ivr.core import Core
 from sac_ivr.db.migrate import upgrade_async
 from sac_ivr.http.app import create_app
 from sac_ivr.http.guard import GuardedAppRunner, HttpLimits
 from sac_ivr.notifications.worker import start_outbox_worker
-from sac_ivr.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +47,9 @@ CALL_ROLE = "call"
 WEB_ROLE = "web"
 
 # Features that start background work (AMI client, outbox worker) register a
-# starter here: async fn(services, app) called once the listeners are up. They run
+# starter here: async fn(core, app) called once the listeners are up. They run
 # in the web role only.
-Starter = Callable[[Services, web.Application], Awaitable[None]]
+Starter = Callable[[Core, web.Application], Awaitable[None]]
 STARTERS: list[Starter] = [start_outbox_worker, start_calls]
 
 
@@ -81,9 +81,9 @@ def raise_fd_limit() -> int:
     return 1_000_000 if soft == resource.RLIM_INFINITY else soft
 
 
-async def start_call(services: Services, sock: socket.socket) -> FastAgiServer:
+async def start_call(core: Core, sock: socket.socket) -> FastAgiServer:
     """The call role: FastAGI on ``sock``."""
-    agi = build_agi_server(services)
+    agi = build_agi_server(core)
     await agi.serve_socket(sock)
     return agi
 
@@ -109,19 +109,19 @@ def http_limits(settings: Settings, fd_limit: int | None = None) -> HttpLimits:
 
 
 async def start_web(
-    services: Services, sock: socket.socket, limits: HttpLimits | None = None
+    core: Core, sock: socket.socket, limits: HttpLimits | None = None
 ) -> GuardedAppRunner:
     """The web role: HTTP on ``sock``, then every background job (STARTERS)."""
-    app = create_app(services)
+    app = create_app(core)
     runner = GuardedAppRunner(
-        app, limits or HttpLimits.from_settings(services.settings), access_log=None
+        app, limits or HttpLimits.from_settings(core.settings), access_log=None
     )
     await runner.setup()
     site = web.SockSite(runner, sock, backlog=ACCEPT_BATCH)
     await site.start()
     sock.listen(LISTEN_BACKLOG)  # asyncio set the queue to ACCEPT_BATCH
     for starter in STARTERS:
-        await starter(services, app)
+        await starter(core, app)
     return runner
 
 
@@ -140,7 +140,7 @@ def _port(sock: socket.socket) -> int:
 class RunningService:
     """Both roles in this process (tests)."""
 
-    services: Services
+    core: Core
     agi: FastAgiServer
     http: web.AppRunner
     agi_port: int
@@ -149,7 +149,7 @@ class RunningService:
     async def stop(self, drain_seconds: float = DRAIN_SECONDS) -> None:
         await stop_call(self.agi, drain_seconds)
         await self.http.cleanup()
-        await self.services.close()
+        await self.core.close()
 
 
 async def start_service(settings: Settings, migrate: bool = True) -> RunningService:
@@ -158,17 +158,17 @@ async def start_service(settings: Settings, migrate: bool = True) -> RunningServ
         await upgrade_async(settings.database_url)
     agi_sock = bind_listener(settings.agi_host, settings.agi_port)
     http_sock = bind_listener(settings.http_host, settings.http_port)
-    services = Services.create(settings)
-    http = await start_web(services, http_sock)
-    agi = await start_call(services, agi_sock)
-    running = RunningService(services, agi, http, _port(agi_sock), _port(http_sock))
+    core = Core.create(settings)
+    http = await start_web(core, http_sock)
+    agi = await start_call(core, agi_sock)
+    running = RunningService(core, agi, http, _port(agi_sock), _port(http_sock))
     log.info(
         "sac-ivr serving FastAGI on %s:%d and HTTP on %s:%d (database %s)",
         settings.agi_host,
         running.agi_port,
         settings.http_host,
         running.http_port,
-        services.engine.url.render_as_string(hide_password=True),
+        core.engine.url.render_as_string(hide_password=True),
     )
     return running
 
@@ -191,24 +191,24 @@ async def run_role(
     loop = asyncio.get_running_loop()
     with contextlib.suppress(NotImplementedError):
         loop.add_signal_handler(signal.SIGTERM, stop.set)
-    services = Services.create(settings)
+    core = Core.create(settings)
     try:
         if role == CALL_ROLE:
-            forward_call_events(services, events)
-            agi = await start_call(services, sock)
+            forward_call_events(core, events)
+            agi = await start_call(core, sock)
             log.info(
                 "call process serving FastAGI on %s:%d (database %s)",
                 settings.agi_host,
                 _port(sock),
-                services.engine.url.render_as_string(hide_password=True),
+                core.engine.url.render_as_string(hide_password=True),
             )
             ready()
             await stop.wait()
             log.info("stopping: %d call(s) in progress", agi.active_calls)
             await stop_call(agi)
         elif role == WEB_ROLE:
-            runner = await start_web(services, sock, http_limits(settings, fd_limit))
-            receiver = CallEventReceiver(services, events)
+            runner = await start_web(core, sock, http_limits(settings, fd_limit))
+            receiver = CallEventReceiver(core, events)
             receiver.start()
             log.info("web process serving HTTP on %s:%d", settings.http_host, _port(sock))
             ready()
@@ -219,4 +219,4 @@ async def run_role(
         else:
             raise ValueError(f"unknown role {role!r}")
     finally:
-        await services.close()
+        await core.close()

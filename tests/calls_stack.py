@@ -8,13 +8,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from sac_ivr.calls.runtime import CallsRuntime
 from sqlalchemy import select
 
 from sac_ivr.asterisk.ami import AmiClient
-from sac_ivr.calls.models import CallLog
 from sac_ivr.calls.schemas import call_view
-from sac_ivr.calls.services import CallsFeature
-from sac_ivr.services import Services
+from sac_ivr.calls.tables import CallLog
+from sac_ivr.core import Core
 from tests.conftest import make_settings
 from tests.fakeasterisk.ami import FakeAmi, load_trace, wait_until
 
@@ -42,8 +42,8 @@ def without(events: Iterable[dict[str, str]], **match: str) -> list[dict[str, st
 @dataclass
 class Stack:
     fake: FakeAmi
-    services: Services
-    feature: CallsFeature
+    core: Core
+    feature: CallsRuntime
 
     @property
     def client(self) -> AmiClient:
@@ -67,11 +67,11 @@ class Stack:
         await self.settle()
 
     async def rows(self) -> list[CallLog]:
-        async with self.services.sessionmaker() as session:
+        async with self.core.sessionmaker() as session:
             return list((await session.scalars(select(CallLog).order_by(CallLog.id))).all())
 
     async def row(self, linkedid: str) -> CallLog:
-        async with self.services.sessionmaker() as session:
+        async with self.core.sessionmaker() as session:
             row = await session.scalar(select(CallLog).where(CallLog.linkedid == linkedid))
         assert row is not None, f"no call log row for {linkedid}"
         return row
@@ -96,16 +96,16 @@ async def start_stack(db_url: str, **overrides: Any) -> Stack:
         ami_action_timeout=2.0,
         **overrides,
     )
-    services = Services.create(settings)
+    core = Core.create(settings)
     client = AmiClient.from_settings(settings, backoff_min=0.01)
-    feature = CallsFeature(services, client)
+    feature = CallsRuntime(core, client)
     await feature.start()
-    services.extras["calls"] = feature
-    stack = Stack(fake, services, feature)
+    core.extras["calls"] = feature
+    stack = Stack(fake, core, feature)
     await stack.wait_synced(1)
     return stack
 
 
 async def stop_stack(stack: Stack) -> None:
-    await stack.services.close()
+    await stack.core.close()
     await stack.fake.close()

@@ -1,4 +1,4 @@
-"""Shared fixtures: databases (SQLite and PostgreSQL), services, a running server.
+"""Shared fixtures: databases (SQLite and PostgreSQL), core, a running server.
 
 PostgreSQL: the server on 127.0.0.1:5432 (override with SAC_IVR_TEST_PG_URL, an
 asyncpg URL of a database the tests may CREATE DATABASE from). Where it is not
@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from sac_ivr.config import Settings
+from sac_ivr.core import Core
 from sac_ivr.db.migrate import upgrade
 from sac_ivr.runner import RunningService, start_service
-from sac_ivr.services import Services
 
 # Headless Chromium fixtures (browser, chromium) for any test: tests/browser.py.
 pytest_plugins = ("tests.browser",)
@@ -136,8 +136,8 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
 
 
 @pytest.fixture
-async def services(db_url: str) -> AsyncIterator[Services]:
-    svc = Services.create(make_settings(db_url))
+async def core(db_url: str) -> AsyncIterator[Core]:
+    svc = Core.create(make_settings(db_url))
     yield svc
     await svc.close()
 

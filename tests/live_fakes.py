@@ -2,8 +2,8 @@
 reader of Server-Sent Events.
 
 ``FakeTracker`` follows the contract of ``sac_ivr.calls.tracker.CallTracker``: it is
-installed as ``services.extras["calls"]`` and every change is announced on
-``services.live`` (the stream re-reads the snapshot on any event).
+installed as ``core.extras["calls"]`` and every change is announced on
+``core.live`` (the stream re-reads the snapshot on any event).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 
 import aiohttp
 
-from sac_ivr.services import Services
+from sac_ivr.core import Core
 
 
 def ago(seconds: float) -> str:
@@ -28,7 +28,7 @@ def ago(seconds: float) -> str:
 class FakeTracker:
     """Same snapshot and event shapes as ``sac_ivr.calls.tracker.CallTracker``."""
 
-    services: Services | None = None
+    core: Core | None = None
     calls: list[dict[str, Any]] = field(default_factory=list)
     queues: dict[str, dict[str, Any]] = field(default_factory=dict)
     ami_connected: bool = True
@@ -45,14 +45,14 @@ class FakeTracker:
         )
 
     @classmethod
-    def install(cls, services: Services) -> FakeTracker:
-        tracker = cls(services=services)
-        services.extras["calls"] = tracker
+    def install(cls, core: Core) -> FakeTracker:
+        tracker = cls(core=core)
+        core.extras["calls"] = tracker
         return tracker
 
     def publish(self, event: dict[str, Any]) -> None:
-        assert self.services is not None
-        self.services.live.publish(event)
+        assert self.core is not None
+        self.core.live.publish(event)
 
     # -- changes, each published like the real tracker does
     def set_link(self, connected: bool) -> None:

@@ -22,7 +22,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy import select
 
 from sac_ivr.auth.services import create_token
-from sac_ivr.notifications.models import OutboxMessage
+from sac_ivr.notifications.tables import OutboxMessage
 from sac_ivr.runner import RunningService, start_service
 from tests.conftest import make_settings
 from tests.fakeasterisk.agi import fake_call
@@ -282,7 +282,7 @@ class Env:
         return result.variables["SAC_PROTOCOL"]
 
     async def outbox(self) -> list[OutboxMessage]:
-        async with self.running.services.sessionmaker() as session:
+        async with self.running.core.sessionmaker() as session:
             return list(await session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
 
     async def drained(self) -> bool:
@@ -295,7 +295,7 @@ async def make_env(db_url: str, **overrides) -> AsyncIterator[Env]:
     sms = await start_sms_provider()
     settings = make_settings(db_url, **notify_settings(smtp, sms, **overrides))
     running = await start_service(settings, migrate=False)
-    token = await create_token(running.services.sessionmaker, "ana", "agent")
+    token = await create_token(running.core.sessionmaker, "ana", "agent")
     try:
         yield Env(running, smtp, sms, Api(running.http_port, token), token)
     finally:

@@ -10,7 +10,7 @@ import io
 from sqlalchemy import select, text
 
 from sac_ivr.auth.services import create_token
-from sac_ivr.protocols.models import Protocol, ProtocolEvent
+from sac_ivr.protocols.tables import Protocol, ProtocolEvent
 from tests.privacy_helpers import clients, new_call, service
 
 CPF = "529.982.247-25"
@@ -19,7 +19,7 @@ LOG = "/api/v1/access-log"
 
 async def test_reads_of_personal_data_are_in_the_access_log(db_url: str) -> None:
     async with service(db_url) as running:
-        sm = running.services.sessionmaker
+        sm = running.core.sessionmaker
         ana = await create_token(sm, "ana", "agent")
         sueli = await create_token(sm, "sueli", "supervisor")
         number = await new_call(running, callerid="11987654321", calleridname="Maria Silva")
@@ -99,7 +99,7 @@ async def test_reads_of_personal_data_are_in_the_access_log(db_url: str) -> None
 
 async def test_bulk_csv_exports_are_for_supervisors(db_url: str) -> None:
     async with service(db_url) as running:
-        sm = running.services.sessionmaker
+        sm = running.core.sessionmaker
         ana = await create_token(sm, "ana", "agent")
         sueli = await create_token(sm, "sueli", "supervisor")
         await new_call(running, callerid="11987654321")
@@ -117,7 +117,7 @@ async def test_bulk_csv_exports_are_for_supervisors(db_url: str) -> None:
 
 async def test_the_author_and_the_assignee_come_from_tokens(db_url: str) -> None:
     async with service(db_url) as running:
-        sm = running.services.sessionmaker
+        sm = running.core.sessionmaker
         ana = await create_token(sm, "ana", "agent")
         await create_token(sm, "bruno", "agent")
         sueli = await create_token(sm, "sueli", "supervisor")
@@ -158,7 +158,7 @@ async def test_reads_go_on_while_the_access_log_cannot_be_written(sqlite_url: st
     """The log is written in the background: a read never waits for it, and entries
     held while the table cannot be written are written afterwards, none lost."""
     async with service(sqlite_url) as running:
-        sm = running.services.sessionmaker
+        sm = running.core.sessionmaker
         ana = await create_token(sm, "ana", "agent")
         sueli = await create_token(sm, "sueli", "supervisor")
         number = await new_call(running)

@@ -23,7 +23,7 @@ from sqlalchemy import event, select
 
 from sac_ivr.calls import protocol_links
 from sac_ivr.calls.calllog import HANDLED_EVENTS
-from sac_ivr.calls.models import CallLog
+from sac_ivr.calls.tables import CallLog
 from sac_ivr.calls.writer import CallLogWriter
 from sac_ivr.db.engine import (
     create_engine,
@@ -31,7 +31,7 @@ from sac_ivr.db.engine import (
     make_read_sessionmaker,
     make_sessionmaker,
 )
-from sac_ivr.protocols.models import Protocol
+from sac_ivr.protocols.tables import Protocol
 from sac_ivr.runner import RunningService, start_service
 from tests.conftest import make_settings
 from tests.fakeasterisk.agi import fake_call
@@ -64,7 +64,7 @@ async def until(check: Callable[[], Awaitable[bool]], timeout: float) -> None:
 
 async def logged_calls(running: RunningService) -> dict[str, CallLog]:
     """linkedid -> call log row, for the calls that have ended."""
-    async with running.services.sessionmaker() as session:
+    async with running.core.sessionmaker() as session:
         rows = (await session.scalars(select(CallLog))).all()
     return {r.linkedid: r for r in rows if r.ended_at is not None}
 

@@ -85,14 +85,14 @@ def _serve(url: str, ready: dict[str, Any]) -> None:
 
     async def seed(running: RunningService) -> None:
         ready["tokens"] = {
-            role: await create_token(running.services.sessionmaker, f"fuzz-{role}", role)
+            role: await create_token(running.core.sessionmaker, f"fuzz-{role}", role)
             for role in ROLES[1:]
         }
         result = await fake_call("127.0.0.1", running.agi_port, callerid="11987654321")
         ready["protocol"] = result.variables["SAC_PROTOCOL"]
         # History request 1 and, for its e-mail, notification 1.
         await create_request(
-            running.services,
+            running.core,
             "fuzz",
             phone="+5511987654321",
             document_number=None,

@@ -42,7 +42,7 @@ async def test_public_lookup_shows_status_and_no_personal_data(running: RunningS
 
 
 async def test_agent_lookup_shows_the_record_and_its_timeline(running: RunningService) -> None:
-    token = await create_token(running.services.sessionmaker, "ana", "agent")
+    token = await create_token(running.core.sessionmaker, "ana", "agent")
     number = await new_call(running, callerid="11987654321")
     status, body, _ = await get(running, f"/api/v1/protocols/{number}", token)
     assert status == 200
@@ -88,7 +88,7 @@ async def test_customer_listing_needs_a_token_and_filters_by_phone(
     assert status == 401 and body["error"]["code"] == "unauthorized"
     status, body, _ = await get(running, "/api/v1/protocols", "sac_not-a-real-token")
     assert status == 401
-    token = await create_token(running.services.sessionmaker, "bruno", "agent")
+    token = await create_token(running.core.sessionmaker, "bruno", "agent")
     mine = [await new_call(running, callerid=c) for c in ("11987654321", "011987654321")]
     other = await new_call(running, callerid="21912345678")
     # The same customer typed in another format finds both, newest first.
@@ -100,7 +100,7 @@ async def test_customer_listing_needs_a_token_and_filters_by_phone(
     assert body["total"] == 3 and len(body["items"]) == 1 and body["limit"] == 1
     status, body, _ = await get(running, "/api/v1/protocols", token, format="csv")
     assert status == 403  # a bulk export of customers is for supervisors
-    supervisor = await create_token(running.services.sessionmaker, "sueli", "supervisor")
+    supervisor = await create_token(running.core.sessionmaker, "sueli", "supervisor")
     status, _, text = await get(running, "/api/v1/protocols", supervisor, format="csv")
     assert status == 200 and text.splitlines()[0].startswith("number,status")
     assert len(text.strip().splitlines()) == 4
@@ -122,7 +122,7 @@ async def test_customer_listing_needs_a_token_and_filters_by_phone(
 async def test_wrong_input_in_listing_is_400_naming_the_field(
     running: RunningService, params: dict[str, str], field: str
 ) -> None:
-    token = await create_token(running.services.sessionmaker, "carla", "agent")
+    token = await create_token(running.core.sessionmaker, "carla", "agent")
     status, body, _ = await get(running, "/api/v1/protocols", token, **params)
     assert status == 400
     assert body["error"]["details"]["field"] == field
@@ -131,11 +131,11 @@ async def test_wrong_input_in_listing_is_400_naming_the_field(
 async def test_healthz_reports_the_database(running: RunningService, tmp_path) -> None:
     status, body, _ = await get(running, "/healthz")
     assert status == 200 and body["database"] == "ok"
-    await running.services.engine.dispose()
+    await running.core.engine.dispose()
     from sac_ivr.db.engine import create_engine
 
     # A directory where the database file should be: every connection fails.
-    running.services.engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}")
+    running.core.engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}")
     status, body, _ = await get(running, "/healthz")
     assert status == 503 and body["database"].startswith("unavailable")
 
@@ -145,8 +145,8 @@ async def test_unknown_path_is_a_json_404(running: RunningService) -> None:
     assert status == 404 and body["error"]["code"] == "not_found"
 
 
-async def test_openapi_document_matches_the_served_routes(services) -> None:
-    app = create_app(services)
+async def test_openapi_document_matches_the_served_routes(core) -> None:
+    app = create_app(core)
     served = set()
     for resource in app.router.resources():
         info = resource.get_info()

@@ -16,7 +16,7 @@ import pytest
 
 from sac_ivr.auth.services import create_token
 from sac_ivr.http.openapi import build_openapi
-from sac_ivr.protocols.models import Protocol
+from sac_ivr.protocols.tables import Protocol
 from sac_ivr.runner import RunningService
 from tests.fakeasterisk.agi import fake_call
 
@@ -66,7 +66,7 @@ async def new_protocol(running: RunningService) -> str:
 async def notes_of(running: RunningService, number: str) -> str | None:
     from sqlalchemy import select
 
-    async with running.services.sessionmaker() as session:
+    async with running.core.sessionmaker() as session:
         return await session.scalar(select(Protocol.notes).where(Protocol.number == number))
 
 
@@ -230,7 +230,7 @@ async def test_the_issue_bad_inputs_are_4xx_naming_the_field(
     field: str | None,
 ) -> None:
     number = await new_protocol(running)
-    token = await create_token(running.services.sessionmaker, "sofia", "supervisor")
+    token = await create_token(running.core.sessionmaker, "sofia", "supervisor")
     if headers.startswith(b"noauth"):
         headers = headers.removeprefix(b"noauth")
     else:
@@ -249,7 +249,7 @@ async def test_arabic_indic_and_superscript_digits_are_not_read_as_numbers(
     running: RunningService,
 ) -> None:
     """``٣`` used to be taken as 3: a page of 3. Now only 0-9 are digits."""
-    token = await create_token(running.services.sessionmaker, "ana", "agent")
+    token = await create_token(running.core.sessionmaker, "ana", "agent")
     for value in ("٣", "３", "²", "3\u200b", " 3", "+3", "3.0", "0x3"):
         async with aiohttp.ClientSession() as http:
             async with http.get(
@@ -289,7 +289,7 @@ async def test_json_bodies_are_read_strictly(
 ) -> None:
     running = running_sqlite
     number = await new_protocol(running)
-    token = await create_token(running.services.sessionmaker, "ana", "agent")
+    token = await create_token(running.core.sessionmaker, "ana", "agent")
     head = (
         f"PATCH /api/v1/protocols/{number} HTTP/1.1\r\nContent-Type: {content_type}\r\n".encode()
         + auth(token)
@@ -303,7 +303,7 @@ async def test_json_bodies_are_read_strictly(
 
 async def test_a_body_over_the_size_cap_is_a_json_413(running_sqlite: RunningService) -> None:
     number = await new_protocol(running_sqlite)
-    token = await create_token(running_sqlite.services.sessionmaker, "ana", "agent")
+    token = await create_token(running_sqlite.core.sessionmaker, "ana", "agent")
     body = json.dumps({"notes": "x" * (300 * 1024)}).encode()
     head = f"PATCH /api/v1/protocols/{number} HTTP/1.1\r\n".encode() + JSON + auth(token)
     answer = await raw_request(running_sqlite.http_port, head, body)
@@ -376,7 +376,7 @@ async def test_the_document_states_the_limits_the_code_enforces(
     """For each documented integer range: both ends accepted, one past each end a 400
     naming the parameter; for each documented maxLength, one past it a 400."""
     running = running_sqlite
-    token = await create_token(running.services.sessionmaker, "root", "admin")
+    token = await create_token(running.core.sessionmaker, "root", "admin")
     number = await new_protocol(running)
     fill = {"{number}": number, "{name}": "pending", "{id}": "1"}
     checked = 0

@@ -6,13 +6,13 @@ import asyncio
 
 from sqlalchemy import select
 
-from sac_ivr.protocols.models import Protocol, ProtocolEvent
+from sac_ivr.protocols.tables import Protocol, ProtocolEvent
 from sac_ivr.runner import RunningService
 from tests.fakeasterisk.agi import HANGUP, FakeCallScript, fake_call
 
 
 async def stored(running: RunningService, number: str) -> Protocol | None:
-    async with running.services.sessionmaker() as session:
+    async with running.core.sessionmaker() as session:
         return await session.scalar(select(Protocol).where(Protocol.number == number))
 
 
@@ -104,7 +104,7 @@ async def test_concurrent_calls_get_distinct_numbers(running: RunningService) ->
     assert len(set(numbers)) == 60
     for r in results:
         assert r.digits_between() == [r.variables["SAC_PROTOCOL"]]
-    async with running.services.sessionmaker() as session:
+    async with running.core.sessionmaker() as session:
         opened = (
             await session.scalars(select(ProtocolEvent).where(ProtocolEvent.kind == "opened"))
         ).all()

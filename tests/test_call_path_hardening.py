@@ -22,11 +22,11 @@ from dataclasses import dataclass
 import pytest
 from sqlalchemy import func, select, text
 
-from sac_ivr.notifications.models import OutboxMessage
+from sac_ivr.core import Core
+from sac_ivr.notifications.tables import OutboxMessage
 from sac_ivr.protocols.issuer import CallInfo, ProtocolIssueError
-from sac_ivr.protocols.models import Protocol, ProtocolEvent
+from sac_ivr.protocols.tables import Protocol, ProtocolEvent
 from sac_ivr.runner import RunningService, start_service
-from sac_ivr.services import Services
 from tests.conftest import make_settings
 from tests.fakeasterisk.agi import agi_headers, fake_call
 
@@ -69,8 +69,8 @@ def _headers_with(field: str, value: bytes, **kwargs: str) -> bytes:
     return block.replace(marker.encode(), value)
 
 
-async def _rows(services: Services) -> list[Protocol]:
-    async with services.sessionmaker() as session:
+async def _rows(core: Core) -> list[Protocol]:
+    async with core.sessionmaker() as session:
         return list((await session.scalars(select(Protocol).order_by(Protocol.id))).all())
 
 
@@ -129,7 +129,7 @@ async def test_one_bad_call_among_50_costs_nobody_their_number(
     assert [r.get("SAC_RESULT") for r in results] == ["OK"] * CALLS, results
     numbers = [r["SAC_PROTOCOL"] for r in results]
     assert len(set(numbers)) == CALLS
-    rows = await _rows(running.services)
+    rows = await _rows(running.core)
     assert sorted(r.number for r in rows) == sorted(numbers)
     bad = next(r for r in rows if r.number == numbers[bad_index])
     assert getattr(bad, column) == expected
@@ -180,7 +180,7 @@ async def refusing(db_url: str) -> AsyncIterator[Refusing]:
         log_level="INFO",
     )
     running = await start_service(settings, migrate=False)
-    async with running.services.engine.begin() as connection:
+    async with running.core.engine.begin() as connection:
         statements = (SQLITE_TRIGGER,) if db_url.startswith("sqlite") else PG_TRIGGER
         for statement in statements:
             await connection.execute(text(statement))
@@ -192,8 +192,8 @@ async def test_a_row_the_database_refuses_fails_only_its_own_call(
     refusing: Refusing, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
-    services = refusing.running.services
-    issuer = services.issuer
+    core = refusing.running.core
+    issuer = core.issuer
     refused_index = 23
     # All queued before the issuer's worker runs: ONE batch of 50 (see the log below).
     outcomes = await asyncio.gather(
@@ -219,8 +219,8 @@ async def test_a_row_the_database_refuses_fails_only_its_own_call(
     numbers = sorted(p.number for p in issued)
     # unique, committed, and no gap: the refused attempts' counter bumps rolled back
     assert sorted(int(n[8:14]) for n in numbers) == list(range(1, CALLS))
-    assert sorted(r.number for r in await _rows(services)) == numbers
-    async with services.sessionmaker() as session:
+    assert sorted(r.number for r in await _rows(core)) == numbers
+    async with core.sessionmaker() as session:
         opened = (
             await session.scalars(
                 select(Protocol.number)
@@ -302,8 +302,8 @@ async def test_database_gone_fails_the_batch_at_once_without_row_retries(
 # -- 5. a route only touches the protocol of its own call --------------------------------
 
 
-async def _count(services: Services, model: type, *where: object) -> int:
-    async with services.sessionmaker() as session:
+async def _count(core: Core, model: type, *where: object) -> int:
+    async with core.sessionmaker() as session:
         return int(await session.scalar(select(func.count()).select_from(model).where(*where)))
 
 
@@ -311,12 +311,12 @@ async def test_subject_and_announce_refuse_a_protocol_of_another_call(
     running: RunningService, caplog: pytest.LogCaptureFixture
 ) -> None:
     port = running.agi_port
-    services = running.services
+    core = running.core
     victim = await fake_call("127.0.0.1", port, args=("1703.1",), uniqueid="1703.1")
     attacker = await fake_call("127.0.0.1", port, args=("1703.2",), uniqueid="1703.2")
     number = victim.variables["SAC_PROTOCOL"]
-    (row,) = [r for r in await _rows(services) if r.number == number]
-    before = await _count(services, ProtocolEvent, ProtocolEvent.protocol_id == row.id)
+    (row,) = [r for r in await _rows(core) if r.number == number]
+    before = await _count(core, ProtocolEvent, ProtocolEvent.protocol_id == row.id)
 
     # another call's linkedid, no linkedid, the number alone (the old dialplan's form)
     for args in (
@@ -333,10 +333,10 @@ async def test_subject_and_announce_refuse_a_protocol_of_another_call(
     assert heard.variables == {"SAC_RESULT": "ERROR"} and heard.played == []
 
     # nothing changed on the victim's protocol: no subject, no cancellation, no event
-    (row,) = [r for r in await _rows(services) if r.number == number]
+    (row,) = [r for r in await _rows(core) if r.number == number]
     assert (row.status, row.subject) == ("open", None)
-    assert await _count(services, ProtocolEvent, ProtocolEvent.protocol_id == row.id) == before
-    assert await _count(services, OutboxMessage, OutboxMessage.protocol_id == row.id) == 0
+    assert await _count(core, ProtocolEvent, ProtocolEvent.protocol_id == row.id) == before
+    assert await _count(core, OutboxMessage, OutboxMessage.protocol_id == row.id) == 0
     assert "was not issued to this call" in caplog.text
     assert "Maria Silva" not in caplog.text and "11987654321" not in caplog.text
 
@@ -345,7 +345,7 @@ async def test_subject_and_announce_refuse_a_protocol_of_another_call(
         "127.0.0.1", port, route="subject", args=(number, "cancellation", "1703.1")
     )
     assert own.variables == {"SAC_RESULT": "OK"}
-    (row,) = [r for r in await _rows(services) if r.number == number]
+    (row,) = [r for r in await _rows(core) if r.number == number]
     assert row.subject == "cancellation"
     again = await fake_call("127.0.0.1", port, route="announce", args=(number, "1703.1"))
     assert again.variables["SAC_RESULT"] == "OK" and again.digits_between() == [number]
@@ -373,21 +373,21 @@ async def test_retry_after_a_crash_before_set_variable_reads_the_same_number(
     running: RunningService,
 ) -> None:
     port = running.agi_port
-    services = running.services
+    core = running.core
     call = {"uniqueid": "1704.7", "channel": "PJSIP/trunk-0000002a", "callerid": _mobile(1)}
     first = await _drop_at_first_command(
         port, agi_headers("protocol", port=port, args=("1704.7",), **call)
     )
     # the first command after the commit puts the number on the channel
     assert first.startswith("SET VARIABLE SAC_PROTOCOL "), first
-    (row,) = await _rows(services)
+    (row,) = await _rows(core)
     assert first == f'SET VARIABLE SAC_PROTOCOL "{row.number}"'
 
     retry = await fake_call("127.0.0.1", port, args=("1704.7", "retry"), **call)
     assert retry.variables["SAC_PROTOCOL"] == row.number
     assert retry.variables["SAC_RESULT"] == "OK"
     assert retry.digits_between() == [row.number]
-    assert [r.number for r in await _rows(services)] == [row.number]  # exactly one row
+    assert [r.number for r in await _rows(core)] == [row.number]  # exactly one row
 
     # a retry of a call whose first attempt stored nothing gets a new number; the same
     # linkedid on another leg (another uniqueid and channel) is another call's number
@@ -401,4 +401,4 @@ async def test_retry_after_a_crash_before_set_variable_reads_the_same_number(
     )
     numbers = {fresh.variables["SAC_PROTOCOL"], other_leg.variables["SAC_PROTOCOL"]}
     assert len(numbers) == 2 and row.number not in numbers
-    assert len(await _rows(services)) == 3
+    assert len(await _rows(core)) == 3

@@ -10,23 +10,23 @@ from typing import Any
 
 import aiohttp
 import pytest
+from sac_ivr.calls.runtime import CallsRuntime
 
 from sac_ivr.auth.services import create_token
 from sac_ivr.calls.schemas import LIST_COLUMNS
-from sac_ivr.calls.services import CallsFeature
 from sac_ivr.calls.writer import CallLogWriter
 from sac_ivr.config import ConfigError, Settings
+from sac_ivr.core import Core
 from sac_ivr.runner import RunningService, start_service
-from sac_ivr.services import Services
 from tests.calls_stack import ABANDONED, ANSWERED, MIDCALL
 from tests.conftest import make_settings
 from tests.fakeasterisk.agi import fake_call
 from tests.fakeasterisk.ami import FakeAmi, load_trace, wait_until
 
 
-async def store(services: Services, events: Iterable[dict[str, Any]]) -> None:
+async def store(core: Core, events: Iterable[dict[str, Any]]) -> None:
     """Put events through the call log writer, as the AMI side does."""
-    writer = CallLogWriter(services.sessionmaker)
+    writer = CallLogWriter(core.sessionmaker)
     await writer.start()
     for event in events:
         writer.feed(event)
@@ -36,7 +36,7 @@ async def store(services: Services, events: Iterable[dict[str, Any]]) -> None:
 
 async def store_three_calls(running: RunningService) -> None:
     await store(
-        running.services,
+        running.core,
         load_trace("queue_answered.ami")
         + load_trace("queue_abandoned.ami")
         + load_trace("reconnect_before.ami"),
@@ -54,7 +54,7 @@ async def get(running: RunningService, path: str, token: str | None = None, **pa
 
 
 async def agent_token(running: RunningService) -> str:
-    return await create_token(running.services.sessionmaker, "ana", "agent")
+    return await create_token(running.core.sessionmaker, "ana", "agent")
 
 
 async def test_the_call_log_needs_a_token(running: RunningService) -> None:
@@ -106,7 +106,7 @@ async def test_csv_export(running: RunningService) -> None:
     await store_three_calls(running)
     status, _, _, _ = await get(running, "/api/v1/calls", await agent_token(running), format="csv")
     assert status == 403  # a bulk export is for supervisors
-    token = await create_token(running.services.sessionmaker, "sueli", "supervisor")
+    token = await create_token(running.core.sessionmaker, "sueli", "supervisor")
     status, _, text, content_type = await get(running, "/api/v1/calls", token, format="csv")
     assert status == 200 and content_type == "text/csv"
     rows = list(csv.DictReader(io.StringIO(text)))
@@ -151,7 +151,7 @@ async def test_a_protocol_shows_its_calls_to_agents_only(running: RunningService
         {k: (v.replace("202411220000181", number)) for k, v in e.items()}
         for e in load_trace("queue_answered.ami")
     ]
-    await store(running.services, events)
+    await store(running.core, events)
     token = await agent_token(running)
     status, body, _, _ = await get(running, f"/api/v1/protocols/{number}", token)
     assert status == 200
@@ -178,7 +178,7 @@ async def test_with_ami_disabled_nothing_connects(sqlite_url: str) -> None:
     service = await start_service(settings, migrate=False)
     try:
         await asyncio.sleep(0.2)
-        assert "calls" not in service.services.extras
+        assert "calls" not in service.core.extras
         assert fake.connections_made == 0
     finally:
         await service.stop(drain_seconds=1.0)
@@ -193,8 +193,8 @@ async def test_with_ami_enabled_the_service_follows_calls_and_closes_cleanly(
     settings = make_settings(db_url, ami_enabled=True, ami_port=fake.port, ami_secret=fake.secret)
     service = await start_service(settings, migrate=False)
     try:
-        feature = service.services.extras["calls"]
-        assert isinstance(feature, CallsFeature)
+        feature = service.core.extras["calls"]
+        assert isinstance(feature, CallsRuntime)
         await wait_until(lambda: feature.syncs >= 1)
         assert feature.snapshot()["queues"]["sac-agents"]["members"]
         await fake.push_trace("queue_answered.ami")

@@ -13,9 +13,9 @@ from sqlalchemy.orm import selectinload
 
 from sac_ivr.calls.calllog import HANDLED_EVENTS, RECONCILED_TEXT, apply_event, new_call
 from sac_ivr.calls.events import event_time, linkedid_of
-from sac_ivr.calls.models import CallLog
 from sac_ivr.calls.schemas import call_view
-from sac_ivr.protocols.models import Protocol
+from sac_ivr.calls.tables import CallLog
+from sac_ivr.protocols.tables import Protocol
 from tests.calls_stack import (
     ABANDONED,
     ANSWERED,
@@ -208,7 +208,7 @@ async def test_transfers_are_listed_once(stack: Stack) -> None:
 async def add_protocol(
     stack: Stack, number: str, uniqueid: str | None, linkedid: str | None = None
 ) -> None:
-    async with stack.services.sessionmaker() as session, session.begin():
+    async with stack.core.sessionmaker() as session, session.begin():
         session.add(
             Protocol(
                 number=number,
@@ -222,7 +222,7 @@ async def add_protocol(
 
 
 async def protocol(stack: Stack, number: str) -> Protocol:
-    async with stack.services.sessionmaker() as session:
+    async with stack.core.sessionmaker() as session:
         found = await session.scalar(select(Protocol).where(Protocol.number == number))
     assert found is not None
     return found
@@ -260,7 +260,7 @@ async def test_the_answering_agent_is_named_on_the_protocol_once(stack: Stack) -
     await add_protocol(stack, "202411220000181", ANSWERED)
     await stack.push_trace("queue_answered.ami")
     await stack.push_trace("queue_answered.ami")  # duplicates add no second entry
-    async with stack.services.sessionmaker() as session:
+    async with stack.core.sessionmaker() as session:
         found = await session.scalar(
             select(Protocol)
             .where(Protocol.number == "202411220000181")

@@ -1,5 +1,5 @@
 """Live call and queue state (CallTracker) from the same AMI traces, and what it
-publishes on services.live."""
+publishes on core.live."""
 
 from __future__ import annotations
 
@@ -27,9 +27,9 @@ async def stack(sqlite_url: str) -> AsyncIterator[Stack]:
 
 @contextlib.asynccontextmanager
 async def recording(stack: Stack) -> AsyncIterator[list[dict[str, Any]]]:
-    """Collects what the tracker publishes on services.live while the block runs."""
+    """Collects what the tracker publishes on core.live while the block runs."""
     published: list[dict[str, Any]] = []
-    async with stack.services.live.subscribe() as queue:
+    async with stack.core.live.subscribe() as queue:
         yield published
         await asyncio.sleep(0)
         while not queue.empty():

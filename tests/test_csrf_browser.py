@@ -22,9 +22,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from sac_ivr.auth.services import create_token
-from sac_ivr.history.models import HistoryRequest
-from sac_ivr.notifications.models import OutboxMessage
-from sac_ivr.protocols.models import Protocol
+from sac_ivr.history.tables import HistoryRequest
+from sac_ivr.notifications.tables import OutboxMessage
+from sac_ivr.protocols.tables import Protocol
 from sac_ivr.runner import RunningService
 from tests.browser import Browser, login_panel
 from tests.fakeasterisk.agi import fake_call
@@ -117,7 +117,7 @@ async def attacker() -> AsyncIterator[dict]:
 
 
 async def snapshot(running: RunningService, number: str) -> dict:
-    async with running.services.sessionmaker() as session:
+    async with running.core.sessionmaker() as session:
         protocol = await session.scalar(
             select(Protocol).where(Protocol.number == number).options(selectinload(Protocol.events))
         )
@@ -147,7 +147,7 @@ async def test_forged_writes_from_another_port_are_refused_and_change_nothing(
     service = f"http://127.0.0.1:{running.http_port}"
     call = await fake_call("127.0.0.1", running.agi_port, callerid="11987654321")
     number = call.variables["SAC_PROTOCOL"]
-    token = await create_token(running.services.sessionmaker, "ana", "agent", "PJSIP/1001")
+    token = await create_token(running.core.sessionmaker, "ana", "agent", "PJSIP/1001")
     await login_panel(browser, f"{service}/agent", token)
     before = await snapshot(running, number)
     assert before["status"] == "open" and before["history_requests"] == 0
@@ -204,7 +204,7 @@ async def test_a_same_origin_form_or_text_post_is_refused_too(
     service = f"http://127.0.0.1:{running.http_port}"
     call = await fake_call("127.0.0.1", running.agi_port, callerid="11987654321")
     number = call.variables["SAC_PROTOCOL"]
-    token = await create_token(running.services.sessionmaker, "ana", "agent", "PJSIP/1001")
+    token = await create_token(running.core.sessionmaker, "ana", "agent", "PJSIP/1001")
     await login_panel(browser, f"{service}/agent", token)
     status = await browser.js_async(
         """

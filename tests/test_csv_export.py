@@ -12,7 +12,7 @@ import aiohttp
 from sqlalchemy import update
 
 from sac_ivr.auth.services import create_token
-from sac_ivr.protocols.models import Protocol
+from sac_ivr.protocols.tables import Protocol
 from sac_ivr.runner import RunningService
 from tests.fakeasterisk.agi import fake_call
 
@@ -33,7 +33,7 @@ async def csv_rows(running: RunningService, token: str, path: str) -> list[dict[
 async def test_formula_cells_are_escaped_in_listings_and_reports(
     running: RunningService,
 ) -> None:
-    token = await create_token(running.services.sessionmaker, "sofia", "supervisor")
+    token = await create_token(running.core.sessionmaker, "sofia", "supervisor")
     numbers = []
     for i, value in enumerate([*DANGEROUS, "Ana Souza"]):
         call = await fake_call(
@@ -43,7 +43,7 @@ async def test_formula_cells_are_escaped_in_listings_and_reports(
         numbers.append(number)
         # Stored as is (the API strips leading blanks; another client, an import or a
         # migration might not).
-        async with running.services.sessionmaker() as session, session.begin():
+        async with running.core.sessionmaker() as session, session.begin():
             await session.execute(
                 update(Protocol).where(Protocol.number == number).values(agent=value)
             )

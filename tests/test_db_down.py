@@ -73,7 +73,7 @@ async def test_postgres_down_is_503_with_retry_after_and_then_recovers() -> None
         await upgrade_async(pg.url)
         running = await start_service(make_settings(pg.url), migrate=False)
         try:
-            token = await create_token(running.services.sessionmaker, "sofia", "supervisor")
+            token = await create_token(running.core.sessionmaker, "sofia", "supervisor")
             call = await fake_call("127.0.0.1", running.agi_port, callerid="11987654321")
             number = call.variables["SAC_PROTOCOL"]
             async with aiohttp.ClientSession() as http:
@@ -100,23 +100,23 @@ async def test_sqlite_file_that_cannot_be_opened_is_503(
     running_sqlite: RunningService, tmp_path: Path
 ) -> None:
     running = running_sqlite
-    token = await create_token(running.services.sessionmaker, "sofia", "supervisor")
+    token = await create_token(running.core.sessionmaker, "sofia", "supervisor")
     call = await fake_call("127.0.0.1", running.agi_port, callerid="11987654321")
     number = call.variables["SAC_PROTOCOL"]
-    good_engine = running.services.engine
-    good_reader = running.services.reader
+    good_engine = running.core.engine
+    good_reader = running.core.reader
     # A directory where the database file should be: every connection fails.
     broken = create_engine(f"sqlite+aiosqlite:///{tmp_path}")
-    running.services.engine = broken
-    running.services.sessionmaker.configure(bind=broken)
+    running.core.engine = broken
+    running.core.sessionmaker.configure(bind=broken)
     broken_reader = create_read_engine(broken)
-    running.services.reader = make_read_sessionmaker(broken_reader)
+    running.core.reader = make_read_sessionmaker(broken_reader)
     try:
         await assert_unavailable(running, token, number)
     finally:
-        running.services.engine = good_engine
-        running.services.sessionmaker.configure(bind=good_engine)
-        running.services.reader = good_reader
+        running.core.engine = good_engine
+        running.core.sessionmaker.configure(bind=good_engine)
+        running.core.reader = good_reader
         await broken_reader.dispose()
         await broken.dispose()
     async with aiohttp.ClientSession() as http:

@@ -11,7 +11,7 @@ from sqlalchemy import update
 
 from sac_ivr.auth.services import create_token
 from sac_ivr.db.base import utcnow
-from sac_ivr.history.models import HistoryRequest
+from sac_ivr.history.tables import HistoryRequest
 from tests.notify_fakes import Env, make_env, wait_until
 
 
@@ -109,7 +109,7 @@ async def test_history_request_by_email_is_tracked_until_delivered(env: Env) -> 
     )
     assert status == 201, created
     assert created["delivery"] == "email" and created["delivered_at"] is None
-    tz = env.running.services.settings.tz
+    tz = env.running.core.settings.tz
     local_day = before.astimezone(tz).date()
     due = created["due_at"]
     from datetime import datetime
@@ -147,7 +147,7 @@ async def test_history_request_by_mail_overdue_then_delivered(env: Env) -> None:
     rid = created["id"]
     _, listing, _ = await env.api.call("GET", "/api/v1/history-requests", overdue="true")
     assert listing["total"] == 0
-    async with env.running.services.sessionmaker() as session, session.begin():
+    async with env.running.core.sessionmaker() as session, session.begin():
         await session.execute(
             update(HistoryRequest)
             .where(HistoryRequest.id == rid)
@@ -155,7 +155,7 @@ async def test_history_request_by_mail_overdue_then_delivered(env: Env) -> None:
         )
     _, listing, _ = await env.api.call("GET", "/api/v1/history-requests", overdue="true")
     assert [i["id"] for i in listing["items"]] == [rid] and listing["items"][0]["overdue"]
-    supervisor = await create_token(env.running.services.sessionmaker, "sueli", "supervisor")
+    supervisor = await create_token(env.running.core.sessionmaker, "sueli", "supervisor")
     _, _, raw = await env.api.call(
         "GET", "/api/v1/history-requests", overdue="true", format="csv", token=supervisor
     )
@@ -187,7 +187,7 @@ async def test_history_request_bodies_are_validated(env: Env) -> None:
         status, body, _ = await env.api.call("POST", "/api/v1/history-requests", payload)
         assert status == 400, (payload, body)
         assert body["error"]["details"]["field"] == field
-    missing = env.running.services.protocol_format.render(utcnow().date(), 999_999)
+    missing = env.running.core.protocol_format.render(utcnow().date(), 999_999)
     status, _, _ = await env.api.call(
         "POST",
         "/api/v1/history-requests",

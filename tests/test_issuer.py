@@ -13,8 +13,8 @@ from sqlalchemy import func, select
 
 from sac_ivr.db.engine import create_engine, make_sessionmaker
 from sac_ivr.protocols.issuer import CallInfo, ProtocolIssueError, ProtocolIssuer
-from sac_ivr.protocols.models import Protocol
 from sac_ivr.protocols.numbering import DateSequenceCheck, GlobalSequence
+from sac_ivr.protocols.tables import Protocol
 from tests.conftest import make_settings
 from tests.fakeasterisk.agi import fake_call
 from tests.serve_proc import ServeProcess
@@ -131,8 +131,8 @@ async def test_database_gone_caller_goes_on_and_service_recovers(
         assert ok.variables["SAC_RESULT"] == "OK"
         # Take the database away under the running service.
         db_file = Path(sqlite_url.split("///", 1)[1])
-        await running.services.engine.dispose()
-        running.services.issuer.dispose_connections()
+        await running.core.engine.dispose()
+        running.core.issuer.dispose_connections()
         moved = tmp_path / "moved"
         moved.mkdir()
         for f in tmp_path.glob("sac.sqlite3*"):
@@ -144,8 +144,8 @@ async def test_database_gone_caller_goes_on_and_service_recovers(
         assert "no protocol number issued" in caplog.text
         assert "Traceback" not in caplog.text
         # The database comes back: calls get numbers again, the sequence goes on.
-        await running.services.engine.dispose()
-        running.services.issuer.dispose_connections()
+        await running.core.engine.dispose()
+        running.core.issuer.dispose_connections()
         db_file.rmdir()
         for f in moved.iterdir():
             shutil.move(f, tmp_path / f.name)
@@ -212,7 +212,7 @@ async def test_waiting_for_the_sqlite_lock_never_blocks_the_loop(sqlite_url: str
 
     running = await start_service(make_settings(sqlite_url), migrate=False)
     try:
-        async with running.services.sessionmaker() as session, session.begin():
+        async with running.core.sessionmaker() as session, session.begin():
             await session.execute(text("UPDATE protocol_counters SET value = value"))
             call = asyncio.create_task(fake_call("127.0.0.1", running.agi_port))
             ticks = 0

@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import select, update
 
 from sac_ivr.db.base import utcnow
-from sac_ivr.notifications.models import OutboxMessage
-from sac_ivr.protocols.models import Protocol, ProtocolEvent
+from sac_ivr.notifications.tables import OutboxMessage
+from sac_ivr.protocols.tables import Protocol, ProtocolEvent
 from tests.fakeasterisk.agi import FakeCallScript, fake_call
 from tests.notify_fakes import (
     Env,
@@ -124,7 +124,7 @@ async def test_transition_not_allowed_lists_the_allowed_ones(env: Env) -> None:
         "resolved",
         "cancelled",
     ]
-    async with env.running.services.sessionmaker() as session:
+    async with env.running.core.sessionmaker() as session:
         protocol = await session.scalar(select(Protocol).where(Protocol.number == number))
         assert protocol.status == "open"
     assert await env.outbox() == []  # landline caller, no e-mail: nothing to send
@@ -170,7 +170,7 @@ async def test_patch_bad_json_and_auth(env: Env) -> None:
         "PATCH", f"/api/v1/protocols/{number}", {"notes": "x"}, token=""
     )
     assert status == 401
-    missing = env.running.services.protocol_format.render(date.today(), 999_999)
+    missing = env.running.core.protocol_format.render(date.today(), 999_999)
     status, _, _ = await env.api.call("PATCH", f"/api/v1/protocols/{missing}", {"notes": "x"})
     assert status == 404
     status, _, _ = await env.api.call(
@@ -280,14 +280,14 @@ async def test_lifecycle_document_for_the_panel(env: Env) -> None:
 
 async def test_due_date_is_set_at_opening_and_filters_find_overdue(env: Env) -> None:
     numbers = [await env.call(callerid="1133334444", uniqueid=f"d.{i}") for i in range(4)]
-    config_tz = env.running.services.settings.tz
-    async with env.running.services.sessionmaker() as session:
+    config_tz = env.running.core.settings.tz
+    async with env.running.core.sessionmaker() as session:
         rows = (await session.scalars(select(Protocol).where(Protocol.number.in_(numbers)))).all()
         for p in rows:
             local_opened = p.issued_at.astimezone(config_tz).date()
             assert p.due_at.astimezone(config_tz).date() == local_opened + timedelta(days=7)
     now = utcnow()
-    async with env.running.services.sessionmaker() as session, session.begin():
+    async with env.running.core.sessionmaker() as session, session.begin():
         # 0: overdue; 1: due in 1 day; 2: due in 5 days; 3: overdue but answered
         for number, due in zip(numbers, [-1, 1, 5, -2], strict=True):
             await session.execute(
@@ -346,7 +346,7 @@ async def test_caller_pressing_2_gets_the_protocol_by_sms(db_url: str) -> None:
         # A caller who did not press 2 gets no SMS (opening SMS is off here).
         other = await fake_call("127.0.0.1", env.running.agi_port, callerid="11987654322")
         assert "SAC_SMS_REQUESTED" not in other.variables
-        async with env.running.services.sessionmaker() as session:
+        async with env.running.core.sessionmaker() as session:
             kinds = (
                 await session.scalars(
                     select(OutboxMessage.kind)
@@ -365,7 +365,7 @@ async def test_pressing_2_after_the_opening_sms_sends_no_duplicate(env: Env) -> 
     await wait_until(env.drained, what="the outbox drained")
     await wait_until(lambda: env.sms.accepted, what="SMS")
     assert len(env.sms.accepted) == 1
-    async with env.running.services.sessionmaker() as session:
+    async with env.running.core.sessionmaker() as session:
         event = await session.scalar(
             select(ProtocolEvent)
             .join(Protocol)
@@ -386,7 +386,7 @@ async def test_landline_caller_is_not_offered_the_sms(env: Env) -> None:
     number = result.variables["SAC_PROTOCOL"]
     assert "sac/protocol-sms-offer" not in result.played
     assert "SAC_SMS_REQUESTED" not in result.variables
-    async with env.running.services.sessionmaker() as session:
+    async with env.running.core.sessionmaker() as session:
         event = await session.scalar(
             select(ProtocolEvent)
             .join(Protocol)
@@ -416,7 +416,7 @@ async def test_cancellation_chosen_in_the_phone_menu_takes_effect_with_its_recei
         args=(number, "cancellation", "1700.5"),  # the linkedid of the call that opened it
     )
     assert chosen.variables["SAC_RESULT"] == "OK"
-    async with env.running.services.sessionmaker() as session:
+    async with env.running.core.sessionmaker() as session:
         protocol = await session.scalar(select(Protocol).where(Protocol.number == number))
         kinds = (
             await session.scalars(

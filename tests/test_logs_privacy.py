@@ -81,7 +81,7 @@ async def _make_writes_fail(running, postgres: bool) -> None:
     """The database refuses the row of FAILING_NAME's call, and a change of a
     protocol's notes to REFUSED_NOTE (constraints on PostgreSQL, whose errors quote
     the whole row; triggers on SQLite)."""
-    async with running.services.engine.begin() as conn:
+    async with running.core.engine.begin() as conn:
         if postgres:
             for name, check in (
                 ("test_refuse_row", f"caller_name IS DISTINCT FROM '{FAILING_NAME}'"),
@@ -142,7 +142,7 @@ async def test_no_personal_data_or_secret_reaches_the_logs_at_debug(db_url: str)
             assert failed.variables.get("SAC_RESULT") == "ERROR"
 
             # The AMI call log of the same caller.
-            feature = running.services.extras["calls"]
+            feature = running.core.extras["calls"]
             await wait_until(lambda: feature.syncs >= 1, what="AMI sync")
             await ami.push_trace("queue_answered.ami")
             await feature.client.ping()
@@ -192,7 +192,7 @@ async def test_no_personal_data_or_secret_reaches_the_logs_at_debug(db_url: str)
             assert status == 200
 
             # Tokens: created by an admin over HTTP, used with a header and a session.
-            admin = await create_token(running.services.sessionmaker, "root", "admin")
+            admin = await create_token(running.core.sessionmaker, "root", "admin")
             secrets.append(admin)
             status, made, _ = await env.api.call(
                 "POST", "/api/v1/tokens", {"name": "carla", "role": "agent"}, token=admin
@@ -216,7 +216,7 @@ async def test_no_personal_data_or_secret_reaches_the_logs_at_debug(db_url: str)
             assert refused == [EMAIL]
             assert any(EMAIL in m["X-Test-Rcpt"] for m in env.smtp.handler.messages)
             assert len(env.sms.accepted) >= 2
-            async with running.services.sessionmaker() as session:
+            async with running.core.sessionmaker() as session:
                 kept = await session.scalar(
                     text("SELECT count(*) FROM protocols WHERE caller_name = :n").bindparams(
                         n=FAILING_NAME

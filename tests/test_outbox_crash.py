@@ -23,8 +23,8 @@ from sqlalchemy import select
 
 from sac_ivr.auth.services import create_token
 from sac_ivr.db.engine import create_engine, make_sessionmaker
-from sac_ivr.notifications.models import OutboxMessage
-from sac_ivr.protocols.models import ProtocolEvent
+from sac_ivr.notifications.tables import OutboxMessage
+from sac_ivr.protocols.tables import ProtocolEvent
 from tests.fakeasterisk.agi import fake_call
 from tests.notify_fakes import (
     Api,

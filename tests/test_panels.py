@@ -10,12 +10,12 @@ import pytest
 
 from sac_ivr.auth.services import Identity, create_token
 from sac_ivr.config import ConfigError
+from sac_ivr.core import Core
 from sac_ivr.http.app import create_app
 from sac_ivr.http.openapi import build_openapi
 from sac_ivr.panels import schemas
 from sac_ivr.panels.http import STATIC_DIR
 from sac_ivr.runner import RunningService, start_service
-from sac_ivr.services import Services
 from tests.conftest import make_settings
 from tests.live_fakes import FakeTracker, SseReader, ago
 
@@ -34,11 +34,11 @@ def base(running: RunningService) -> str:
     return f"http://127.0.0.1:{running.http_port}"
 
 
-async def tokens(services: Services) -> dict[str, str]:
+async def tokens(core: Core) -> dict[str, str]:
     return {
-        "ana": await create_token(services.sessionmaker, "ana", "agent", AGENT_EXT),
-        "bruno": await create_token(services.sessionmaker, "bruno", "agent", "PJSIP/1002"),
-        "sofia": await create_token(services.sessionmaker, "sofia", "supervisor"),
+        "ana": await create_token(core.sessionmaker, "ana", "agent", AGENT_EXT),
+        "bruno": await create_token(core.sessionmaker, "bruno", "agent", "PJSIP/1002"),
+        "sofia": await create_token(core.sessionmaker, "sofia", "supervisor"),
     }
 
 
@@ -62,7 +62,7 @@ def bearer(token: str) -> dict[str, str]:
 async def test_session_cookie_login_and_logout(
     running: RunningService, client: aiohttp.ClientSession
 ) -> None:
-    tok = await tokens(running.services)
+    tok = await tokens(running.core)
     url = base(running) + "/api/v1/session"
     async with client.get(url) as r:
         assert r.status == 401
@@ -133,13 +133,13 @@ async def test_cookie_of_a_revoked_token_is_refused(
 ) -> None:
     from sqlalchemy import update
 
-    from sac_ivr.auth.models import ApiToken
+    from sac_ivr.auth.tables import ApiToken
 
-    tok = await tokens(running_sqlite.services)
+    tok = await tokens(running_sqlite.core)
     url = base(running_sqlite) + "/api/v1/session"
     async with client.post(url, json={"token": tok["ana"]}) as r:
         assert r.status == 200
-    async with running_sqlite.services.sessionmaker() as session, session.begin():
+    async with running_sqlite.core.sessionmaker() as session, session.begin():
         await session.execute(
             update(ApiToken).where(ApiToken.name == "ana").values(revoked_at=datetime.now(UTC))
         )
@@ -196,8 +196,8 @@ def populated(tracker: FakeTracker) -> None:
 async def test_agent_sees_own_calls_and_the_queue_only(
     running_sqlite: RunningService, client: aiohttp.ClientSession
 ) -> None:
-    tok = await tokens(running_sqlite.services)
-    populated(FakeTracker.install(running_sqlite.services))
+    tok = await tokens(running_sqlite.core)
+    populated(FakeTracker.install(running_sqlite.core))
     url = base(running_sqlite) + "/api/v1/live/snapshot"
     async with client.get(url, headers=bearer(tok["ana"])) as r:
         assert r.status == 200
@@ -243,8 +243,8 @@ async def test_agent_sees_own_calls_and_the_queue_only(
 async def test_supervisor_view_needs_the_supervisor_role(
     running_sqlite: RunningService, client: aiohttp.ClientSession
 ) -> None:
-    tok = await tokens(running_sqlite.services)
-    populated(FakeTracker.install(running_sqlite.services))
+    tok = await tokens(running_sqlite.core)
+    populated(FakeTracker.install(running_sqlite.core))
     for path in ("/api/v1/live/snapshot", "/api/v1/live/events"):
         url = base(running_sqlite) + path
         async with client.get(url, params={"view": "supervisor"}, headers=bearer(tok["ana"])) as r:
@@ -269,9 +269,9 @@ async def test_supervisor_view_needs_the_supervisor_role(
 async def test_sse_sends_snapshot_then_changes(
     running_sqlite: RunningService, client: aiohttp.ClientSession
 ) -> None:
-    services = running_sqlite.services
-    tok = await tokens(services)
-    tracker = FakeTracker.install(services)
+    core = running_sqlite.core
+    tok = await tokens(core)
+    tracker = FakeTracker.install(core)
     tracker.add_member("sac-agents", AGENT_EXT, "Ana")
     url = base(running_sqlite) + "/api/v1/live/events"
     async with client.get(url, headers=bearer(tok["ana"])) as r:
@@ -314,9 +314,9 @@ async def test_sse_sends_snapshot_then_changes(
 async def test_sse_hides_other_agents_calls(
     running_sqlite: RunningService, client: aiohttp.ClientSession
 ) -> None:
-    services = running_sqlite.services
-    tok = await tokens(services)
-    tracker = FakeTracker.install(services)
+    core = running_sqlite.core
+    tok = await tokens(core)
+    tracker = FakeTracker.install(core)
     url = base(running_sqlite) + "/api/v1/live/events"
     async with client.get(url, headers=bearer(tok["bruno"])) as r:
         sse = SseReader(r)
@@ -339,9 +339,9 @@ async def test_sse_hides_other_agents_calls(
 async def test_ring_all_queue_pops_on_every_phone_rung(
     running_sqlite: RunningService, client: aiohttp.ClientSession
 ) -> None:
-    services = running_sqlite.services
-    tok = await tokens(services)
-    tracker = FakeTracker.install(services)
+    core = running_sqlite.core
+    tok = await tokens(core)
+    tracker = FakeTracker.install(core)
     url = base(running_sqlite) + "/api/v1/live/events"
     async with (
         client.get(url, headers=bearer(tok["ana"])) as ana,
@@ -364,8 +364,8 @@ async def test_ring_all_queue_pops_on_every_phone_rung(
 async def test_sse_tells_when_the_ami_link_drops(
     running_sqlite: RunningService, client: aiohttp.ClientSession
 ) -> None:
-    tok = await tokens(running_sqlite.services)
-    tracker = FakeTracker.install(running_sqlite.services)
+    tok = await tokens(running_sqlite.core)
+    tracker = FakeTracker.install(running_sqlite.core)
     url = base(running_sqlite) + "/api/v1/live/events"
     async with client.get(url, headers=bearer(tok["ana"])) as r:
         sse = SseReader(r)
@@ -383,11 +383,11 @@ async def test_real_call_tracker_feeds_the_agent_stream(
 ) -> None:
     """The tracker built on AMI events (sac_ivr/calls/tracker.py), end to end."""
     tracker_module = pytest.importorskip("sac_ivr.calls.tracker")
-    services = running_sqlite.services
-    tok = await tokens(services)
-    tracker = tracker_module.CallTracker(services.live.publish)
+    core = running_sqlite.core
+    tok = await tokens(core)
+    tracker = tracker_module.CallTracker(core.live.publish)
     tracker.set_link(True)
-    services.extras["calls"] = tracker
+    core.extras["calls"] = tracker
     lid = "1732280000.42"
     caller = {"Uniqueid": lid, "Linkedid": lid, "Channel": "PJSIP/trunk-0000002a"}
     agent_leg = {"DestUniqueid": "1732280000.43", "DestLinkedid": lid}
@@ -435,7 +435,7 @@ async def test_sse_heartbeat_and_empty_snapshot_without_ami(
 ) -> None:
     running = await start_service(make_settings(sqlite_url, panels_heartbeat_s=1.0), migrate=False)
     try:
-        tok = await tokens(running.services)
+        tok = await tokens(running.core)
         url = base(running) + "/api/v1/live/events?view=supervisor"
         async with client.get(url, headers=bearer(tok["sofia"])) as r:
             sse = SseReader(r)
@@ -443,7 +443,7 @@ async def test_sse_heartbeat_and_empty_snapshot_without_ami(
             assert event == "snapshot"
             assert snap["ami"] is False and snap["calls"] == [] and snap["queues"] == []
             # Events without a tracker change nothing: the next message is a heartbeat.
-            running.services.live.publish({"type": "call", "linkedid": "x"})
+            running.core.live.publish({"type": "call", "linkedid": "x"})
             event, data = await sse.next(skip=())
             assert event == "heartbeat" and data["server_time"].endswith("Z")
     finally:
@@ -453,9 +453,9 @@ async def test_sse_heartbeat_and_empty_snapshot_without_ami(
 async def test_tracker_failure_keeps_the_stream(
     running_sqlite: RunningService, client: aiohttp.ClientSession
 ) -> None:
-    services = running_sqlite.services
-    tok = await tokens(services)
-    tracker = FakeTracker.install(services)
+    core = running_sqlite.core
+    tok = await tokens(core)
+    tracker = FakeTracker.install(core)
     url = base(running_sqlite) + "/api/v1/live/events?view=supervisor"
     async with client.get(url, headers=bearer(tok["sofia"])) as r:
         sse = SseReader(r)
@@ -473,16 +473,16 @@ async def test_shutdown_ends_open_streams_cleanly(
     sqlite_url: str, client: aiohttp.ClientSession
 ) -> None:
     running = await start_service(make_settings(sqlite_url), migrate=False)
-    tok = await tokens(running.services)
+    tok = await tokens(running.core)
     r = await client.get(base(running) + "/api/v1/live/events", headers=bearer(tok["ana"]))
     sse = SseReader(r)
     assert (await sse.next())[0] == "snapshot"
-    assert running.services.live.subscriber_count == 1
+    assert running.core.live.subscriber_count == 1
     await running.stop(drain_seconds=1.0)
     # The handler returned (final chunk sent) instead of being cut off.
     with pytest.raises(EOFError):
         await sse.next()
-    assert running.services.live.subscriber_count == 0
+    assert running.core.live.subscriber_count == 0
     r.release()
 
 
@@ -540,8 +540,8 @@ def test_every_static_file_the_pages_load_exists() -> None:
 
 
 def test_panels_routes_are_documented(sqlite_url: str) -> None:
-    services = Services.create(make_settings(sqlite_url))
-    app = create_app(services)
+    core = Core.create(make_settings(sqlite_url))
+    app = create_app(core)
     served = {
         (r.resource.canonical, r.method.lower())
         for r in app.router.routes()
@@ -576,7 +576,7 @@ async def test_snapshot_carries_the_configured_limit(
 ) -> None:
     running = await start_service(make_settings(sqlite_url, panels_max_wait_s=45), migrate=False)
     try:
-        tok = await tokens(running.services)
+        tok = await tokens(running.core)
         async with client.get(
             base(running) + "/api/v1/live/snapshot", headers=bearer(tok["ana"])
         ) as r:
@@ -679,7 +679,7 @@ async def test_panel_session_writes_and_the_server_checks_documents(
 
     call = await fake_call("127.0.0.1", running_sqlite.agi_port, uniqueid="1700000099.1")
     number = call.variables["SAC_PROTOCOL"]
-    tok = await tokens(running_sqlite.services)
+    tok = await tokens(running_sqlite.core)
     api = base(running_sqlite) + "/api/v1"
     async with client.post(api + "/session", json={"token": tok["ana"]}) as r:
         assert r.status == 200

@@ -15,7 +15,7 @@ from sqlalchemy.orm import selectinload
 
 from sac_ivr.auth.services import create_token
 from sac_ivr.customers import InvalidDocument, normalize_document
-from sac_ivr.protocols.models import Protocol
+from sac_ivr.protocols.tables import Protocol
 from sac_ivr.runner import RunningService, start_service
 from tests.browser import EXPECTED_HTTP_ERRORS, Browser, login_panel
 from tests.browser import shown_protocol as grouped
@@ -35,7 +35,7 @@ async def issue(running: RunningService, uniqueid: str, callerid: str = "1198765
 
 
 async def stored(running: RunningService, number: str) -> Protocol:
-    async with running.services.sessionmaker() as session:
+    async with running.core.sessionmaker() as session:
         protocol = await session.scalar(
             select(Protocol).where(Protocol.number == number).options(selectinload(Protocol.events))
         )
@@ -50,18 +50,18 @@ def base(running: RunningService) -> str:
 @pytest.fixture
 async def panel(running_sqlite: RunningService) -> AsyncIterator[RunningService]:
     """The service with a fake tracker and a queue with Ana (agent) and a colleague."""
-    tracker = FakeTracker.install(running_sqlite.services)
+    tracker = FakeTracker.install(running_sqlite.core)
     tracker.add_member("sac-agents", AGENT_EXT, "Ana", "available")
     tracker.add_member("sac-agents", "PJSIP/1002", "Bruno", "busy")
     yield running_sqlite
 
 
 async def agent_token(running: RunningService) -> str:
-    return await create_token(running.services.sessionmaker, "ana", "agent", AGENT_EXT)
+    return await create_token(running.core.sessionmaker, "ana", "agent", AGENT_EXT)
 
 
 def tracker_of(running: RunningService) -> FakeTracker:
-    tracker = running.services.extras["calls"]
+    tracker = running.core.extras["calls"]
     assert isinstance(tracker, FakeTracker)
     return tracker
 
@@ -191,10 +191,10 @@ async def test_agent_actions_change_the_stored_protocol(
 async def test_supervisor_sees_waits_against_the_limit(sqlite_url: str, browser: Browser) -> None:
     running = await start_service(make_settings(sqlite_url, panels_max_wait_s=45), migrate=False)
     try:
-        services = running.services
-        token = await create_token(services.sessionmaker, "sofia", "supervisor")
-        agent = await create_token(services.sessionmaker, "ana", "agent", AGENT_EXT)
-        tracker = FakeTracker.install(services)
+        core = running.core
+        token = await create_token(core.sessionmaker, "sofia", "supervisor")
+        agent = await create_token(core.sessionmaker, "ana", "agent", AGENT_EXT)
+        tracker = FakeTracker.install(core)
         tracker.add_member("sac-agents", AGENT_EXT, "Ana", "busy", calls_taken=12)
         tracker.add_member("sac-agents", "PJSIP/1002", "Bruno", "available", calls_taken=9)
         tracker.add_member("sac-agents", "PJSIP/1003", "Carla", "paused", paused_reason="almoço")

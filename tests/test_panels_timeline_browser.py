@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from sac_ivr.auth.services import create_token
 from sac_ivr.db.base import utcnow
-from sac_ivr.protocols.models import Protocol, ProtocolEvent
+from sac_ivr.protocols.tables import Protocol, ProtocolEvent
 from sac_ivr.runner import RunningService
 from tests.browser import EXPECTED_HTTP_ERRORS, Browser, login_panel, shown_protocol
 from tests.fakeasterisk.agi import fake_call
@@ -23,11 +23,11 @@ pytestmark = pytest.mark.chromium
 async def test_answered_entry_names_the_agent_in_portuguese(
     running_sqlite: RunningService, browser: Browser
 ) -> None:
-    services = running_sqlite.services
+    core = running_sqlite.core
     result = await fake_call("127.0.0.1", running_sqlite.agi_port, uniqueid="1700000101.1")
     number = result.variables["SAC_PROTOCOL"]
     # the entry exactly as sac_ivr.calls.calllog._record_answer writes it
-    async with services.sessionmaker() as session, session.begin():
+    async with core.sessionmaker() as session, session.begin():
         protocol_id = await session.scalar(select(Protocol.id).where(Protocol.number == number))
         session.add(
             ProtocolEvent(
@@ -43,7 +43,7 @@ async def test_answered_entry_names_the_agent_in_portuguese(
                 },
             )
         )
-    token = await create_token(services.sessionmaker, "ana", "agent", "PJSIP/1001")
+    token = await create_token(core.sessionmaker, "ana", "agent", "PJSIP/1001")
     base = f"http://127.0.0.1:{running_sqlite.http_port}"
     await login_panel(browser, f"{base}/agent/calls/{number}", token)
     await browser.wait_for("#call-number", text=shown_protocol(number))

@@ -12,7 +12,7 @@ from sqlalchemy import update
 from stdnum import damm
 
 from sac_ivr.auth.services import create_token
-from sac_ivr.protocols.models import Protocol
+from sac_ivr.protocols.tables import Protocol
 from tests.privacy_helpers import clients, new_call, service
 
 PATH = "/api/v1/protocols/{}"
@@ -21,7 +21,7 @@ CPF = "529.982.247-25"
 
 async def _prepare(running, number: str) -> str:
     """Subject, CPF, a note for the customer and an internal one on ``number``."""
-    agent = await create_token(running.services.sessionmaker, "ana", "agent")
+    agent = await create_token(running.core.sessionmaker, "ana", "agent")
     async with clients(running, "127.0.0.1") as (c,):
         r = await c.call(
             "PATCH",
@@ -49,7 +49,7 @@ async def test_a_number_alone_shows_status_and_local_dates_only(db_url: str) -> 
         number = await new_call(running, callerid="11987654321", calleridname="Maria Silva")
         await _prepare(running, number)
         # Near midnight: 02:30 UTC is still the day before in São Paulo (UTC-3).
-        async with running.services.sessionmaker() as session, session.begin():
+        async with running.core.sessionmaker() as session, session.begin():
             await session.execute(
                 update(Protocol)
                 .where(Protocol.number == number)
@@ -87,10 +87,8 @@ async def test_second_factor_opens_the_subject_and_the_customer_notes(db_url: st
             by_phone = await c.get(PATH.format(number), verify="4321")
             by_cpf = await c.get(PATH.format(number), verify="4725")
             malformed = await c.get(PATH.format(number), verify="43a1")
-            link = await c.get(
-                PATH.format(number) + "?" + await signed_query(running.services, number)
-            )
-            secret = await key(running.services, "lookup_link")
+            link = await c.get(PATH.format(number) + "?" + await signed_query(running.core, number))
+            secret = await key(running.core, "lookup_link")
             expires = int(time.time()) - 10
             expired = await c.get(
                 PATH.format(number),
@@ -132,9 +130,7 @@ async def test_wrong_second_factors_lock_the_number_and_the_address(db_url: str)
             assert int(locked.headers["Retry-After"]) > 3600  # a day's bucket
             assert (await c.get(PATH.format(number))).status == 200  # the number alone still works
             # A signed link is not a guess: it still opens the number.
-            link = await c.get(
-                PATH.format(number) + "?" + await signed_query(running.services, number)
-            )
+            link = await c.get(PATH.format(number) + "?" + await signed_query(running.core, number))
             assert link.status == 200 and link.body["verified"] is True
             # An address runs out of wrong guesses across numbers: b has 1, then 4 more.
             for other in others:
@@ -150,7 +146,7 @@ async def test_lookups_per_address_are_limited_with_retry_after(db_url: str) -> 
     # loop is stopped after the burst; another address and agents are not.
     async with service(db_url) as running:
         number = await new_call(running)
-        token = await create_token(running.services.sessionmaker, "ana", "agent")
+        token = await create_token(running.core.sessionmaker, "ana", "agent")
         served = refused = 0
         async with clients(running, "127.0.0.5", "127.0.0.6") as (flood, other):
             deadline = time.monotonic() + 60
@@ -194,8 +190,8 @@ async def test_lookups_are_counted_by_outcome(db_url: str) -> None:
     # 50 an hour: bursts of 5, so the sixth lookup in a row is refused.
     async with service(db_url, public_lookups_per_hour=50) as running:
         number = await new_call(running, callerid="11987654321")
-        supervisor = await create_token(running.services.sessionmaker, "sueli", "supervisor")
-        agent = await create_token(running.services.sessionmaker, "ana", "agent")
+        supervisor = await create_token(running.core.sessionmaker, "sueli", "supervisor")
+        agent = await create_token(running.core.sessionmaker, "ana", "agent")
         unknown = "20200101999999" + damm.calc_check_digit("20200101999999")  # no such one
         async with clients(running, "127.0.0.9", "127.0.0.10") as (c, d):
             assert (await c.get(PATH.format(number))).status == 200
@@ -210,7 +206,7 @@ async def test_lookups_are_counted_by_outcome(db_url: str) -> None:
         assert refused.status == 403
         assert report.status == 200 and report.body["total"] == 1
         today = report.body["items"][0]
-        assert today["day"] == datetime.now(running.services.settings.tz).date().isoformat()
+        assert today["day"] == datetime.now(running.core.settings.tz).date().isoformat()
         assert {k: today[k] for k in today if k != "day"} == {
             "found": 1,
             "verified": 1,

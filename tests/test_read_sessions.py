@@ -20,19 +20,19 @@ from sqlalchemy.exc import DBAPIError
 
 from bench.gen_data import generate
 from sac_ivr.auth.services import create_token
-from sac_ivr.protocols.models import Protocol
+from sac_ivr.core import Core
+from sac_ivr.protocols.tables import Protocol
 from sac_ivr.runner import start_service
-from sac_ivr.services import Services
 from tests.conftest import make_settings
 
 
-async def test_a_reading_session_cannot_write(services: Services) -> None:
-    async with services.reader() as session:
+async def test_a_reading_session_cannot_write(core: Core) -> None:
+    async with core.reader() as session:
         with pytest.raises(DBAPIError):
             await session.execute(
                 text("INSERT INTO protocol_counters (key, value) VALUES ('x', 1)")
             )
-    async with services.sessionmaker() as session, session.begin():
+    async with core.sessionmaker() as session, session.begin():
         assert await session.scalar(text("SELECT count(*) FROM protocol_counters")) == 0
 
 
@@ -55,19 +55,19 @@ def _can_take_write_lock(path: str) -> bool:
 
 
 async def test_sqlite_reading_session_leaves_the_write_lock_free(sqlite_url: str) -> None:
-    services = Services.create(make_settings(sqlite_url))
+    core = Core.create(make_settings(sqlite_url))
     try:
         # The probe does see a lock: a writing session holds it for its whole life...
-        async with services.sessionmaker() as session:
+        async with core.sessionmaker() as session:
             await session.scalar(select(func.count()).select_from(Protocol))
             assert not _can_take_write_lock(_file(sqlite_url))
         # ...and a reading session, inside its open transaction, does not.
-        async with services.reader() as session:
+        async with core.reader() as session:
             await session.scalar(select(func.count()).select_from(Protocol))
             assert session.in_transaction()
             assert _can_take_write_lock(_file(sqlite_url))
     finally:
-        await services.close()
+        await core.close()
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +86,7 @@ async def test_reports_in_progress_never_hold_the_write_lock(large_sqlite: str) 
     """While report requests run back to back over HTTP, another writer is never refused
     the lock (before the fix each report held it from its first query to its last)."""
     service = await start_service(make_settings(large_sqlite), migrate=False)
-    token = await create_token(service.services.sessionmaker, "chefe", "supervisor")
+    token = await create_token(service.core.sessionmaker, "chefe", "supervisor")
 
     stop = threading.Event()
     attempts = refused = 0

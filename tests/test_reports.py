@@ -17,7 +17,7 @@ from sqlalchemy import text
 from sac_ivr.auth.services import create_token
 from sac_ivr.db.base import utcnow
 from sac_ivr.lifecycle.statuses import ANSWERED_STATUSES, PENDING_STATUSES
-from sac_ivr.protocols.models import Protocol, ProtocolEvent
+from sac_ivr.protocols.tables import Protocol, ProtocolEvent
 from sac_ivr.runner import RunningService
 from tests.browser import Browser
 from tests.notify_fakes import Api
@@ -47,8 +47,8 @@ class Seeded:
 async def seed(running: RunningService, count: int = 120) -> Seeded:
     """Protocols over the last 40 days (some before the period), every status,
     due dates whole days plus 12 h away from now (no boundary at test time)."""
-    services = running.services
-    tz = services.settings.tz
+    core = running.core
+    tz = core.settings.tz
     rng = random.Random(20261122)
     now = utcnow()
     today = now.astimezone(tz).date()
@@ -64,7 +64,7 @@ async def seed(running: RunningService, count: int = 120) -> Seeded:
             resolved = min(opened + timedelta(hours=rng.uniform(0.5, 200)), now)
         p = Protocol(
             id=i + 1,
-            number=services.protocol_format.render(opened.astimezone(tz).date(), 500_000 + i),
+            number=core.protocol_format.render(opened.astimezone(tz).date(), 500_000 + i),
             issued_at=opened,
             issue_date=opened.astimezone(tz).date(),
             status=status,
@@ -100,7 +100,7 @@ async def seed(running: RunningService, count: int = 120) -> Seeded:
                 )
             )
         events.append(ProtocolEvent(protocol_id=p.id, at=opened, actor="system", kind="opened"))
-    async with services.sessionmaker() as session, session.begin():
+    async with core.sessionmaker() as session, session.begin():
         session.add_all(protocols)
         await session.flush()
         session.add_all(events)
@@ -114,11 +114,11 @@ async def seed(running: RunningService, count: int = 120) -> Seeded:
 
 async def expected(running: RunningService, s: Seeded) -> dict:
     """The figures by direct SQL over the seeded rows (and plain Python for times)."""
-    tz = running.services.settings.tz
+    tz = running.core.settings.tz
     pending = tuple(PENDING_STATUSES)
     answered = tuple(ANSWERED_STATUSES)
     now = utcnow()
-    async with running.services.sessionmaker() as session:
+    async with running.core.sessionmaker() as session:
         rows = (
             await session.execute(
                 text(
@@ -186,7 +186,7 @@ async def expected(running: RunningService, s: Seeded) -> dict:
 
 @pytest.fixture
 async def supervisor(running: RunningService) -> Api:
-    token = await create_token(running.services.sessionmaker, "sueli", "supervisor")
+    token = await create_token(running.core.sessionmaker, "sueli", "supervisor")
     return Api(running.http_port, token)
 
 
@@ -260,7 +260,7 @@ async def test_report_tables_as_json_and_csv(running: RunningService, supervisor
 
 
 async def test_report_access_and_parameters(running: RunningService, supervisor: Api) -> None:
-    agent = await create_token(running.services.sessionmaker, "ana", "agent")
+    agent = await create_token(running.core.sessionmaker, "ana", "agent")
     status, _, _ = await supervisor.call("GET", "/api/v1/reports/summary", token=agent)
     assert status == 403
     status, _, _ = await supervisor.call("GET", "/reports", token="")
@@ -291,7 +291,7 @@ async def test_report_page_in_chromium_shows_the_right_numbers(
     running_sqlite: RunningService, browser: Browser
 ) -> None:
     running = running_sqlite
-    token = await create_token(running.services.sessionmaker, "sueli", "supervisor")
+    token = await create_token(running.core.sessionmaker, "sueli", "supervisor")
     s = await seed(running)
     want = await expected(running, s)
     base = f"http://127.0.0.1:{running.http_port}"

@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from sac_ivr.calls.models import CallLog
+from sac_ivr.calls.tables import CallLog
 from sac_ivr.cli import main
+from sac_ivr.core import Core
 from sac_ivr.db.base import utcnow
-from sac_ivr.history.models import HistoryRequest
-from sac_ivr.notifications.models import OutboxMessage
-from sac_ivr.protocols.models import Protocol, ProtocolEvent
-from sac_ivr.services import Services
+from sac_ivr.history.tables import HistoryRequest
+from sac_ivr.notifications.tables import OutboxMessage
+from sac_ivr.protocols.tables import Protocol, ProtocolEvent
 from tests.conftest import make_settings
 
 DAY = 86400
@@ -35,9 +35,9 @@ def recording(root: Path, name: str, age_days: float) -> Path:
 
 
 async def seed(db_url: str) -> dict[str, Protocol]:
-    services = Services.create(make_settings(db_url))
+    core = Core.create(make_settings(db_url))
     now = utcnow()
-    fmt = services.protocol_format
+    fmt = core.protocol_format
 
     def protocol(key: int, status: str, opened_days: int, resolved_days: int | None) -> Protocol:
         opened = now - timedelta(days=opened_days)
@@ -70,7 +70,7 @@ async def seed(db_url: str) -> dict[str, Protocol]:
         "reopened": protocol(5, "in_progress", 900, 800),  # answered once, open again
     }
     try:
-        async with services.sessionmaker() as session, session.begin():
+        async with core.sessionmaker() as session, session.begin():
             session.add_all(rows.values())
             await session.flush()
             for p in rows.values():
@@ -135,16 +135,16 @@ async def seed(db_url: str) -> dict[str, Protocol]:
                     )
                 )
     finally:
-        await services.close()
+        await core.close()
     return {k: p.number for k, p in rows.items()}
 
 
 async def load(
     db_url: str,
 ) -> tuple[dict[str, Protocol], list[OutboxMessage], list[HistoryRequest]]:
-    services = Services.create(make_settings(db_url))
+    core = Core.create(make_settings(db_url))
     try:
-        async with services.sessionmaker() as session:
+        async with core.sessionmaker() as session:
             protocols = {
                 p.number: p
                 for p in await session.scalars(
@@ -164,7 +164,7 @@ async def load(
             calls = {c.linkedid: c for c in await session.scalars(select(CallLog))}
         return protocols, outbox, history, calls
     finally:
-        await services.close()
+        await core.close()
 
 
 @pytest.fixture

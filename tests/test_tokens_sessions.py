@@ -14,8 +14,8 @@ from datetime import UTC, datetime, timedelta
 import aiohttp
 from sqlalchemy import select, update
 
-from sac_ivr.auth.models import ApiToken
 from sac_ivr.auth.services import create_token, identify
+from sac_ivr.auth.tables import ApiToken
 from sac_ivr.db.engine import create_engine, make_sessionmaker
 from sac_ivr.http.openapi import build_openapi
 from tests.live_fakes import SseReader
@@ -73,7 +73,7 @@ async def test_cli_creates_lists_and_revokes_tokens(db_url: str) -> None:
 
 async def test_admin_api_lists_creates_and_revokes_tokens(db_url: str) -> None:
     async with service(db_url) as running:
-        sm = running.services.sessionmaker
+        sm = running.core.sessionmaker
         admin = await create_token(sm, "root", "admin")
         supervisor = await create_token(sm, "sueli", "supervisor")
         async with clients(running, "127.0.0.1", "127.0.0.1") as (c, browser):
@@ -127,7 +127,7 @@ async def test_admin_api_lists_creates_and_revokes_tokens(db_url: str) -> None:
 
 async def test_expired_tokens_and_sessions_are_refused(db_url: str) -> None:
     async with service(db_url) as running:
-        sm = running.services.sessionmaker
+        sm = running.core.sessionmaker
         soon = datetime.now(UTC) + timedelta(hours=1)
         ana = await create_token(sm, "ana", "agent", expires_at=soon)
         bia = await create_token(sm, "bia", "agent")
@@ -141,7 +141,7 @@ async def test_expired_tokens_and_sessions_are_refused(db_url: str) -> None:
                     .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
                 )
                 # Bia's session outlived panels_session_hours; her token is fine.
-                from sac_ivr.auth.models import PanelSession
+                from sac_ivr.auth.tables import PanelSession
 
                 bia_id = select(ApiToken.id).where(ApiToken.name == "bia").scalar_subquery()
                 await session.execute(
@@ -158,7 +158,7 @@ async def test_expired_tokens_and_sessions_are_refused(db_url: str) -> None:
 
 async def test_logout_and_revocation_end_open_event_streams(sqlite_url: str) -> None:
     async with service(sqlite_url, panels_heartbeat_s=1.0) as running:
-        sm = running.services.sessionmaker
+        sm = running.core.sessionmaker
         ana = await create_token(sm, "ana", "agent")
         bia = await create_token(sm, "bia", "agent")
         browser = Client(running.http_port)
@@ -204,7 +204,7 @@ async def test_live_streams_per_token_are_capped(sqlite_url: str) -> None:
     async with service(
         sqlite_url, panels_max_streams_per_token=2, panels_heartbeat_s=1.0
     ) as running:
-        sm = running.services.sessionmaker
+        sm = running.core.sessionmaker
         ana = await create_token(sm, "ana", "agent")
         bia = await create_token(sm, "bia", "agent")
         url = f"http://127.0.0.1:{running.http_port}{EVENTS}"

@@ -12,22 +12,22 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from sac_ivr.core import Core
 from sac_ivr.protocols.issuer import storable_value
-from sac_ivr.protocols.models import Protocol
-from sac_ivr.services import Services
+from sac_ivr.protocols.tables import Protocol
 
 # Longest header value put in a log line (uniqueids are ~20 characters).
 LOG_VALUE_MAX = 40
 
 
-async def belongs_to_call(services: Services, number: str, linkedid: str | None) -> bool:
+async def belongs_to_call(core: Core, number: str, linkedid: str | None) -> bool:
     """True when protocol ``number`` exists and was issued to the call ``linkedid``.
 
     A protocol stored without a linkedid belongs to no call: nothing can prove it."""
     wanted = storable_value("linkedid", linkedid.strip() if linkedid else None)
     if not wanted:
         return False
-    async with services.reader() as session:
+    async with core.reader() as session:
         stored = await session.scalar(select(Protocol.linkedid).where(Protocol.number == number))
     return stored is not None and stored == wanted
 

@@ -1,4 +1,4 @@
-"""Builds the FastAGI server with every route bound to the running services."""
+"""Builds the FastAGI server with every route bound to the running core."""
 
 from __future__ import annotations
 
@@ -8,16 +8,16 @@ from types import ModuleType
 from sac_ivr.agi.channel_vars import RESULT
 from sac_ivr.agi.routes import ROUTE_MODULES
 from sac_ivr.asterisk.fastagi import AgiCall, FastAgiServer, RouteHandler
-from sac_ivr.services import Services
+from sac_ivr.core import Core
 
 
 def route_name(module: ModuleType) -> str:
     return module.__name__.rsplit(".", 1)[-1]
 
 
-def _bind(module: ModuleType, services: Services) -> RouteHandler:
+def _bind(module: ModuleType, core: Core) -> RouteHandler:
     async def route(call: AgiCall) -> None:
-        await module.handle(call, services)
+        await module.handle(call, core)
 
     route.__name__ = f"agi_{route_name(module)}"
     return route
@@ -28,8 +28,8 @@ def _bind(module: ModuleType, services: Services) -> RouteHandler:
 FD_RESERVE = 200
 
 
-def build_agi_server(services: Services) -> FastAgiServer:
-    settings = services.settings
+def build_agi_server(core: Core) -> FastAgiServer:
+    settings = core.settings
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY:
         soft = 1_000_000
@@ -44,5 +44,5 @@ def build_agi_server(services: Services) -> FastAgiServer:
         error_variable=RESULT,
     )
     for module in ROUTE_MODULES:
-        server.add_route(route_name(module), _bind(module, services))
+        server.add_route(route_name(module), _bind(module, core))
     return server

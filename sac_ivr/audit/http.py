@@ -7,7 +7,7 @@ from aiohttp import web
 
 from sac_ivr.audit import schemas, services
 from sac_ivr.auth.http import require
-from sac_ivr.http.context import services_of
+from sac_ivr.http.context import core_of
 from sac_ivr.http.listing import listing_response, parse_page
 
 routes = web.RouteTableDef()
@@ -18,7 +18,7 @@ async def get_access_log(request: web.Request) -> web.Response:
     """Who read customers' personal data, newest first (LGPD art. 37)."""
     await require(request, "supervisor")
     page = parse_page(request)
-    svc = services_of(request)
+    svc = core_of(request)
     params = schemas.parse_access_filter(request, svc.protocol_format)
     phone_hash, document_hash = await services.search_hashes(
         svc, params.pop("phone"), params.pop("document")
@@ -38,7 +38,7 @@ async def get_public_lookups(request: web.Request) -> web.Response:
     page = parse_page(request)
     since = schemas.parse_day(request.query.get("from"), "from")
     until = schemas.parse_day(request.query.get("until"), "until")
-    svc = services_of(request)
+    svc = core_of(request)
     await services.lookup_counters_of(svc).flush()
     async with svc.reader() as session:
         items, total = await services.lookup_counts(session, since, until, page.limit, page.offset)

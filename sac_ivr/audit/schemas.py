@@ -7,8 +7,8 @@ from typing import Any
 
 from aiohttp import web
 
-from sac_ivr.audit.models import AccessLogEntry
 from sac_ivr.audit.services import ACTIONS, OUTCOMES
+from sac_ivr.audit.tables import AccessLogEntry
 from sac_ivr.http.errors import bad_request
 from sac_ivr.http.inputs import document_param, phone_param
 from sac_ivr.http.listing import iso, parse_datetime

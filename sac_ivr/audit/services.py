@@ -26,15 +26,15 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sac_ivr.audit.models import AccessLogEntry, AccessLogProtocol, PublicLookupCount
+from sac_ivr.audit.tables import AccessLogEntry, AccessLogProtocol, PublicLookupCount
 from sac_ivr.auth.clients import client_address
 from sac_ivr.auth.keys import key, keyed_hash
 from sac_ivr.db.base import utcnow
-from sac_ivr.http.context import services_of
+from sac_ivr.http.context import core_of
 
 if TYPE_CHECKING:
     from sac_ivr.auth.services import Identity
-    from sac_ivr.services import Services
+    from sac_ivr.core import Core
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +81,8 @@ class _Batcher:
     interval = 1.0
     what = "entries"
 
-    def __init__(self, services: Services) -> None:
-        self.services = services
+    def __init__(self, core: Core) -> None:
+        self.core = core
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._failures = 0
@@ -140,8 +140,8 @@ class AccessLog(_Batcher):
     interval = ACCESS_FLUSH_S
     what = "access log entries"
 
-    def __init__(self, services: Services) -> None:
-        super().__init__(services)
+    def __init__(self, core: Core) -> None:
+        super().__init__(core)
         self._pending: list[AccessRecord] = []
         self.dropped = 0
 
@@ -164,7 +164,7 @@ class AccessLog(_Batcher):
         if not batch:
             return
         try:
-            async with self.services.sessionmaker() as session, session.begin():
+            async with self.core.sessionmaker() as session, session.begin():
                 session.add_all(
                     AccessLogEntry(
                         at=r.at,
@@ -185,10 +185,10 @@ class AccessLog(_Batcher):
             raise
 
 
-def access_log_of(services: Services) -> AccessLog:
-    log_ = services.extras.get("access_log")
+def access_log_of(core: Core) -> AccessLog:
+    log_ = core.extras.get("access_log")
     if log_ is None:
-        log_ = services.extras["access_log"] = AccessLog(services)
+        log_ = core.extras["access_log"] = AccessLog(core)
     return log_
 
 
@@ -199,12 +199,12 @@ def endpoint_of(request: web.Request) -> str:
 
 
 async def search_hashes(
-    services: Services, phone: str | None, document: str | None
+    core: Core, phone: str | None, document: str | None
 ) -> tuple[str | None, str | None]:
     """Keyed hashes of a normalised phone (E.164) and CPF/CNPJ (no punctuation)."""
     if not phone and not document:
         return None, None
-    secret = await key(services, "access_log")
+    secret = await key(core, "access_log")
     return (
         keyed_hash(secret, "phone", phone) if phone else None,
         keyed_hash(secret, "document", document) if document else None,
@@ -225,17 +225,17 @@ async def record_read(
     CPF/CNPJ searched for (as keyed hashes), how many records the answer held."""
     if action not in ACTIONS:
         raise ValueError(f"unknown access log action {action!r}")
-    services = services_of(request)
+    core = core_of(request)
     numbers = tuple(sorted({n for n in protocols if n}))
-    phone_hash, document_hash = await search_hashes(services, phone, document)
-    access_log_of(services).add(
+    phone_hash, document_hash = await search_hashes(core, phone, document)
+    access_log_of(core).add(
         AccessRecord(
             at=utcnow(),
             actor=identity.name,
             role=identity.role,
             action=action,
             endpoint=endpoint_of(request),
-            client=client_address(request, services.settings.trusted_proxies)[:64],
+            client=client_address(request, core.settings.trusted_proxies)[:64],
             phone_hash=phone_hash,
             document_hash=document_hash,
             rows=len(numbers) if rows is None else rows,
@@ -308,8 +308,8 @@ class LookupCounters(_Batcher):
     interval = COUNTS_FLUSH_S
     what = "lookup counts"
 
-    def __init__(self, services: Services) -> None:
-        super().__init__(services)
+    def __init__(self, core: Core) -> None:
+        super().__init__(core)
         self.since_start: Counter[str] = Counter()
         self._pending: Counter[tuple[date, str]] = Counter()
 
@@ -320,17 +320,17 @@ class LookupCounters(_Batcher):
         if outcome not in OUTCOMES:
             raise ValueError(f"unknown lookup outcome {outcome!r}")
         self.since_start[outcome] += 1
-        self._pending[(utcnow().astimezone(self.services.settings.tz).date(), outcome)] += 1
+        self._pending[(utcnow().astimezone(self.core.settings.tz).date(), outcome)] += 1
         self._wake()
 
     async def _write(self) -> None:
         batch, self._pending = self._pending, Counter()
         if not batch:
             return
-        postgres = self.services.engine.dialect.name == "postgresql"
+        postgres = self.core.engine.dialect.name == "postgresql"
         insert = pg_insert if postgres else sqlite_insert
         try:
-            async with self.services.sessionmaker() as session, session.begin():
+            async with self.core.sessionmaker() as session, session.begin():
                 for (day, outcome), n in sorted(batch.items()):
                     stmt = insert(PublicLookupCount).values(day=day, outcome=outcome, count=n)
                     await session.execute(
@@ -344,16 +344,16 @@ class LookupCounters(_Batcher):
             raise
 
 
-def lookup_counters_of(services: Services) -> LookupCounters:
-    counters = services.extras.get("lookup_counters")
+def lookup_counters_of(core: Core) -> LookupCounters:
+    counters = core.extras.get("lookup_counters")
     if counters is None:
-        counters = services.extras["lookup_counters"] = LookupCounters(services)
+        counters = core.extras["lookup_counters"] = LookupCounters(core)
     return counters
 
 
-def count_lookup(services: Services, outcome: str) -> None:
+def count_lookup(core: Core, outcome: str) -> None:
     """The one place public lookups are counted (a metrics exporter reads the same)."""
-    lookup_counters_of(services).count(outcome)
+    lookup_counters_of(core).count(outcome)
 
 
 async def lookup_counts(

@@ -23,7 +23,7 @@ from sac_ivr.auth.services import (
     live_session_counts,
     revoke_token,
 )
-from sac_ivr.http.context import services_of
+from sac_ivr.http.context import core_of
 from sac_ivr.http.errors import ApiError, bad_request, not_found
 from sac_ivr.http.listing import listing_response, parse_page
 
@@ -46,7 +46,7 @@ def bearer_token(request: web.Request) -> str | None:
 async def optional_identity(request: web.Request) -> Identity | None:
     """Who sent the request: the Bearer token's holder, else the session cookie's;
     None without either; 401 for a token or session that does not (or no longer) work."""
-    sessionmaker = services_of(request).reader
+    sessionmaker = core_of(request).reader
     token = bearer_token(request)
     if token is not None:
         identity = await identify(sessionmaker, token)
@@ -88,7 +88,7 @@ async def get_tokens(request: web.Request) -> web.Response:
     raw = request.query.get("all", "").strip().lower()
     if raw not in ("", "true", "false", "1", "0"):
         raise bad_request("all must be true or false", field="all")
-    async with services_of(request).reader() as session:
+    async with core_of(request).reader() as session:
         rows, total = await list_tokens(
             session, include_inactive=raw in ("true", "1"), limit=page.limit, offset=page.offset
         )
@@ -104,7 +104,7 @@ async def post_token(request: web.Request) -> web.Response:
 
     fields = schemas.parse_token_body(await read_object(request))
     try:
-        token, row = await create_token_row(services_of(request).sessionmaker, **fields)
+        token, row = await create_token_row(core_of(request).sessionmaker, **fields)
     except NameInUse as exc:
         raise ApiError(409, "name_in_use", str(exc), field="name") from None
     except TokenError as exc:
@@ -120,7 +120,7 @@ async def delete_token(request: web.Request) -> web.Response:
     if not (raw.isascii() and raw.isdigit()) or len(raw) > 12:
         raise bad_request("the token id is a whole number", field="id")
     try:
-        row = await revoke_token(services_of(request).sessionmaker, token_id=int(raw))
+        row = await revoke_token(core_of(request).sessionmaker, token_id=int(raw))
     except TokenNotFound:
         raise not_found(f"token {raw} not found") from None
     return web.json_response(schemas.token_view(row))

@@ -19,28 +19,28 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from sac_ivr.auth.models import AppSecret
+from sac_ivr.auth.tables import AppSecret
 from sac_ivr.db.base import utcnow
 
 if TYPE_CHECKING:
-    from sac_ivr.services import Services
+    from sac_ivr.core import Core
 
 EXTRA_KEY = "auth_keys"
 KEY_NAMES = ("lookup_link", "access_log")
 SIGNATURE_BYTES = 16  # 128 bits, base64url: 22 characters in a link
 
 
-async def key(services: Services, name: str) -> bytes:
+async def key(core: Core, name: str) -> bytes:
     """The shared key ``name`` (32 bytes), cached in this process."""
     if name not in KEY_NAMES:
         raise ValueError(f"unknown key {name!r}")
-    cache: dict[str, bytes] = services.extras.setdefault(EXTRA_KEY, {})
+    cache: dict[str, bytes] = core.extras.setdefault(EXTRA_KEY, {})
     if name in cache:
         return cache[name]
-    async with services.sessionmaker() as session, session.begin():
+    async with core.sessionmaker() as session, session.begin():
         value = await session.scalar(select(AppSecret.value).where(AppSecret.name == name))
         if value is None:
-            insert = pg_insert if services.engine.dialect.name == "postgresql" else sqlite_insert
+            insert = pg_insert if core.engine.dialect.name == "postgresql" else sqlite_insert
             await session.execute(
                 insert(AppSecret)
                 .values(name=name, value=secrets.token_hex(32), created_at=utcnow())

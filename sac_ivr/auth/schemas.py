@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sac_ivr.auth.models import ApiToken
 from sac_ivr.auth.services import ROLES, is_active
+from sac_ivr.auth.tables import ApiToken
 from sac_ivr.http.errors import bad_request
 from sac_ivr.http.listing import iso
 

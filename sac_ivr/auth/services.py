@@ -21,7 +21,7 @@ from sqlalchemy import ColumnElement, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from sac_ivr.auth.models import ApiToken, PanelSession
+from sac_ivr.auth.tables import ApiToken, PanelSession
 from sac_ivr.db.base import utcnow
 
 ROLES = ("agent", "supervisor", "admin")

@@ -23,7 +23,7 @@ from typing import Any
 
 from sac_ivr.calls.events import ChannelSnapshot
 from sac_ivr.calls.fold import all_legs_hung_up, dt, fold_event, ts
-from sac_ivr.calls.models import CallLog
+from sac_ivr.calls.tables import CallLog
 from sac_ivr.phones import normalize_phone
 
 # Events the call log reads; any other is ignored.

@@ -10,10 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sac_ivr.audit.services import record_read
 from sac_ivr.auth.http import listing_role, require
 from sac_ivr.calls import schemas, services
-from sac_ivr.http.context import services_of
+from sac_ivr.http.context import core_of
 from sac_ivr.http.listing import listing_response, parse_page
 from sac_ivr.protocols.http import DETAIL_SECTIONS_KEY
-from sac_ivr.protocols.models import Protocol
+from sac_ivr.protocols.tables import Protocol
 
 routes = web.RouteTableDef()
 
@@ -23,7 +23,7 @@ async def list_calls(request: web.Request) -> web.Response:
     identity = await require(request, listing_role(request))
     page = parse_page(request)
     flt = schemas.parse_filter(request)
-    async with services_of(request).reader() as session:
+    async with core_of(request).reader() as session:
         rows, total = await services.find(session, flt, page.limit, page.offset)
         items = [schemas.call_view(c) for c in rows]
     await record_read(

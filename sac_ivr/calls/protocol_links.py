@@ -25,8 +25,8 @@ from typing import Any
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sac_ivr.calls.models import CallLog
-from sac_ivr.protocols.models import Protocol, ProtocolEvent
+from sac_ivr.calls.tables import CallLog
+from sac_ivr.protocols.tables import Protocol, ProtocolEvent
 
 CHUNK = 400  # stay under SQLite's bound-parameter limit
 ANSWERED_KIND = "answered"

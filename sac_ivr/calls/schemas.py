@@ -7,8 +7,8 @@ from typing import Any
 
 from aiohttp import web
 
-from sac_ivr.calls.models import CallLog
 from sac_ivr.calls.services import CallFilter
+from sac_ivr.calls.tables import CallLog
 from sac_ivr.http.errors import bad_request
 from sac_ivr.http.inputs import parse_choice, parse_datetime, phone_param, query_text
 from sac_ivr.http.listing import iso

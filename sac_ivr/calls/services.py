@@ -16,12 +16,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from sac_ivr.asterisk.ami import AmiClient, AmiError
 from sac_ivr.calls.events import ChannelSnapshot
-from sac_ivr.calls.models import CallLog
+from sac_ivr.calls.tables import CallLog
 from sac_ivr.calls.tracker import CallTracker
 from sac_ivr.calls.writer import CallLogWriter
+from sac_ivr.core import Core
 from sac_ivr.db.base import utcnow
-from sac_ivr.protocols.models import Protocol
-from sac_ivr.services import Services
+from sac_ivr.protocols.tables import Protocol
 
 log = logging.getLogger(__name__)
 
@@ -77,19 +77,19 @@ async def calls_of_protocol(session: AsyncSession, protocol: Protocol) -> Sequen
 
 
 # ------------------------------------------------------------ the AMI side
-class CallsFeature:
+class CallsRuntime:
     """Owns the AMI link and what is built from its events.
 
-    Stored as ``services.extras["calls"]``; panels call :meth:`snapshot` and
-    subscribe to ``services.live`` (event shapes: :mod:`sac_ivr.calls.tracker`).
+    Stored as ``core.extras["calls"]``; panels call :meth:`snapshot` and
+    subscribe to ``core.live`` (event shapes: :mod:`sac_ivr.calls.tracker`).
     """
 
-    def __init__(self, services: Services, client: AmiClient | None = None) -> None:
-        self.services = services
-        self.client = client or AmiClient.from_settings(services.settings)
-        self.writer = CallLogWriter(services.sessionmaker, reader=services.reader)
-        self.tracker = CallTracker(services.live.publish)
-        self.reconcile_interval = services.settings.ami_reconcile_interval
+    def __init__(self, core: Core, client: AmiClient | None = None) -> None:
+        self.core = core
+        self.client = client or AmiClient.from_settings(core.settings)
+        self.writer = CallLogWriter(core.sessionmaker, reader=core.reader)
+        self.tracker = CallTracker(core.live.publish)
+        self.reconcile_interval = core.settings.ami_reconcile_interval
         self.reconciled_calls = 0  # calls closed by reconciliation since start
         self.syncs = 0  # (re)connects fully handled: reconciled and queues seeded
         self._periodic: asyncio.Task[None] | None = None
@@ -157,10 +157,10 @@ class CallsFeature:
         await self.writer.close()
 
 
-async def start_calls(services: Services, app: web.Application) -> None:
+async def start_calls(core: Core, app: web.Application) -> None:
     """Runner starter: follow calls over AMI when ``ami_enabled``; else do nothing."""
-    if not services.settings.ami_enabled:
+    if not core.settings.ami_enabled:
         return
-    feature = CallsFeature(services)
+    feature = CallsRuntime(core)
     await feature.start()
-    services.extras[EXTRAS_KEY] = feature
+    core.extras[EXTRAS_KEY] = feature

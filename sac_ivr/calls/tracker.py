@@ -3,7 +3,7 @@
 :class:`CallTracker` is fed the same events as the call log (``handle_event`` is an
 AMI subscriber), keeps the calls in progress and the queues, and publishes every
 change it makes to :class:`~sac_ivr.live.LiveHub`. A panel loads
-``services.extras["calls"].snapshot()`` once, then applies the live events.
+``core.extras["calls"].snapshot()`` once, then applies the live events.
 
 A call's facts (caller, channel, protocol, legs, queue entry, the agent who
 answered) come from the same fold as the call log's (:mod:`sac_ivr.calls.fold`),
@@ -60,7 +60,7 @@ events is kept here: the state, the queue the call is in now, the agents rung.
       "calls_taken": int,
     }
 
-Events published to ``services.live`` (exactly these shapes)::
+Events published to ``core.live`` (exactly these shapes)::
 
     {"type": "call",   "action": "update" | "end", "call": CALL}
     {"type": "queue",  "queue": QUEUE}

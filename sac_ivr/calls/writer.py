@@ -3,7 +3,7 @@
 :meth:`CallLogWriter.feed` (an AMI subscriber) queues events; one task drains the
 queue in batches. Each batch is stored in two phases:
 
-1. **read**, in a read-only session (``services.reader``): the batch's rows and the
+1. **read**, in a read-only session (``core.reader``): the batch's rows and the
    protocols they concern are loaded, the events merged (:mod:`sac_ivr.calls.calllog`)
    and the protocol writes planned (:mod:`sac_ivr.calls.protocol_links`), without
    SQLite's write lock;
@@ -40,7 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sac_ivr.calls import protocol_links
 from sac_ivr.calls.calllog import HANDLED_EVENTS, apply_event, new_call, reconcile_row
 from sac_ivr.calls.events import ChannelSnapshot, event_time, linkedid_of
-from sac_ivr.calls.models import CallLog
+from sac_ivr.calls.tables import CallLog
 from sac_ivr.db.base import utcnow
 
 log = logging.getLogger(__name__)

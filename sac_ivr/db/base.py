@@ -1,4 +1,4 @@
-"""The one declarative base every feature's models.py builds on."""
+"""The one declarative base every feature's tables.py builds on."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ from sac_ivr.auth.http import listing_role, require
 from sac_ivr.auth.services import Identity
 from sac_ivr.db.base import utcnow
 from sac_ivr.history import document, schemas, services
-from sac_ivr.http.context import services_of
+from sac_ivr.http.context import core_of
 from sac_ivr.http.errors import ApiError, not_found
 from sac_ivr.http.inputs import read_object
 from sac_ivr.http.listing import listing_response, parse_page
@@ -26,7 +26,7 @@ async def _document_response(
     identity: Identity,
     action: str,
 ) -> web.Response:
-    svc = services_of(request)
+    svc = core_of(request)
     config = lifecycle_of(svc)
     async with svc.reader() as session:
         history = await services.build_history(
@@ -58,7 +58,7 @@ async def get_history(request: web.Request) -> web.Response:
 @routes.post("/api/v1/history-requests")
 async def create_history_request(request: web.Request) -> web.Response:
     identity = await require(request, "agent")
-    svc = services_of(request)
+    svc = core_of(request)
     body = schemas.parse_request_body(await read_object(request), svc.protocol_format)
     try:
         created = await services.create_request(svc, identity.name, **body)
@@ -72,7 +72,7 @@ async def list_history_requests(request: web.Request) -> web.Response:
     identity = await require(request, listing_role(request))
     page = parse_page(request)
     flags = schemas.parse_list_flags(request)
-    async with services_of(request).reader() as session:
+    async with core_of(request).reader() as session:
         rows, total = await services.list_requests(
             session,
             pending_only=flags["pending"],
@@ -89,7 +89,7 @@ async def list_history_requests(request: web.Request) -> web.Response:
 async def get_history_request(request: web.Request) -> web.Response:
     identity = await require(request, "agent")
     request_id = schemas.parse_request_id(request)
-    async with services_of(request).reader() as session:
+    async with core_of(request).reader() as session:
         try:
             found = await services.get_request(session, request_id)
         except services.HistoryRequestNotFound:
@@ -103,7 +103,7 @@ async def get_history_request_document(request: web.Request) -> web.Response:
     identity = await require(request, "agent")
     request_id = schemas.parse_request_id(request)
     fmt = schemas.parse_format(request)
-    async with services_of(request).reader() as session:
+    async with core_of(request).reader() as session:
         try:
             found = await services.get_request(session, request_id)
         except services.HistoryRequestNotFound:
@@ -121,7 +121,7 @@ async def deliver_history_request(request: web.Request) -> web.Response:
     request_id = schemas.parse_request_id(request)
     via = schemas.parse_delivered_body(await read_object(request))
     try:
-        done = await services.mark_delivered(services_of(request), request_id, via, identity.name)
+        done = await services.mark_delivered(core_of(request), request_id, via, identity.name)
     except services.HistoryRequestNotFound:
         raise not_found(f"history request {request_id} not found") from None
     except services.AlreadyDelivered:

@@ -8,8 +8,8 @@ from typing import Any
 from aiohttp import web
 
 from sac_ivr.db.base import utcnow
-from sac_ivr.history.models import HistoryRequest
 from sac_ivr.history.services import DELIVERY_CHANNELS
+from sac_ivr.history.tables import HistoryRequest
 from sac_ivr.http.errors import bad_request
 from sac_ivr.http.inputs import (
     document_param,

@@ -12,16 +12,16 @@ from sqlalchemy.orm import selectinload
 
 from sac_ivr.db.base import utcnow
 from sac_ivr.history import document
-from sac_ivr.history.models import HistoryRequest
+from sac_ivr.history.tables import HistoryRequest
 from sac_ivr.http.listing import iso
 from sac_ivr.lifecycle import statuses
 from sac_ivr.lifecycle.config import LifecycleConfig
 from sac_ivr.notifications import services as notices
-from sac_ivr.notifications.models import OutboxMessage
-from sac_ivr.protocols.models import Protocol, ProtocolEvent
+from sac_ivr.notifications.tables import OutboxMessage
+from sac_ivr.protocols.tables import Protocol, ProtocolEvent
 
 if TYPE_CHECKING:
-    from sac_ivr.services import Services
+    from sac_ivr.core import Core
 
 DELIVERY_CHANNELS = ("email", "mail", "in_person", "other")
 
@@ -42,7 +42,7 @@ class AlreadyDelivered(Exception):
     pass
 
 
-def install(services: Services) -> None:
+def install(core: Core) -> None:
     notices.DELIVERY_HOOKS["history"] = _delivered
 
 
@@ -165,7 +165,7 @@ async def build_history(
 
 
 async def create_request(
-    services: Services,
+    core: Core,
     actor: str,
     *,
     phone: str | None,
@@ -178,9 +178,9 @@ async def create_request(
     delivery, queue the document in the outbox in the same transaction."""
     from sac_ivr.lifecycle.services import lifecycle_of
 
-    config = lifecycle_of(services)
+    config = lifecycle_of(core)
     now = utcnow()
-    async with services.sessionmaker() as session, session.begin():
+    async with core.sessionmaker() as session, session.begin():
         protocol = None
         if protocol_number:
             protocol = await session.scalar(
@@ -210,11 +210,11 @@ async def create_request(
                     data={"history_request_id": request.id, "delivery": delivery},
                 )
             )
-        if delivery == "email" and email and notices.email_enabled(services.settings):
+        if delivery == "email" and email and notices.email_enabled(core.settings):
             history = await build_history(
                 session,
                 config,
-                services.settings.company_name,
+                core.settings.company_name,
                 phone=phone,
                 document_number=document_number,
             )
@@ -225,7 +225,7 @@ async def create_request(
                     kind="history",
                     channel="email",
                     recipient=email,
-                    subject=f"{services.settings.company_name} – seu histórico de demandas",
+                    subject=f"{core.settings.company_name} – seu histórico de demandas",
                     body=document.render_text(history, config.tz),
                     body_html=document.render_html(history, config.tz),
                     data={"history_request_id": request.id},
@@ -235,7 +235,7 @@ async def create_request(
                     created_at=now,
                 )
             )
-    notices.wake_worker(services)
+    notices.wake_worker(core)
     return request
 
 
@@ -246,10 +246,8 @@ async def get_request(session: AsyncSession, request_id: int) -> HistoryRequest:
     return request
 
 
-async def mark_delivered(
-    services: Services, request_id: int, via: str, actor: str
-) -> HistoryRequest:
-    async with services.sessionmaker() as session, session.begin():
+async def mark_delivered(core: Core, request_id: int, via: str, actor: str) -> HistoryRequest:
+    async with core.sessionmaker() as session, session.begin():
         request = await session.get(HistoryRequest, request_id, with_for_update=True)
         if request is None:
             raise HistoryRequestNotFound(request_id)

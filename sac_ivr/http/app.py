@@ -12,8 +12,9 @@ from sac_ivr import __version__
 from sac_ivr.audit import http as audit_http
 from sac_ivr.auth import http as auth_http
 from sac_ivr.calls import http as calls_http
+from sac_ivr.core import Core
 from sac_ivr.history import http as history_http
-from sac_ivr.http.context import SERVICES_KEY, services_of
+from sac_ivr.http.context import CORE_KEY, core_of
 from sac_ivr.http.csrf import csrf_middleware
 from sac_ivr.http.errors import RETRY_AFTER_S, error_middleware
 from sac_ivr.http.inputs import input_middleware
@@ -23,7 +24,6 @@ from sac_ivr.notifications import http as notifications_http
 from sac_ivr.panels import http as panels_http
 from sac_ivr.protocols import http as protocols_http
 from sac_ivr.reports import http as reports_http
-from sac_ivr.services import Services
 
 # Every feature's http.py has setup(app): its routes, plus anything it adds to others
 # (the call log adds a "calls" section to a protocol, the panels end their streams
@@ -53,7 +53,7 @@ routes = web.RouteTableDef()
 
 @routes.get("/healthz")
 async def healthz(request: web.Request) -> web.Response:
-    services = services_of(request)
+    core = core_of(request)
     body = {
         "status": "ok",
         "version": __version__,
@@ -62,7 +62,7 @@ async def healthz(request: web.Request) -> web.Response:
     }
     try:
         async with asyncio.timeout(HEALTH_DB_TIMEOUT_S):
-            async with services.engine.connect() as connection:
+            async with core.engine.connect() as connection:
                 await connection.execute(text("SELECT 1"))
     except Exception as exc:
         body["status"] = "degraded"
@@ -88,11 +88,11 @@ def _neutral_default_server_header() -> None:
         web_response.SERVER_SOFTWARE = SERVER_HEADER  # type: ignore[attr-defined]
 
 
-def create_app(services: Services) -> web.Application:
+def create_app(core: Core) -> web.Application:
     app = web.Application(middlewares=list(MIDDLEWARES), client_max_size=256 * 1024)
     app.on_response_prepare.append(_neutral_server_header)
     _neutral_default_server_header()
-    app[SERVICES_KEY] = services
+    app[CORE_KEY] = core
     app[STARTED_KEY] = time.monotonic()
     app.add_routes(routes)
     for feature in FEATURE_HTTP:

@@ -1,13 +1,13 @@
-"""Where HTTP handlers find the running services."""
+"""Where HTTP handlers find the running core."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from sac_ivr.services import Services
+from sac_ivr.core import Core
 
-SERVICES_KEY: web.AppKey[Services] = web.AppKey("services", Services)
+CORE_KEY: web.AppKey[Core] = web.AppKey("core", Core)
 
 
-def services_of(request: web.Request) -> Services:
-    return request.app[SERVICES_KEY]
+def core_of(request: web.Request) -> Core:
+    return request.app[CORE_KEY]

@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 from aiohttp import hdrs, web
 
 from sac_ivr.auth.http import COOKIE
-from sac_ivr.http.context import services_of
+from sac_ivr.http.context import core_of
 from sac_ivr.http.errors import ApiError, Handler, error_response
 from sac_ivr.http.inputs import header_ascii, is_json_media_type, printable_ascii
 
@@ -61,7 +61,7 @@ def own_origins(request: web.Request) -> set[str]:
     """Where our pages are served from: this request's scheme and Host, and the
     configured public URL (a TLS proxy in front changes the scheme)."""
     origins = set()
-    for url in (f"{request.scheme}://{request.host}", services_of(request).settings.base_url):
+    for url in (f"{request.scheme}://{request.host}", core_of(request).settings.base_url):
         origin = origin_of(url)
         if origin:
             origins.add(origin)

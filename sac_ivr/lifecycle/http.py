@@ -7,13 +7,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from sac_ivr.auth.http import require
 from sac_ivr.auth.services import Identity, is_active_name
-from sac_ivr.http.context import services_of
+from sac_ivr.http.context import core_of
 from sac_ivr.http.errors import ApiError, bad_request, not_found
 from sac_ivr.lifecycle import schemas, services
 from sac_ivr.protocols import schemas as protocol_schemas
 from sac_ivr.protocols import services as protocol_services
 from sac_ivr.protocols.http import DETAIL_SECTIONS_KEY, validated_number
-from sac_ivr.protocols.models import Protocol
+from sac_ivr.protocols.tables import Protocol
 
 routes = web.RouteTableDef()
 
@@ -48,7 +48,7 @@ async def check_assignee(request: web.Request, identity: Identity, agent: str | 
         return
     if agent is None:
         return
-    async with services_of(request).reader() as session:
+    async with core_of(request).reader() as session:
         if not await is_active_name(session, agent):
             raise bad_request(f"no active token is named {agent!r}", field="agent")
 
@@ -57,7 +57,7 @@ async def check_assignee(request: web.Request, identity: Identity, agent: str | 
 async def patch_protocol(request: web.Request) -> web.Response:
     identity = await require(request, "agent")
     number = validated_number(request)
-    svc = services_of(request)
+    svc = core_of(request)
     changes = schemas.parse_changes(await schemas.read_object(request), services.lifecycle_of(svc))
     if "agent" in changes:
         await check_assignee(request, identity, changes["agent"])
@@ -73,7 +73,7 @@ async def patch_protocol(request: web.Request) -> web.Response:
 async def post_transition(request: web.Request) -> web.Response:
     identity = await require(request, "agent")
     number = validated_number(request)
-    svc = services_of(request)
+    svc = core_of(request)
     body = schemas.parse_transition(await schemas.read_object(request), services.lifecycle_of(svc))
     try:
         await services.transition(
@@ -103,7 +103,7 @@ async def post_transition(request: web.Request) -> web.Response:
 @routes.get("/api/v1/lifecycle")
 async def get_lifecycle(request: web.Request) -> web.Response:
     await require(request, "agent")
-    return web.json_response(services.lifecycle_of(services_of(request)).as_dict())
+    return web.json_response(services.lifecycle_of(core_of(request)).as_dict())
 
 
 def setup(app: web.Application) -> None:

@@ -2,8 +2,8 @@
 each recorded on the timeline and announced to the customer through the outbox in
 the same transaction; due dates set at opening and kept in step with the subject.
 
-``install(services)`` wires the feature into the call path (called once by
-``Services.create``).
+``install(core)`` wires the feature into the call path (called once by
+``Core.create``).
 """
 
 from __future__ import annotations
@@ -20,13 +20,13 @@ from sac_ivr.db.base import utcnow
 from sac_ivr.lifecycle import statuses
 from sac_ivr.lifecycle.config import LifecycleConfig
 from sac_ivr.notifications import services as notices
-from sac_ivr.notifications.models import OutboxMessage
-from sac_ivr.protocols.models import Protocol, ProtocolEvent
+from sac_ivr.notifications.tables import OutboxMessage
 from sac_ivr.protocols.services import ProtocolNotFound
+from sac_ivr.protocols.tables import Protocol, ProtocolEvent
 
 if TYPE_CHECKING:
+    from sac_ivr.core import Core
     from sac_ivr.protocols.issuer import RowFiller
-    from sac_ivr.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -65,37 +65,37 @@ class TransitionNotAllowed(Exception):
         )
 
 
-def lifecycle_of(services: Services) -> LifecycleConfig:
-    config = services.extras.get(EXTRA_KEY)
+def lifecycle_of(core: Core) -> LifecycleConfig:
+    config = core.extras.get(EXTRA_KEY)
     if config is None:
-        config = LifecycleConfig.from_settings(services.settings)
-        services.extras[EXTRA_KEY] = config
+        config = LifecycleConfig.from_settings(core.settings)
+        core.extras[EXTRA_KEY] = config
     return config
 
 
-def install(services: Services) -> None:
+def install(core: Core) -> None:
     """Due dates and opening notices inside the issuing transaction; the caller's
     "send me this protocol by SMS" key when SMS is configured."""
-    lifecycle_of(services)
-    services.issuer.add_row_filler(due_date_filler(services))
-    services.issuer.add_hook(notices.opening_hook(services))
-    services.issuer.add_after_commit(notices.wake_after_opening(services))
-    if notices.sms_enabled(services.settings):
+    lifecycle_of(core)
+    core.issuer.add_row_filler(due_date_filler(core))
+    core.issuer.add_hook(notices.opening_hook(core))
+    core.issuer.add_after_commit(notices.wake_after_opening(core))
+    if notices.sms_enabled(core.settings):
 
         async def sms_requested(number: str, uniqueid: str | None) -> None:
-            await request_protocol_sms(services, number, uniqueid)
+            await request_protocol_sms(core, number, uniqueid)
 
-        services.sms_requested = sms_requested
+        core.sms_requested = sms_requested
     from sac_ivr.history.services import install as install_history  # avoids a cycle
 
-    install_history(services)
+    install_history(core)
 
 
-def due_date_filler(services: Services) -> RowFiller:
+def due_date_filler(core: Core) -> RowFiller:
     """Issuer row filler: every new protocol gets its reply deadline in its own row."""
 
     def fill(row: dict[str, Any]) -> None:
-        row["due_at"] = lifecycle_of(services).reply_due(row["issued_at"], None)
+        row["due_at"] = lifecycle_of(core).reply_due(row["issued_at"], None)
 
     return fill
 
@@ -116,13 +116,13 @@ class ChangeResult:
 
 
 async def update_protocol(
-    services: Services, number: str, changes: dict[str, Any], actor: str
+    core: Core, number: str, changes: dict[str, Any], actor: str
 ) -> ChangeResult:
     """Apply validated field changes (see ``schemas.parse_changes``); one timeline
     event per field that really changed."""
-    config = lifecycle_of(services)
+    config = lifecycle_of(core)
     changed: list[str] = []
-    async with services.sessionmaker() as session, session.begin():
+    async with core.sessionmaker() as session, session.begin():
         protocol = await _load_for_update(session, number)
         now = utcnow()
         for name in EDITABLE_FIELDS:
@@ -156,10 +156,10 @@ async def update_protocol(
             protocol.updated_at = now
         # After every field is set, so a receipt reaches an e-mail given in the same change.
         if "subject" in changed and protocol.subject == "cancellation":
-            await register_cancellation(session, services, protocol, actor, now)
+            await register_cancellation(session, core, protocol, actor, now)
     if changed:
-        notices.wake_worker(services)
-        services.live.publish(
+        notices.wake_worker(core)
+        core.live.publish(
             {"type": "protocol_updated", "number": number, "fields": changed, "actor": actor}
         )
     return ChangeResult(protocol, changed)
@@ -175,17 +175,15 @@ MENU_CHOICES: dict[str, str | None] = {
 }
 
 
-async def record_menu_choice(
-    services: Services, number: str, choice: str, uniqueid: str | None
-) -> None:
+async def record_menu_choice(core: Core, number: str, choice: str, uniqueid: str | None) -> None:
     """The caller's menu choice on the timeline; it sets the subject when none is set
     yet (moving the due date with it), and a cancellation chosen on the phone takes
     effect at once with its receipt (Decreto 6.523 art. 18), as one set by an agent."""
     if choice not in MENU_CHOICES:
         raise ValueError(f"unknown menu choice {choice!r}")
     subject = MENU_CHOICES[choice]
-    config = lifecycle_of(services)
-    async with services.sessionmaker() as session, session.begin():
+    config = lifecycle_of(core)
+    async with core.sessionmaker() as session, session.begin():
         protocol = await _load_for_update(session, number)
         now = utcnow()
         session.add(
@@ -203,13 +201,13 @@ async def record_menu_choice(
             if protocol.status in statuses.PENDING_STATUSES:
                 protocol.due_at = config.reply_due(protocol.issued_at, subject)
         if choice == "cancellation":
-            await register_cancellation(session, services, protocol, "caller", now)
+            await register_cancellation(session, core, protocol, "caller", now)
     if choice == "cancellation":
-        notices.wake_worker(services)
+        notices.wake_worker(core)
 
 
 async def register_cancellation(
-    session: AsyncSession, services: Services, protocol: Protocol, actor: str, now: datetime
+    session: AsyncSession, core: Core, protocol: Protocol, actor: str, now: datetime
 ) -> None:
     """Decreto 6.523 art. 18: a cancellation takes effect when asked for; the
     customer gets a receipt electronically."""
@@ -224,12 +222,12 @@ async def register_cancellation(
     session.add(event)
     await session.flush()
     await notices.queue_for_protocol(
-        session, services, protocol, "cancellation", event_id=event.id, effective_at=now
+        session, core, protocol, "cancellation", event_id=event.id, effective_at=now
     )
 
 
 async def transition(
-    services: Services,
+    core: Core,
     number: str,
     to_status: str,
     actor: str,
@@ -239,7 +237,7 @@ async def transition(
     internal_note: str | None = None,
 ) -> Protocol:
     """Move a protocol to ``to_status`` if allowed from its current status."""
-    async with services.sessionmaker() as session, session.begin():
+    async with core.sessionmaker() as session, session.begin():
         protocol = await _load_for_update(session, number)
         current = protocol.status
         if to_status not in statuses.allowed_from(current):
@@ -267,17 +265,17 @@ async def transition(
         )
         session.add(event)
         await session.flush()
-        if services.settings.notify_status_changes:
+        if core.settings.notify_status_changes:
             await notices.queue_for_protocol(
                 session,
-                services,
+                core,
                 protocol,
                 "status",
                 event_id=event.id,
                 customer_note=customer_note,
             )
-    notices.wake_worker(services)
-    services.live.publish(
+    notices.wake_worker(core)
+    core.live.publish(
         {
             "type": "protocol_status",
             "number": number,
@@ -289,12 +287,12 @@ async def transition(
     return protocol
 
 
-async def request_protocol_sms(services: Services, number: str, uniqueid: str | None) -> None:
+async def request_protocol_sms(core: Core, number: str, uniqueid: str | None) -> None:
     """The caller pressed 2 ("receber este protocolo por SMS"): queue the SMS to the
     calling number, unless the opening SMS to that number is already queued or sent.
     Never raises: the call goes on whatever happens here."""
     try:
-        async with services.sessionmaker() as session, session.begin():
+        async with core.sessionmaker() as session, session.begin():
             protocol = await _load_for_update(session, number)
             recipient = notices.sms_recipient(protocol)
             data: dict[str, Any] = {"uniqueid": uniqueid}
@@ -325,9 +323,9 @@ async def request_protocol_sms(services: Services, number: str, uniqueid: str | 
             await session.flush()
             if data["result"] == "queued":
                 await notices.queue_for_protocol(
-                    session, services, protocol, "sms_request", event_id=event.id, email=False
+                    session, core, protocol, "sms_request", event_id=event.id, email=False
                 )
         log.info("protocol %s: SMS requested by the caller (%s)", number, data["result"])
-        notices.wake_worker(services)
+        notices.wake_worker(core)
     except Exception:
         log.exception("protocol %s: the caller's SMS request could not be queued", number)

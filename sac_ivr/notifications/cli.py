@@ -27,18 +27,18 @@ def add_parser(subparsers: Any) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from sac_ivr.cli import _settings, _setup_logging
+    from sac_ivr.core import Core
     from sac_ivr.db.migrate import upgrade_async
     from sac_ivr.notifications.worker import OutboxWorker
-    from sac_ivr.services import Services
 
     settings = _settings(args)
     _setup_logging(settings.log_level)
 
     async def go() -> None:
         await upgrade_async(settings.database_url)
-        services = Services.create(settings)
-        worker = OutboxWorker(services)
-        services.extras["outbox"] = worker
+        core = Core.create(settings)
+        worker = OutboxWorker(core)
+        core.extras["outbox"] = worker
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -49,7 +49,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         try:
             await stop.wait()
         finally:
-            await services.close()
+            await core.close()
 
     asyncio.run(go())
     return 0
@@ -61,8 +61,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     from sac_ivr.cli import _settings
     from sac_ivr.db.engine import create_engine, make_sessionmaker
     from sac_ivr.db.migrate import upgrade
-    from sac_ivr.notifications.models import OutboxMessage
     from sac_ivr.notifications.services import mask_recipient
+    from sac_ivr.notifications.tables import OutboxMessage
 
     settings = _settings(args)
     upgrade(settings.database_url)

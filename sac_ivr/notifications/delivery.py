@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from sac_ivr.notifications.models import OutboxMessage
+from sac_ivr.notifications.tables import OutboxMessage
 
 
 @dataclass(frozen=True)

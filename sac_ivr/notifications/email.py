@@ -16,7 +16,7 @@ import aiosmtplib
 
 from sac_ivr.config import Settings
 from sac_ivr.notifications.delivery import SendError, SendResult
-from sac_ivr.notifications.models import OutboxMessage
+from sac_ivr.notifications.tables import OutboxMessage
 
 log = logging.getLogger(__name__)
 

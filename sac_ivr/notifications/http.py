@@ -11,15 +11,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from sac_ivr.auth.http import require
 from sac_ivr.db.base import utcnow
-from sac_ivr.http.context import services_of
+from sac_ivr.http.context import core_of
 from sac_ivr.http.errors import ApiError, not_found
 from sac_ivr.http.inputs import path_int
 from sac_ivr.http.listing import listing_response, parse_page
 from sac_ivr.notifications import schemas
 from sac_ivr.notifications import services as outbox
-from sac_ivr.notifications.models import OutboxMessage
+from sac_ivr.notifications.tables import OutboxMessage
 from sac_ivr.protocols.http import DETAIL_SECTIONS_KEY
-from sac_ivr.protocols.models import Protocol
+from sac_ivr.protocols.tables import Protocol
 
 routes = web.RouteTableDef()
 
@@ -34,7 +34,7 @@ async def list_notifications(request: web.Request) -> web.Response:
         query = query.where(OutboxMessage.status == flt.status)
     if flt.channel:
         query = query.where(OutboxMessage.channel == flt.channel)
-    async with services_of(request).reader() as session:
+    async with core_of(request).reader() as session:
         total = await session.scalar(select(func.count()).select_from(query.subquery()))
         rows = await session.scalars(
             query.order_by(OutboxMessage.id.desc()).limit(page.limit).offset(page.offset)
@@ -49,7 +49,7 @@ async def retry_notification(request: web.Request) -> web.Response:
     provider's settings)."""
     await require(request, "supervisor")
     raw = path_int(request, "id")
-    svc = services_of(request)
+    svc = core_of(request)
     async with svc.sessionmaker() as session, session.begin():
         row = await session.get(OutboxMessage, raw, with_for_update=True)
         if row is None:

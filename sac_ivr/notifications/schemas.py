@@ -9,8 +9,8 @@ from aiohttp import web
 
 from sac_ivr.http.inputs import parse_choice
 from sac_ivr.http.listing import iso
-from sac_ivr.notifications.models import OutboxMessage
 from sac_ivr.notifications.services import mask_recipient
+from sac_ivr.notifications.tables import OutboxMessage
 
 STATUSES = ("pending", "sending", "sent", "failed")
 CHANNELS = ("sms", "email")

@@ -27,15 +27,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sac_ivr.db.base import utcnow
 from sac_ivr.notifications import templates
-from sac_ivr.notifications.models import OutboxMessage
+from sac_ivr.notifications.tables import OutboxMessage
 from sac_ivr.phones import is_mobile, mask_phone
-from sac_ivr.protocols.models import Protocol, ProtocolEvent
+from sac_ivr.protocols.tables import Protocol, ProtocolEvent
 
 if TYPE_CHECKING:
     from sac_ivr.config import Settings
+    from sac_ivr.core import Core
     from sac_ivr.lifecycle.config import LifecycleConfig
     from sac_ivr.protocols.issuer import IssuedProtocol
-    from sac_ivr.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ def render_rows(
 
 async def queue_for_protocol(
     session: AsyncSession,
-    services: Services,
+    core: Core,
     protocol: Protocol,
     kind: str,
     *,
@@ -154,15 +154,15 @@ async def queue_for_protocol(
 
     notice = notice_for(
         protocol,
-        services.settings,
-        lifecycle_of(services),
+        core.settings,
+        lifecycle_of(core),
         customer_note=customer_note,
         effective_at=effective_at,
     )
     rows = render_rows(
         kind,
         notice,
-        services.settings,
+        core.settings,
         sms_to=sms_recipient(protocol) if sms else None,
         email_to=protocol.customer_email if email else None,
         event_id=event_id,
@@ -172,12 +172,12 @@ async def queue_for_protocol(
     return messages
 
 
-def opening_hook(services: Services) -> Callable[[Connection, Sequence[IssuedProtocol]], None]:
+def opening_hook(core: Core) -> Callable[[Connection, Sequence[IssuedProtocol]], None]:
     """Issuer hook: the opening SMS to each new protocol's caller (if a mobile), in
     the issuing transaction. One executemany per batch; rows found by number."""
     from sac_ivr.lifecycle.services import lifecycle_of
 
-    settings = services.settings
+    settings = core.settings
     table = OutboxMessage.__table__
     protocol_id = (
         select(Protocol.id).where(Protocol.number == bindparam("b_number")).scalar_subquery()
@@ -187,7 +187,7 @@ def opening_hook(services: Services) -> Callable[[Connection, Sequence[IssuedPro
     def hook(connection: Connection, issued: Sequence[IssuedProtocol]) -> None:
         if not any(opening_sms_wanted(settings, item) for item in issued):
             return
-        config = lifecycle_of(services)
+        config = lifecycle_of(core)
         rows: list[dict[str, Any]] = []
         for item in issued:
             if not opening_sms_wanted(settings, item):
@@ -215,22 +215,22 @@ def opening_sms_wanted(settings: Settings, item: IssuedProtocol) -> bool:
     return settings.notify_open_sms and sms_enabled(settings) and is_mobile(item.caller_e164)
 
 
-def wake_after_opening(services: Services) -> Callable[[Sequence[IssuedProtocol]], None]:
+def wake_after_opening(core: Core) -> Callable[[Sequence[IssuedProtocol]], None]:
     """Issuer after-commit callback: wake the outbox worker when the batch queued an
     opening SMS, and only then (a wake-up costs the worker a database scan, and
     batches come hundreds of times a second)."""
-    settings = services.settings
+    settings = core.settings
 
     def after_commit(issued: Sequence[IssuedProtocol]) -> None:
         if any(opening_sms_wanted(settings, item) for item in issued):
-            wake_worker(services)
+            wake_worker(core)
 
     return after_commit
 
 
-def wake_worker(services: Services) -> None:
+def wake_worker(core: Core) -> None:
     """Tell this process's outbox worker there is work (call after the commit)."""
-    worker = services.extras.get("outbox")
+    worker = core.extras.get("outbox")
     if worker is not None:
         worker.wake()
 

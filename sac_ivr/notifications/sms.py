@@ -37,7 +37,7 @@ import aiohttp
 
 from sac_ivr.config import Settings
 from sac_ivr.notifications.delivery import SendError, SendResult
-from sac_ivr.notifications.models import OutboxMessage
+from sac_ivr.notifications.tables import OutboxMessage
 
 log = logging.getLogger(__name__)
 

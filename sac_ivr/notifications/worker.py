@@ -27,20 +27,20 @@ import os
 import socket
 import uuid
 
+from sac_ivr.core import Core
 from sac_ivr.notifications import services as outbox
 from sac_ivr.notifications.delivery import Sender, SendError
 from sac_ivr.notifications.email import SmtpSender
-from sac_ivr.notifications.models import OutboxMessage
 from sac_ivr.notifications.sms import HttpSmsSender
-from sac_ivr.services import Services
+from sac_ivr.notifications.tables import OutboxMessage
 
 log = logging.getLogger(__name__)
 
 STOP_GRACE_S = 5.0
 
 
-def make_senders(services: Services) -> dict[str, Sender]:
-    settings = services.settings
+def make_senders(core: Core) -> dict[str, Sender]:
+    settings = core.settings
     senders: dict[str, Sender] = {}
     if outbox.email_enabled(settings):
         senders["email"] = SmtpSender(settings)
@@ -50,10 +50,10 @@ def make_senders(services: Services) -> dict[str, Sender]:
 
 
 class OutboxWorker:
-    def __init__(self, services: Services, senders: dict[str, Sender] | None = None) -> None:
-        self.services = services
-        self.settings = services.settings
-        self.senders = make_senders(services) if senders is None else senders
+    def __init__(self, core: Core, senders: dict[str, Sender] | None = None) -> None:
+        self.core = core
+        self.settings = core.settings
+        self.senders = make_senders(core) if senders is None else senders
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -106,7 +106,7 @@ class OutboxWorker:
     async def run_once(self) -> int:
         """Claim one batch and send it; returns how many rows were claimed."""
         rows = await outbox.claim(
-            self.services.sessionmaker, self.worker_id, self.settings, reader=self.services.reader
+            self.core.sessionmaker, self.worker_id, self.settings, reader=self.core.reader
         )
         if rows:
             await asyncio.gather(*(self._deliver(row) for row in rows))
@@ -130,7 +130,7 @@ class OutboxWorker:
                     log.exception("outbox %d: %s sender failed", row.id, row.channel)
                     error = f"{type(exc).__name__}: {exc}"
             status = await outbox.record_result(
-                self.services.sessionmaker,
+                self.core.sessionmaker,
                 row.id,
                 self.worker_id,
                 self.settings,
@@ -150,14 +150,14 @@ class OutboxWorker:
                 )
 
 
-async def start_outbox_worker(services: Services, app: object) -> None:
+async def start_outbox_worker(core: Core, app: object) -> None:
     """runner STARTER: the worker runs in ``sac-ivr serve`` unless outbox_worker=false
     or no channel (SMTP, SMS provider) is configured: then nothing is ever queued."""
-    settings = services.settings
+    settings = core.settings
     if not settings.outbox_worker:
         return
     if not (outbox.email_enabled(settings) or outbox.sms_enabled(settings)):
         return
-    worker = OutboxWorker(services)
-    services.extras["outbox"] = worker
+    worker = OutboxWorker(core)
+    core.extras["outbox"] = worker
     await worker.start()

@@ -115,7 +115,7 @@ SCHEMAS = {
             "max_wait_s": {
                 "type": "integer",
                 "description": "Longest acceptable wait (setting panels_max_wait_s; "
-                "Portaria MJ 2.014/2008: 60 s, 45 s for financial services).",
+                "Portaria MJ 2.014/2008: 60 s, 45 s for financial core).",
             },
             "heartbeat_s": {
                 "type": "number",

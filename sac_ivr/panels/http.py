@@ -15,11 +15,11 @@ from sac_ivr.auth import services as auth_services
 from sac_ivr.auth.http import COOKIE, LEGACY_COOKIE, optional_identity, require
 from sac_ivr.auth.ratelimit import too_many_requests
 from sac_ivr.auth.services import Identity, identify
-from sac_ivr.http.context import services_of
+from sac_ivr.core import Core
+from sac_ivr.http.context import core_of
 from sac_ivr.http.errors import ApiError, not_found
 from sac_ivr.panels import schemas
 from sac_ivr.panels.services import LiveView, live_messages
-from sac_ivr.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -137,16 +137,16 @@ async def create_session(request: web.Request) -> web.Response:
     """Log a browser in: check the token, open a server-side session and put its id
     (never the token) in an HttpOnly cookie."""
     token = schemas.parse_session_body(await schemas.read_json(request))
-    services = services_of(request)
-    identity = await identify(services.reader, token)
+    core = core_of(request)
+    identity = await identify(core.reader, token)
     if identity is None:
         raise ApiError(401, "unauthorized", "unknown, expired or revoked token")
-    settings = services.settings
+    settings = core.settings
     previous = request.cookies.get(COOKIE)
     if previous:  # logging in again (another token) ends this browser's last session
-        await auth_services.end_session(services.sessionmaker, previous)
+        await auth_services.end_session(core.sessionmaker, previous)
     session_id, _ = await auth_services.create_session(
-        services.sessionmaker, identity, settings.panels_session_hours
+        core.sessionmaker, identity, settings.panels_session_hours
     )
     response = web.json_response(schemas.viewer_view(identity))
     response.set_cookie(
@@ -175,7 +175,7 @@ async def delete_session(request: web.Request) -> web.Response:
     and the browser drops its cookie."""
     session_id = request.cookies.get(COOKIE)
     if session_id:
-        await auth_services.end_session(services_of(request).sessionmaker, session_id)
+        await auth_services.end_session(core_of(request).sessionmaker, session_id)
     response = web.Response(status=204)
     response.del_cookie(COOKIE, path="/")
     if LEGACY_COOKIE in request.cookies:
@@ -190,7 +190,7 @@ async def delete_session(request: web.Request) -> web.Response:
 async def live_snapshot(request: web.Request) -> web.Response:
     view = schemas.parse_view(request)
     identity = await require(request, view)
-    live = LiveView(services_of(request), identity, view)
+    live = LiveView(core_of(request), identity, view)
     return web.json_response(await live.snapshot(), dumps=schemas.dumps)
 
 
@@ -201,9 +201,9 @@ async def live_events(request: web.Request) -> web.StreamResponse:
     simply gets a fresh snapshot, so no event ids are needed."""
     view = schemas.parse_view(request)
     identity = await require(request, view)
-    services = services_of(request)
+    core = core_of(request)
     streams = request.app[LIVE_STREAMS_KEY]
-    cap = services.settings.panels_max_streams_per_token
+    cap = core.settings.panels_max_streams_per_token
     if not streams.open(identity, cap):
         return too_many_requests(
             "too_many_streams",
@@ -211,13 +211,13 @@ async def live_events(request: web.Request) -> web.StreamResponse:
             STREAM_RETRY_AFTER_S,
         )
     try:
-        return await _stream(request, services, identity, view, streams.stop)
+        return await _stream(request, core, identity, view, streams.stop)
     finally:
         streams.close(identity)
 
 
 async def _stream(
-    request: web.Request, services: Services, identity: Identity, view: str, stop: asyncio.Event
+    request: web.Request, core: Core, identity: Identity, view: str, stop: asyncio.Event
 ) -> web.StreamResponse:
     response = web.StreamResponse(
         headers={
@@ -228,8 +228,8 @@ async def _stream(
     )
     await response.prepare(request)
     await response.write(f"retry: {SSE_RETRY_MS}\n\n".encode())
-    heartbeat_s = services.settings.panels_heartbeat_s
-    messages = live_messages(services, identity, view, heartbeat_s, stop)
+    heartbeat_s = core.settings.panels_heartbeat_s
+    messages = live_messages(core, identity, view, heartbeat_s, stop)
     loop = asyncio.get_running_loop()
     checked = loop.time()
     try:

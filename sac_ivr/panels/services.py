@@ -1,8 +1,8 @@
 """The live state a panel shows: read from the call tracker, filtered per viewer, and
 turned into a first snapshot followed by changes.
 
-The tracker (``services.extras["calls"]``, built by the AMI feature) keeps the state
-and publishes every change to ``services.live``. A stream does not trust the
+The tracker (``core.extras["calls"]``, built by the AMI feature) keeps the state
+and publishes every change to ``core.live``. A stream does not trust the
 events' contents: an event only says "something changed", the stream re-reads the
 tracker's snapshot, filters it for its viewer and sends what differs from what it
 sent last. Bursts are coalesced, a lost event (hub overflow) heals itself on the
@@ -19,24 +19,24 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sac_ivr.auth.services import Identity
+from sac_ivr.core import Core
 from sac_ivr.panels import schemas
-from sac_ivr.services import Services
 
 log = logging.getLogger(__name__)
 
-TRACKER_KEY = "calls"  # services.extras key of sac_ivr.calls.tracker.CallTracker
+TRACKER_KEY = "calls"  # core.extras key of sac_ivr.calls.tracker.CallTracker
 EMPTY_SNAPSHOT: dict[str, Any] = {"calls": [], "queues": {}}
 
 Message = tuple[str, dict[str, Any]]  # (SSE event name, JSON data)
 
 
-def tracker_of(services: Services) -> Any | None:
-    return services.extras.get(TRACKER_KEY)
+def tracker_of(core: Core) -> Any | None:
+    return core.extras.get(TRACKER_KEY)
 
 
-async def read_snapshot(services: Services) -> dict[str, Any]:
+async def read_snapshot(core: Core) -> dict[str, Any]:
     """The tracker's snapshot; no tracker (AMI off) is an empty call center."""
-    tracker = tracker_of(services)
+    tracker = tracker_of(core)
     if tracker is None:
         return EMPTY_SNAPSHOT
     snapshot = tracker.snapshot()
@@ -52,13 +52,11 @@ def server_time(now: datetime | None = None) -> str:
 class LiveView:
     """What one viewer was last sent, and how to bring them up to date."""
 
-    def __init__(self, services: Services, identity: Identity, view: str = "agent") -> None:
-        self.services = services
+    def __init__(self, core: Core, identity: Identity, view: str = "agent") -> None:
+        self.core = core
         self.identity = identity
         self.view = view
-        self.opts = schemas.ViewOptions.of(
-            identity, view, services.settings.panels_mask_queue_callers
-        )
+        self.opts = schemas.ViewOptions.of(identity, view, core.settings.panels_mask_queue_callers)
         self.calls: dict[str, dict[str, Any]] = {}
         self.queues: dict[str, dict[str, Any]] = {}
         self.ami_connected = False
@@ -66,11 +64,11 @@ class LiveView:
 
     async def _read(self) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]] | None:
         try:
-            snapshot = await read_snapshot(self.services)
+            snapshot = await read_snapshot(self.core)
         except Exception:
             log.exception("call tracker snapshot failed; the panels keep the last state")
             return None
-        self._link = bool(snapshot.get("ami_connected", tracker_of(self.services) is not None))
+        self._link = bool(snapshot.get("ami_connected", tracker_of(self.core) is not None))
         return schemas.live_view(snapshot, self.opts, datetime.now(UTC))
 
     async def snapshot(self) -> dict[str, Any]:
@@ -82,10 +80,10 @@ class LiveView:
         return {
             "server_time": server_time(),
             "view": self.view,
-            "ami": tracker_of(self.services) is not None,
+            "ami": tracker_of(self.core) is not None,
             "ami_connected": self.ami_connected,
-            "max_wait_s": self.services.settings.panels_max_wait_s,
-            "heartbeat_s": self.services.settings.panels_heartbeat_s,
+            "max_wait_s": self.core.settings.panels_max_wait_s,
+            "heartbeat_s": self.core.settings.panels_heartbeat_s,
             "viewer": schemas.viewer_view(self.identity),
             "calls": sorted(self.calls.values(), key=_call_order),
             "queues": sorted(self.queues.values(), key=lambda q: q["name"]),
@@ -121,15 +119,15 @@ def _call_order(call: dict[str, Any]) -> tuple[str, str]:
 
 
 async def live_messages(
-    services: Services, identity: Identity, view: str, heartbeat_s: float, stop: asyncio.Event
+    core: Core, identity: Identity, view: str, heartbeat_s: float, stop: asyncio.Event
 ) -> AsyncIterator[Message]:
     """A snapshot, then changes as they happen, with a heartbeat when nothing does.
 
     Subscribes before reading the snapshot, so a change that happens in between is
     not lost. Ends when ``stop`` is set (shutdown).
     """
-    live = LiveView(services, identity, view)
-    async with services.live.subscribe() as events:
+    live = LiveView(core, identity, view)
+    async with core.live.subscribe() as events:
         yield "snapshot", await live.snapshot()
         stopping = asyncio.ensure_future(stop.wait())
         try:

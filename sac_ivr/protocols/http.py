@@ -6,7 +6,7 @@ from aiohttp import web
 
 from sac_ivr.audit.services import record_read
 from sac_ivr.auth.http import listing_role, optional_identity, require
-from sac_ivr.http.context import services_of
+from sac_ivr.http.context import core_of
 from sac_ivr.http.errors import bad_request, not_found
 from sac_ivr.http.listing import listing_response, parse_page
 from sac_ivr.protocols import public, schemas, services
@@ -22,7 +22,7 @@ DETAIL_SECTIONS_KEY: web.AppKey[dict] = web.AppKey("protocol_detail_sections", d
 def validated_number(request: web.Request) -> str:
     number = request.match_info["number"]
     try:
-        return services_of(request).protocol_format.validate(number)
+        return core_of(request).protocol_format.validate(number)
     except InvalidProtocolNumber as exc:
         raise bad_request(str(exc), code="invalid_protocol_number") from None
 
@@ -35,7 +35,7 @@ async def get_protocol(request: web.Request) -> web.Response:
     if identity is None:
         return await public.lookup(request, request.match_info["number"])
     number = validated_number(request)  # before any database work
-    async with services_of(request).reader() as session:
+    async with core_of(request).reader() as session:
         protocol = await services.get_by_number(session, number, with_events=True)
         if protocol is None:
             raise not_found(f"protocol {number} not found")
@@ -52,7 +52,7 @@ async def list_protocols(request: web.Request) -> web.Response:
     identity = await require(request, listing_role(request))
     page = parse_page(request)
     flt = schemas.parse_filter(request)
-    async with services_of(request).reader() as session:
+    async with core_of(request).reader() as session:
         rows, total = await services.find(session, flt, page.limit, page.offset)
         items = [schemas.agent_view(p) for p in rows]
     await record_read(

@@ -52,8 +52,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sac_ivr.db.base import utcnow
 from sac_ivr.db.engine import create_sync_engine, is_sqlite
 from sac_ivr.phones import normalize_phone
-from sac_ivr.protocols.models import Protocol, ProtocolCounter, ProtocolEvent
 from sac_ivr.protocols.numbering import ProtocolFormat
+from sac_ivr.protocols.tables import Protocol, ProtocolCounter, ProtocolEvent
 
 log = logging.getLogger(__name__)
 

@@ -28,15 +28,15 @@ from sac_ivr.audit.services import count_lookup
 from sac_ivr.auth.clients import client_address, limit_key
 from sac_ivr.auth.keys import key, link_signature, signature_ok
 from sac_ivr.auth.ratelimit import RateLimiter, too_many_requests
-from sac_ivr.http.context import services_of
+from sac_ivr.http.context import core_of
 from sac_ivr.http.errors import ApiError, bad_request, not_found
 from sac_ivr.lifecycle.services import lifecycle_of
 from sac_ivr.protocols import schemas, services
-from sac_ivr.protocols.models import Protocol
 from sac_ivr.protocols.numbering import InvalidProtocolNumber
+from sac_ivr.protocols.tables import Protocol
 
 if TYPE_CHECKING:
-    from sac_ivr.services import Services
+    from sac_ivr.core import Core
 
 EXTRA_KEY = "public_lookup"
 HOUR = 3600.0
@@ -54,14 +54,14 @@ class PublicLimits:
     failures_by_number: RateLimiter
 
 
-def limits_of(services: Services) -> PublicLimits:
-    limits = services.extras.get(EXTRA_KEY)
+def limits_of(core: Core) -> PublicLimits:
+    limits = core.extras.get(EXTRA_KEY)
     if limits is None:
-        s = services.settings
+        s = core.settings
         per_hour = s.public_lookups_per_hour
         # A bucket of a tenth of the hourly figure, refilled at the hourly rate: a
         # client checks at most per_hour * 1.1 numbers in its first hour.
-        limits = services.extras[EXTRA_KEY] = PublicLimits(
+        limits = core.extras[EXTRA_KEY] = PublicLimits(
             lookups=RateLimiter(max(1, per_hour // 10), HOUR / 10),
             failures_by_client=RateLimiter(s.public_verify_failures_per_client, DAY),
             failures_by_number=RateLimiter(s.public_verify_failures_per_number, DAY),
@@ -122,17 +122,17 @@ def digits_match(protocol: Protocol, digits: str) -> bool:
     return digits in candidates
 
 
-async def signed_query(services: Services, number: str, days: int = LINK_DAYS) -> str:
+async def signed_query(core: Core, number: str, days: int = LINK_DAYS) -> str:
     """``expires=…&signature=…`` opening ``number``'s subject and notes for ``days``
     (for a link sent to the customer: append it to the lookup URL)."""
     expires = int(time.time() + days * DAY)
-    signature = link_signature(await key(services, "lookup_link"), number, expires)
+    signature = link_signature(await key(core, "lookup_link"), number, expires)
     return f"expires={expires}&signature={signature}"
 
 
 async def lookup(request: web.Request, number_in_path: str) -> web.Response:
     """The whole public lookup (see the module docstring)."""
-    svc = services_of(request)
+    svc = core_of(request)
     limits = limits_of(svc)
     client = limit_key(client_address(request, svc.settings.trusted_proxies))
     wait = limits.lookups.take(client)

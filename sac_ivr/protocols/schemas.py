@@ -15,8 +15,8 @@ from sac_ivr.http.inputs import document_param, parse_bool, parse_int, phone_par
 from sac_ivr.http.listing import iso
 from sac_ivr.lifecycle.statuses import status_label
 from sac_ivr.phones import mask_phone
-from sac_ivr.protocols.models import Protocol, ProtocolEvent
 from sac_ivr.protocols.services import ProtocolFilter
+from sac_ivr.protocols.tables import Protocol, ProtocolEvent
 
 STATUS_MAX = 24
 _STATUS_NAME = re.compile(rf"[a-z_]{{1,{STATUS_MAX}}}")

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from sac_ivr.lifecycle.statuses import PENDING_STATUSES
-from sac_ivr.protocols.models import Protocol
+from sac_ivr.protocols.tables import Protocol
 
 
 class ProtocolNotFound(LookupError):

@@ -7,11 +7,11 @@ from typing import Any
 from aiohttp import web
 
 from sac_ivr.auth.http import require
-from sac_ivr.http.context import services_of
+from sac_ivr.http.context import core_of
 from sac_ivr.http.errors import not_found
 from sac_ivr.http.listing import listing_response, parse_page
 from sac_ivr.lifecycle.services import lifecycle_of
-from sac_ivr.protocols.models import Protocol
+from sac_ivr.protocols.tables import Protocol
 from sac_ivr.reports import page, schemas, services
 
 routes = web.RouteTableDef()
@@ -20,7 +20,7 @@ routes = web.RouteTableDef()
 async def _full_report(request: web.Request) -> dict[str, Any]:
     """Every figure for the period the query asks for (supervisor only)."""
     await require(request, "supervisor")
-    svc = services_of(request)
+    svc = core_of(request)
     config = lifecycle_of(svc)
     params = schemas.parse_params(request, config.tz)
     async with svc.reader() as session:
@@ -38,7 +38,7 @@ async def table(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     if name not in schemas.REPORT_NAMES:
         raise not_found(f"no report {name!r}; reports: summary, {', '.join(schemas.REPORT_NAMES)}")
-    svc = services_of(request)
+    svc = core_of(request)
     config = lifecycle_of(svc)
     params = schemas.parse_params(request, config.tz)
     page_ = parse_page(request, max_limit=schemas.MAX_LIMIT)
@@ -69,7 +69,7 @@ async def table(request: web.Request) -> web.Response:
 async def report_page(request: web.Request) -> web.Response:
     """The page a supervisor opens in the browser (token in the sac_token cookie)."""
     report = await _full_report(request)
-    svc = services_of(request)
+    svc = core_of(request)
     config = lifecycle_of(svc)
     html = page.render(
         report, config.tz, svc.settings.company_name, config.profile.title, dict(request.query)

@@ -27,11 +27,11 @@ from typing import Any
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sac_ivr.history.models import HistoryRequest
+from sac_ivr.history.tables import HistoryRequest
 from sac_ivr.http.listing import iso
 from sac_ivr.lifecycle.config import LifecycleConfig
 from sac_ivr.lifecycle.statuses import ANSWERED_STATUSES, PENDING_STATUSES, status_label
-from sac_ivr.protocols.models import Protocol, ProtocolEvent
+from sac_ivr.protocols.tables import Protocol, ProtocolEvent
 
 SYSTEM_ACTORS = ("system", "caller")
 LIST_KINDS = ("pending", "overdue", "due-soon")

@@ -24,16 +24,16 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from sac_ivr.cli import _settings, _setup_logging
+    from sac_ivr.core import Core
     from sac_ivr.db.migrate import upgrade
     from sac_ivr.retention import services as retention
-    from sac_ivr.services import Services
 
     settings = _settings(args)
     _setup_logging(settings.log_level)
     upgrade(settings.database_url)
 
     async def go() -> tuple[retention.Plan, dict[str, Any] | None]:
-        svc = Services.create(settings)
+        svc = Core.create(settings)
         try:
             todo = await retention.plan(svc)
             done = None if args.dry_run else await retention.apply(svc, todo)

@@ -28,13 +28,13 @@ from typing import Any
 
 from sqlalchemy import delete, or_, select, update
 
-from sac_ivr.calls.models import CallLog
+from sac_ivr.calls.tables import CallLog
+from sac_ivr.core import Core
 from sac_ivr.db.base import utcnow
-from sac_ivr.history.models import HistoryRequest
+from sac_ivr.history.tables import HistoryRequest
 from sac_ivr.lifecycle.statuses import ANSWERED_STATUSES, PENDING_STATUSES
-from sac_ivr.notifications.models import OutboxMessage
-from sac_ivr.protocols.models import Protocol, ProtocolEvent
-from sac_ivr.services import Services
+from sac_ivr.notifications.tables import OutboxMessage
+from sac_ivr.protocols.tables import Protocol, ProtocolEvent
 
 PERSONAL_COLUMNS = (
     "caller_number",
@@ -109,11 +109,11 @@ def _scan(root: Path, cutoff: datetime) -> list[tuple[Path, datetime]]:
     return sorted(_old_files(root, cutoff)) if root.is_dir() else []
 
 
-async def plan(services: Services, now: datetime | None = None) -> Plan:
-    settings = services.settings
+async def plan(core: Core, now: datetime | None = None) -> Plan:
+    settings = core.settings
     now = now or utcnow()
     result = Plan(now=now)
-    async with services.sessionmaker() as session:
+    async with core.sessionmaker() as session:
         if settings.recordings_dir:
             cutoff = now - timedelta(days=settings.retention_recording_days)
             old = await asyncio.to_thread(_scan, Path(settings.recordings_dir), cutoff)
@@ -192,7 +192,7 @@ async def plan(services: Services, now: datetime | None = None) -> Plan:
     return result
 
 
-async def apply(services: Services, todo: Plan) -> dict[str, Any]:
+async def apply(core: Core, todo: Plan) -> dict[str, Any]:
     """Carry the plan out; re-checks every condition inside the transaction, so a
     request reopened since the plan was made is left alone."""
     deleted = 0
@@ -210,7 +210,7 @@ async def apply(services: Services, todo: Plan) -> dict[str, Any]:
         except OSError as exc:
             errors.append(f"{action.path}: {exc}")
     if removed:
-        async with services.sessionmaker() as session, session.begin():
+        async with core.sessionmaker() as session, session.begin():
             rows = await session.execute(
                 select(CallLog.id, CallLog.recording_file).where(
                     CallLog.recording_file.is_not(None)
@@ -222,12 +222,12 @@ async def apply(services: Services, todo: Plan) -> dict[str, Any]:
                     update(CallLog).where(CallLog.id.in_(gone)).values(recording_file=None)
                 )
     anonymised = 0
-    settings = services.settings
+    settings = core.settings
     record_cutoff = todo.now - timedelta(days=settings.retention_record_days)
     ids = [pid for pid, _, _ in todo.protocols]
     for start in range(0, len(ids), 200):
         chunk = ids[start : start + 200]
-        async with services.sessionmaker() as session, session.begin():
+        async with core.sessionmaker() as session, session.begin():
             eligible = list(
                 await session.scalars(
                     select(Protocol.id).where(
@@ -279,7 +279,7 @@ async def apply(services: Services, todo: Plan) -> dict[str, Any]:
             anonymised += len(eligible)
     calls = 0
     if todo.calls:
-        async with services.sessionmaker() as session, session.begin():
+        async with core.sessionmaker() as session, session.begin():
             result = await session.execute(
                 update(CallLog)
                 .where(CallLog.id.in_(todo.calls), CallLog.protocol_number.is_(None))
@@ -288,7 +288,7 @@ async def apply(services: Services, todo: Plan) -> dict[str, Any]:
             calls = result.rowcount or 0
     history = 0
     if todo.history_requests:
-        async with services.sessionmaker() as session, session.begin():
+        async with core.sessionmaker() as session, session.begin():
             result = await session.execute(
                 update(HistoryRequest)
                 .where(

@@ -160,13 +160,13 @@ def sac_ivr(asterisk: AsteriskInstance) -> Iterator[Callable[..., SacIvrService]
     """Factory: ``sac_ivr(env={"SAC_IVR_...": ...})`` starts the real ``sac-ivr serve``
     on the instance's AGI port (AMI as the sample's sac-ivr user, fresh SQLite) and
     waits until it is READY; stopped at teardown. One at a time (one AGI port)."""
-    services: list[SacIvrService] = []
+    core: list[SacIvrService] = []
 
     def start(**kwargs: Any) -> SacIvrService:
-        service = SacIvrService(asterisk, name=f"sac-ivr-{len(services)}", **kwargs).start()
-        services.append(service)
+        service = SacIvrService(asterisk, name=f"sac-ivr-{len(core)}", **kwargs).start()
+        core.append(service)
         return service
 
     yield start
-    for service in services:
+    for service in core:
         service.stop()

@@ -1,6 +1,6 @@
 """AGI routes: one module per route; the module's name is the route's name.
 
-Each module has ``async def handle(call, services)``. To add a route, write the
+Each module has ``async def handle(call, core)``. To add a route, write the
 module and list it in ROUTE_MODULES.
 """
 

@@ -13,24 +13,24 @@ from sac_ivr.agi import channel_vars
 from sac_ivr.agi.announcement import announce
 from sac_ivr.agi.peer import belongs_to_call, loggable
 from sac_ivr.asterisk.fastagi import AgiCall
+from sac_ivr.core import Core
 from sac_ivr.protocols.numbering import InvalidProtocolNumber
-from sac_ivr.services import Services
 
 log = logging.getLogger(__name__)
 
 
-async def handle(call: AgiCall, services: Services) -> None:
+async def handle(call: AgiCall, core: Core) -> None:
     args = [*call.args, "", ""]
     number, linkedid = args[0].strip(), args[1].strip()
     try:
-        services.protocol_format.validate(number)
+        core.protocol_format.validate(number)
     except InvalidProtocolNumber as exc:
         log.warning(
             "uniqueid=%s: announce refused %s: %s", loggable(call.uniqueid), loggable(number), exc
         )
         await call.set_variable(channel_vars.RESULT, "ERROR")
         return
-    if not await belongs_to_call(services, number, linkedid):
+    if not await belongs_to_call(core, number, linkedid):
         log.warning(
             "uniqueid=%s: announce refused: protocol %s was not issued to this call",
             loggable(call.uniqueid),
@@ -39,7 +39,7 @@ async def handle(call: AgiCall, services: Services) -> None:
         await call.set_variable(channel_vars.RESULT, "ERROR")
         return
     await call.set_variable(channel_vars.RESULT, "OK")
-    settings = services.settings
+    settings = core.settings
     await announce(
         call,
         number,

@@ -10,12 +10,12 @@ from sqlalchemy import text
 
 from sac_ivr.agi import channel_vars
 from sac_ivr.asterisk.fastagi import AgiCall
-from sac_ivr.services import Services
+from sac_ivr.core import Core
 
 
-async def handle(call: AgiCall, services: Services) -> None:
+async def handle(call: AgiCall, core: Core) -> None:
     try:
-        async with services.engine.connect() as connection:
+        async with core.engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
     except Exception as exc:
         await call.set_variable("SAC_HEALTH", f"database: {type(exc).__name__}")

@@ -26,9 +26,9 @@ from sac_ivr.agi import channel_vars
 from sac_ivr.agi.announcement import announce
 from sac_ivr.agi.peer import loggable
 from sac_ivr.asterisk.fastagi import AgiCall
+from sac_ivr.core import Core
 from sac_ivr.phones import is_mobile
 from sac_ivr.protocols.issuer import CallInfo, IssuedProtocol, ProtocolIssueError
-from sac_ivr.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -55,19 +55,17 @@ def _dialled(extension: str | None) -> str | None:
     return None
 
 
-async def _number_for(
-    services: Services, info: CallInfo, retry: bool
-) -> tuple[IssuedProtocol, bool]:
+async def _number_for(core: Core, info: CallInfo, retry: bool) -> tuple[IssuedProtocol, bool]:
     """The call's number and whether it was found already issued (a retry)."""
     if retry:
-        found = await services.issuer.find_issued(info)
+        found = await core.issuer.find_issued(info)
         if found is not None:
             return found, True
-    return await services.issuer.issue(info), False
+    return await core.issuer.issue(info), False
 
 
-async def handle(call: AgiCall, services: Services) -> None:
-    settings = services.settings
+async def handle(call: AgiCall, core: Core) -> None:
+    settings = core.settings
     args = [*call.args, "", ""]
     # The dialplan passes ${CHANNEL(linkedid)} as the first argument: it ties the
     # protocol to the call log (all legs of the call) without a round trip here, and
@@ -77,7 +75,7 @@ async def handle(call: AgiCall, services: Services) -> None:
     retry = args[1].strip() == channel_vars.RETRY
     try:
         async with asyncio.timeout(ISSUE_TIMEOUT_S):
-            issued, found = await _number_for(services, call_info(call, linkedid), retry)
+            issued, found = await _number_for(core, call_info(call, linkedid), retry)
     except (ProtocolIssueError, TimeoutError) as exc:
         log.error(
             "uniqueid=%s: no protocol number issued (%s); caller goes on to the menu",
@@ -103,11 +101,11 @@ async def handle(call: AgiCall, services: Services) -> None:
         max_repeats=settings.announce_repeats,
         digit_timeout_ms=settings.announce_digit_timeout_ms,
         # Only a mobile can receive the SMS: a landline caller is not offered key 2.
-        offer_sms=services.sms_requested is not None and is_mobile(issued.caller_e164),
+        offer_sms=core.sms_requested is not None and is_mobile(issued.caller_e164),
     )
-    if result.sms_requested and services.sms_requested is not None:
+    if result.sms_requested and core.sms_requested is not None:
         await call.set_variable(channel_vars.SMS_REQUESTED, "1")
-        await services.sms_requested(issued.number, call.uniqueid)
+        await core.sms_requested(issued.number, call.uniqueid)
     # OK only once the number was read to the end: if this process dies mid-reading
     # (AGI still ends in SUCCESS), the dialplan sees SAC_PROTOCOL without it and reads
     # the number itself instead of leaving the caller with half of it.

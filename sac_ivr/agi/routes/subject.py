@@ -14,20 +14,20 @@ import logging
 from sac_ivr.agi import channel_vars
 from sac_ivr.agi.peer import belongs_to_call, loggable
 from sac_ivr.asterisk.fastagi import AgiCall
+from sac_ivr.core import Core
 from sac_ivr.lifecycle import services as lifecycle
 from sac_ivr.protocols.numbering import InvalidProtocolNumber
 from sac_ivr.protocols.services import ProtocolNotFound
-from sac_ivr.services import Services
 
 log = logging.getLogger(__name__)
 
 
-async def handle(call: AgiCall, services: Services) -> None:
+async def handle(call: AgiCall, core: Core) -> None:
     args = [*call.args, "", "", ""]
     number, subject, linkedid = args[0].strip(), args[1].strip(), args[2].strip()
     try:
-        services.protocol_format.validate(number)
-        if not await belongs_to_call(services, number, linkedid):
+        core.protocol_format.validate(number)
+        if not await belongs_to_call(core, number, linkedid):
             log.warning(
                 "uniqueid=%s: subject %s refused: protocol %s was not issued to this call",
                 loggable(call.uniqueid),
@@ -36,7 +36,7 @@ async def handle(call: AgiCall, services: Services) -> None:
             )
             await call.set_variable(channel_vars.RESULT, "ERROR")
             return
-        await lifecycle.record_menu_choice(services, number, subject, call.uniqueid)
+        await lifecycle.record_menu_choice(core, number, subject, call.uniqueid)
     except (InvalidProtocolNumber, ProtocolNotFound, ValueError) as exc:
         log.warning(
             "uniqueid=%s: subject %s not recorded: %s",

@@ -26,7 +26,7 @@ SmsRequestHandler = Callable[[str, str | None], Awaitable[None]]
 
 
 @dataclass
-class Services:
+class Core:
     settings: Settings
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
@@ -43,14 +43,14 @@ class Services:
     extras: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def create(cls, settings: Settings, **engine_kwargs: Any) -> Services:
+    def create(cls, settings: Settings, **engine_kwargs: Any) -> Core:
         quiet_library_loggers()  # no library logs a customer's data, whatever log_level
         engine = create_engine(settings.database_url, **engine_kwargs)
         read_engine = create_read_engine(engine)
         sessionmaker = make_sessionmaker(engine)
         fmt = make_format(settings)
         issuer = ProtocolIssuer(engine, fmt, settings.tz)
-        services = cls(
+        core = cls(
             settings=settings,
             engine=engine,
             sessionmaker=sessionmaker,
@@ -59,8 +59,8 @@ class Services:
             protocol_format=fmt,
             issuer=issuer,
         )
-        install_features(services)
-        return services
+        install_features(core)
+        return core
 
     async def close(self) -> None:
         for extra in reversed(list(self.extras.values())):
@@ -73,9 +73,9 @@ class Services:
         await self.engine.dispose()
 
 
-def install_features(services: Services) -> None:
+def install_features(core: Core) -> None:
     """Wire the features that hook into the call path: due dates and opening notices
     in the issuing transaction, the caller's "SMS me the protocol" key."""
     from sac_ivr.lifecycle.services import install  # local: the features import this module
 
-    install(services)
+    install(core)
