@@ -18,7 +18,6 @@ QUIET_LOGGERS = {
     "aiosqlite": logging.WARNING,
     "asyncpg": logging.WARNING,
     "panoramisk": logging.WARNING,
-    "sac_ivr.asterisk.ami.wire": logging.WARNING,  # panoramisk's own lines on our AMI link
     "aiosmtplib": logging.WARNING,
     "aiohttp.access": logging.WARNING,
     "aiohttp.client": logging.WARNING,

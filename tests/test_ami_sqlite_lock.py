@@ -14,18 +14,28 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import date
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
-from sac_ivr.calls import calllog
+from sac_ivr.calls import protocol_links
+from sac_ivr.calls.calllog import HANDLED_EVENTS
 from sac_ivr.calls.tables import CallLog
+from sac_ivr.calls.writer import CallLogWriter
+from sac_ivr.db.engine import (
+    create_engine,
+    create_read_engine,
+    make_read_sessionmaker,
+    make_sessionmaker,
+)
+from sac_ivr.protocols.tables import Protocol
 from sac_ivr.runner import RunningService, start_service
 from tests.conftest import make_settings
 from tests.fakeasterisk.agi import fake_call
-from tests.fakeasterisk.ami import FakeAmi
+from tests.fakeasterisk.ami import FakeAmi, load_trace
 
 LINKEDID = "1795000000.7"
 
@@ -60,21 +70,21 @@ async def logged_calls(running: RunningService) -> dict[str, CallLog]:
 
 
 class HeldWriter:
-    """Makes the call log writer keep its transaction (and SQLite's write lock) open
-    until :meth:`release`, the way a busy event loop stretches it."""
+    """Makes the call log writer keep its write transaction (and SQLite's write lock)
+    open until :meth:`release`, the way a busy event loop stretches it."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.holding = asyncio.Event()
         self._release = asyncio.Event()
-        original = calllog.link_protocols
+        original = protocol_links.write_links
 
-        async def held(session: Any, rows: Iterable[CallLog]) -> None:
-            await original(session, rows)
+        async def held(session: Any, writes: protocol_links.LinkWrites) -> None:
+            await original(session, writes)
             if not self._release.is_set():
                 self.holding.set()
                 await self._release.wait()
 
-        monkeypatch.setattr(calllog, "link_protocols", held)
+        monkeypatch.setattr(protocol_links, "write_links", held)
 
     def release(self) -> None:
         self._release.set()
@@ -180,3 +190,105 @@ async def test_many_calls_and_a_stream_of_ami_events_on_sqlite(
 
     await until(all_ended, 10)
     assert sorted(r.protocol_number or "" for r in rows.values()) == sorted(numbers)
+
+
+class PausedBetweenReadAndWrite:
+    """Stops the call log writer after its read phase (rows merged, protocol writes
+    planned), before its write transaction, until :meth:`release`."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.paused = asyncio.Event()
+        self._release = asyncio.Event()
+        original = protocol_links.plan_links
+
+        async def paused(session: Any, rows: Any) -> protocol_links.LinkWrites:
+            writes = await original(session, rows)
+            if not self._release.is_set():
+                self.paused.set()
+                await self._release.wait()
+            return writes
+
+        monkeypatch.setattr(protocol_links, "plan_links", paused)
+
+    def release(self) -> None:
+        self._release.set()
+
+    @property
+    def released(self) -> bool:
+        return self._release.is_set()
+
+
+async def test_the_writer_does_not_hold_the_write_lock_while_it_reads(
+    service: tuple[RunningService, FakeAmi], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A call gets its number (the issuer's INSERT commits) while the writer is
+    stopped after its reads: its reads take no write lock. Before the split the
+    reads ran inside the write transaction and the call waited for them."""
+    running, fake = service
+    paused = PausedBetweenReadAndWrite(monkeypatch)
+    await fake.push(_event("Newchannel", ChannelState="4", Exten="08001234567"))
+    await asyncio.wait_for(paused.paused.wait(), 5)
+
+    result = await asyncio.wait_for(
+        fake_call("127.0.0.1", running.agi_port, args=(LINKEDID,), uniqueid=LINKEDID), 5
+    )
+    assert result.variables.get("SAC_RESULT") == "OK", result.commands
+    number = result.variables["SAC_PROTOCOL"]
+    assert not paused.released  # the writer was stopped all along
+    paused.release()
+
+    await fake.push(_event("VarSet", Variable="SAC_PROTOCOL", Value=number))
+    await fake.push(_event("Hangup", Cause="16", **{"Cause-txt": "Normal Clearing"}))
+    rows: dict[str, CallLog] = {}
+
+    async def ended() -> bool:
+        rows.update(await logged_calls(running))
+        return LINKEDID in rows
+
+    await until(ended, 5)
+    assert rows[LINKEDID].protocol_number == number
+
+
+async def test_the_write_transaction_only_inserts_and_updates(sqlite_url: str) -> None:
+    """Every statement of the writer on the writing engine is BEGIN, INSERT or
+    UPDATE: its SELECTs go to the read-only engine."""
+    engine = create_engine(sqlite_url)
+    read_engine = create_read_engine(engine)
+    written: list[str] = []
+    read: list[str] = []
+
+    def recorder(into: list[str]) -> Any:
+        def record(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
+            into.append(statement.split(None, 1)[0].upper())
+
+        return record
+
+    event.listen(engine.sync_engine, "before_cursor_execute", recorder(written))
+    event.listen(read_engine.sync_engine, "before_cursor_execute", recorder(read))
+    writer = CallLogWriter(make_sessionmaker(engine), reader=make_read_sessionmaker(read_engine))
+    await writer.start()
+    try:
+        events = load_trace("queue_answered.ami")
+        async with make_sessionmaker(engine)() as session, session.begin():
+            session.add(
+                Protocol(
+                    number="202411220000181",
+                    issue_date=date(2024, 11, 22),
+                    caller_number="11987654321",
+                    uniqueid="1732280000.1",
+                    status="open",
+                )
+            )
+        written.clear()
+        for half in (events[: len(events) // 2], events[len(events) // 2 :]):
+            for item in half:
+                writer.feed(item)
+            await writer.flush()
+    finally:
+        await writer.close()
+        await read_engine.dispose()
+        await engine.dispose()
+    assert writer.events_stored == sum(e["Event"] in HANDLED_EVENTS for e in events)
+    assert "SELECT" in read
+    assert set(written) <= {"BEGIN", "INSERT", "UPDATE"}, written
+    assert {"INSERT", "UPDATE"} <= set(written)  # the row, the protocol, its timeline

@@ -12,9 +12,9 @@ import aiohttp
 import pytest
 
 from sac_ivr.auth.services import create_token
-from sac_ivr.calls.calllog import CallLogWriter
 from sac_ivr.calls.runtime import CallsRuntime
 from sac_ivr.calls.schemas import LIST_COLUMNS
+from sac_ivr.calls.writer import CallLogWriter
 from sac_ivr.config import ConfigError
 from sac_ivr.core import Core
 from sac_ivr.features import load_settings

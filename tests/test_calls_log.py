@@ -11,14 +11,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from sac_ivr.calls.calllog import (
-    HANDLED_EVENTS,
-    RECONCILED_TEXT,
-    apply_event,
-    event_time,
-    linkedid_of,
-    new_call,
-)
+from sac_ivr.calls.calllog import HANDLED_EVENTS, RECONCILED_TEXT, apply_event, new_call
+from sac_ivr.calls.events import event_time, linkedid_of
 from sac_ivr.calls.schemas import call_view
 from sac_ivr.calls.tables import CallLog
 from sac_ivr.protocols.tables import Protocol
@@ -155,7 +149,7 @@ def test_any_order_and_any_repetition_merge_to_the_same_record(trace: str) -> No
 async def test_unknown_events_and_garbage_are_ignored(
     stack: Stack, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level("DEBUG", logger="sac_ivr.calls.calllog")
+    caplog.set_level("DEBUG", logger="sac_ivr.calls.writer")
     await stack.push_trace("noise.ami")
     await stack.push_trace("queue_answered.ami")
     await stack.push_trace("noise.ami")

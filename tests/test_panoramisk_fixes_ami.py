@@ -1,7 +1,8 @@
-"""The AMI client (sac_ivr/asterisk/ami.py: panoramisk's Manager, AMIProtocol and
-Action with overrides) against a fake Asterisk Manager on a real socket: each failure
-panoramisk 1.4 has (see the project notes) is shown not to happen here, plus
-reconnects, reconciliation callbacks and secrecy.
+"""The AMI client (sac_ivr/asterisk/: wire.py, link.py, ami.py, our own in place of
+panoramisk's Manager, AMIProtocol and Action) against a fake Asterisk Manager on a
+real socket: each failure panoramisk 1.4 has (see the project notes) is shown not to
+happen here, plus reconnects, reconciliation callbacks and secrecy; and the wire
+format on its own.
 
 One test (at least) per contained failure, each asserting what stock panoramisk
 gets wrong:
@@ -39,6 +40,7 @@ from sac_ivr.asterisk.ami import (
     AmiNotConnected,
     AmiTimeout,
 )
+from sac_ivr.asterisk.wire import FrameReader, WireError, encode_action
 from tests.fakeasterisk.ami import FakeAmi, load_trace, trace_bytes, wait_until
 
 SECRET = "Sup3r-S3cret-AMI"
@@ -179,7 +181,7 @@ async def test_half_open_link_is_detected_by_the_ping_and_rebuilt(
 async def test_reconnect_backoff_doubles_up_to_its_cap_and_restarts_after_a_login(
     fake: FakeAmi, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="sac_ivr.asterisk.ami")
+    caplog.set_level(logging.INFO, logger="sac_ivr.asterisk")
     ami = client_for(fake, backoff_min=0.01, backoff_max=0.04)
     await ami.start()
     try:
@@ -526,3 +528,53 @@ def test_traces_parse_to_asterisk_messages() -> None:
     assert all(m["Linkedid"] == "1732280000.1" for m in messages if "Uniqueid" in m)
     assert b"\r\n\r\n" in trace_bytes("queue_answered.ami")
     assert b";" not in trace_bytes("noise.ami").split(b"\r\n")[0]
+
+
+# -- the wire format on its own (sac_ivr/asterisk/wire.py) ------------------------------
+def test_framing_takes_any_read_boundary() -> None:
+    wire = (
+        "Asterisk Call Manager/9.0.0\r\n"
+        "Response: Success\r\nActionID: a-1\r\nMessage: Authentication accepted\r\n\r\n"
+        "Event: VarSet\r\nChanVariable: A=1\r\nChanVariable: B=2\r\nValue:  x: y \r\n\r\n"
+        "\r\n\r\nEvent: Newchannel\nCallerIDName: João\nUniqueid: 1.1\n\n"
+        "Response: Follows\r\nActionID: a-2\r\nOutput line\r\n--END COMMAND--\r\n\r\n"
+        "no colon here\r\nFoo: bar\r\n\r\n"
+    ).encode()
+    expected = [
+        {"Response": "Success", "ActionID": "a-1", "Message": "Authentication accepted"},
+        {"Event": "VarSet", "ChanVariable": ["A=1", "B=2"], "Value": "x: y"},
+        {"Event": "Newchannel", "CallerIDName": "João", "Uniqueid": "1.1"},
+        {"Response": "Follows", "ActionID": "a-2"},
+    ]
+    for size in (1, 2, 3, 7, len(wire)):  # every byte boundary, CRLF and "ã" split too
+        reader = FrameReader()
+        messages = []
+        for start in range(0, len(wire), size):
+            messages.extend(reader.feed(wire[start : start + size]))
+        assert reader.version == "9.0.0"
+        assert messages == expected, size
+
+
+def test_framing_refuses_what_is_not_ami() -> None:
+    with pytest.raises(WireError, match="not an AMI server"):
+        FrameReader().feed(b"SSH-2.0-OpenSSH_9.6\r\n")
+    with pytest.raises(WireError, match="not an AMI server"):
+        FrameReader().feed(b"x" * 300)  # no line end within a banner's length
+    reader = FrameReader()
+    reader.feed(b"Asterisk Call Manager/9.0.0\r\nEvent: Junk\r\nData: ")
+    with pytest.raises(WireError, match="a message of more than"):
+        reader.feed(b"x" * (MAX_MESSAGE_CHARS + 1))
+
+
+def test_actions_are_encoded_with_checked_fields() -> None:
+    wire = encode_action(
+        "Originate", "a-7", {"Channel": "Local/s@sac", "Async": True, "Variable": ["A=1", "B=2"]}
+    )
+    assert wire == (
+        b"Action: Originate\r\nActionID: a-7\r\nChannel: Local/s@sac\r\nAsync: true\r\n"
+        b"Variable: A=1\r\nVariable: B=2\r\n\r\n"
+    )
+    with pytest.raises(ValueError, match="line break"):
+        encode_action("Ping", "a-8", {"X": "1\nAction: Logoff"})
+    with pytest.raises(UnicodeEncodeError):
+        encode_action("Login", "a-9", {"Secret": "s\udcff"})

@@ -26,11 +26,6 @@ WRITER = PACKAGE / "protocols" / "timeline.py"
 SETTINGS = make_settings("sqlite+aiosqlite://")
 LIFECYCLE = LifecycleConfig.from_settings(SETTINGS)
 
-# Files that still write timeline rows themselves, waiting to be pointed at
-# ``timeline.record``. The call log's "answered" event is rewritten in another branch
-# of issue #9: the merge empties this set, and it must stay empty.
-NOT_YET_THROUGH_THE_WRITER = {"calls/calllog.py"}
-
 # One event of each kind as the writers record it, with what the customer reads.
 SAMPLES: dict[EventKind, tuple[dict[str, object], str]] = {
     EventKind.OPENED: ({"to_status": "open"}, "Protocolo aberto"),
@@ -133,7 +128,7 @@ def test_only_the_timeline_module_writes_timeline_rows() -> None:
         for path in PACKAGE.rglob("*.py")
         if path != WRITER and _writes_timeline_rows(path.read_text(encoding="utf-8"))
     }
-    assert offenders <= NOT_YET_THROUGH_THE_WRITER, offenders - NOT_YET_THROUGH_THE_WRITER
+    assert not offenders
 
 
 async def test_kinds_are_stored_as_their_plain_strings(db_url: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import resource
 from collections.abc import Mapping
 
+from sac_ivr.agi.channel_vars import RESULT
 from sac_ivr.asterisk.fastagi import AgiCall, FastAgiServer, RouteHandler
 from sac_ivr.core import Core
 from sac_ivr.feature import AgiRoute
@@ -37,6 +38,7 @@ def build_agi_server(core: Core, routes: Mapping[str, AgiRoute[Core]]) -> FastAg
         # Connections still sending their header may use what calls leave of the
         # file limit (raised to the hard limit in the call process).
         max_pending=max(100, soft - settings.agi_max_connections - FD_RESERVE),
+        error_variable=RESULT,
     )
     for name, handler in routes.items():
         server.add_route(name, _bind(name, handler, core))

@@ -45,7 +45,6 @@ from typing import Any
 from panoramisk import fast_agi
 from panoramisk.utils import parse_agi_result
 
-from sac_ivr.agi.channel_vars import RESULT
 from sac_ivr.logs import AGI_CONNECTIONS
 
 log = logging.getLogger(__name__)
@@ -315,9 +314,13 @@ class FastAgiServer(fast_agi.Application):
         max_connections: int = 1000,
         allowed_peers: Iterable[str] | None = None,
         max_pending: int = MAX_PENDING_DEFAULT,
+        error_variable: str | None = None,
     ) -> None:
         asyncio.get_running_loop()  # fix 6: never build it outside the loop it serves
         super().__init__()
+        # The channel variable set to "ERROR" when a route fails (the dialplan's
+        # contract, given by its owner: this package does not import agi/).
+        self.error_variable = error_variable
         self.header_timeout = header_timeout
         self.command_timeout = command_timeout
         self.allowed_peers: list[IpNetwork] | None = (
@@ -454,7 +457,7 @@ class FastAgiServer(fast_agi.Application):
         route = self._route.get(call.route)
         if route is None:
             log.error("uniqueid=%s: no FastAGI route %r", call.uniqueid, call.route)
-            await _report_error(call)
+            await _report_error(call, self.error_variable)
             return
         try:
             await route(call)
@@ -464,15 +467,15 @@ class FastAgiServer(fast_agi.Application):
             raise
         except Exception:
             log.exception("uniqueid=%s route=%s failed", call.uniqueid, call.route)
-            await _report_error(call)
+            await _report_error(call, self.error_variable)
 
 
-async def _report_error(call: AgiCall) -> None:
+async def _report_error(call: AgiCall, variable: str | None) -> None:
     """Tell the dialplan this route failed; it then takes the caller to the menu."""
-    if call.hung_up:
+    if call.hung_up or variable is None:
         return
     try:
-        await call.set_variable(RESULT, "ERROR")
+        await call.set_variable(variable, "ERROR")
     except (AgiError, TimeoutError):
         pass
 

@@ -9,8 +9,9 @@ import logging
 from typing import Any
 
 from sac_ivr.asterisk.ami import AmiClient, AmiError
-from sac_ivr.calls.calllog import CallLogWriter
+from sac_ivr.calls.events import ChannelSnapshot
 from sac_ivr.calls.tracker import CallTracker
+from sac_ivr.calls.writer import CallLogWriter
 from sac_ivr.core import Core
 from sac_ivr.db.base import utcnow
 
@@ -28,7 +29,7 @@ class CallsRuntime:
     def __init__(self, core: Core, client: AmiClient | None = None) -> None:
         self.core = core
         self.client = client or AmiClient.from_settings(core.settings)
-        self.writer = CallLogWriter(core.sessionmaker)
+        self.writer = CallLogWriter(core.sessionmaker, reader=core.reader)
         self.tracker = CallTracker(core.live.publish)
         self.reconcile_interval = core.settings.ami_reconcile_interval
         self.reconciled_calls = 0  # calls closed by reconciliation since start
@@ -56,8 +57,9 @@ class CallsRuntime:
         sent_at = utcnow()
         response = await self.client.send_action("CoreShowChannels")
         channels = [e for e in response.events if e.get("Event") == "CoreShowChannel"]
-        self.tracker.reconcile(channels, sent_at)
-        closed = await self.writer.reconcile(channels, sent_at, self.client.link_lost_at)
+        snapshot = ChannelSnapshot.read(channels, sent_at)
+        self.tracker.reconcile(snapshot)
+        closed = await self.writer.reconcile(snapshot, self.client.link_lost_at)
         self.reconciled_calls += closed
         return closed
 

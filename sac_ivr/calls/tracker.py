@@ -3,7 +3,12 @@
 :class:`CallTracker` is fed the same events as the call log (``handle_event`` is an
 AMI subscriber), keeps the calls in progress and the queues, and publishes every
 change it makes to :class:`~sac_ivr.live.LiveHub`. A panel loads
-``core.live_calls.snapshot()`` once, then applies the live events.
+``core.extras["calls"].snapshot()`` once, then applies the live events.
+
+A call's facts (caller, channel, protocol, legs, queue entry, the agent who
+answered) come from the same fold as the call log's (:mod:`sac_ivr.calls.fold`),
+its fields from :mod:`sac_ivr.calls.events`; only what depends on the order of
+events is kept here: the state, the queue the call is in now, the agents rung.
 
 ``snapshot()`` (JSON-able)::
 
@@ -76,75 +81,90 @@ progress) and :meth:`CallTracker.seed_queues` with the ``QueueStatus`` list.
 from __future__ import annotations
 
 import logging
-import re
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sac_ivr.agi import channel_vars
-from sac_ivr.calls.calllog import event_time, field_str, linkedid_of
+from sac_ivr.calls.events import (
+    CALL_STATES,
+    AmiEvent,
+    ChannelSnapshot,
+    event_time,
+    field_id,
+    field_str,
+    flag,
+    linkedid_of,
+    protocol_of,
+    to_int,
+)
+from sac_ivr.calls.fold import CallFold, all_legs_hung_up, fold_event
 from sac_ivr.http.listing import iso
 from sac_ivr.phones import normalize_phone
 
 log = logging.getLogger(__name__)
 
+__all__ = ["CALL_STATES", "CallTracker", "LiveCall", "Publish"]
+
 Publish = Callable[[dict[str, Any]], None]
-CALL_STATES = ("ivr", "queued", "ringing", "connected")
 RECENTLY_ENDED_MAX = 2000
 AVAILABLE_STATES = {0, 1}
 UNAVAILABLE_STATES = {4, 5}
-_DURATION = re.compile(r"^(\d+):(\d{2}):(\d{2})$")
 
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _flag(value: str | None) -> bool:
-    return (value or "").strip().lower() in {"1", "true", "yes"}
-
-
-def _int(value: str | None, default: int = 0) -> int:
-    try:
-        return int(value) if value is not None else default
-    except ValueError:
-        return default
-
-
 @dataclass
 class LiveCall:
-    linkedid: str
-    channel: str | None = None
-    caller: str | None = None
-    protocol: str | None = None
+    """A call in progress: its facts (the shared fold, :mod:`sac_ivr.calls.fold`) and
+    what only the live view needs, which depends on the order of events: the state,
+    the queue it is in now, the agents being rung."""
+
+    facts: CallFold
     state: str = "ivr"
-    queue: str | None = None
-    started_at: datetime | None = None
-    entered_queue_at: datetime | None = None
-    answered_at: datetime | None = None
-    agent_interface: str | None = None
-    agent_name: str | None = None
-    legs: set[str] = field(default_factory=set)
+    queue: str | None = None  # the queue it is in now (the facts keep the first one)
+    bridged_at: datetime | None = None  # connected by a bridge without AgentConnect
     ringing: dict[str, None] = field(default_factory=dict)  # interfaces, in calling order
     seen_at: datetime = field(default_factory=_utcnow)
 
+    @property
+    def linkedid(self) -> str:
+        return self.facts.linkedid
+
+    @property
+    def caller(self) -> str | None:
+        return self.facts.caller_number
+
+    @property
+    def protocol(self) -> str | None:
+        return self.facts.protocol_number
+
+    def has_leg(self, uniqueid: str) -> bool:
+        return uniqueid in self.facts.legs
+
+    def caller_hung_up(self) -> bool:
+        origin = self.facts.legs.get(self.linkedid)
+        return origin is not None and origin.get("hungup") is not None
+
     def view(self, ended_at: datetime | None = None) -> dict[str, Any]:
+        facts = self.facts
         return {
-            "linkedid": self.linkedid,
-            "channel": self.channel,
-            "protocol": self.protocol,
-            "caller": self.caller,
-            "caller_e164": normalize_phone(self.caller),
+            "linkedid": facts.linkedid,
+            "channel": facts.channel,
+            "protocol": facts.protocol_number,
+            "caller": facts.caller_number,
+            "caller_e164": normalize_phone(facts.caller_number),
             "state": self.state,
             "queue": self.queue,
-            "started_at": iso(self.started_at),
-            "entered_queue_at": iso(self.entered_queue_at),
-            "answered_at": iso(self.answered_at),
-            "agent_interface": self.agent_interface,
-            "agent_name": self.agent_name,
-            "agent": self.agent_interface
+            "started_at": iso(facts.started_at),
+            "entered_queue_at": iso(facts.queue_entered_at),
+            "answered_at": iso(facts.answered_at or self.bridged_at),
+            "agent_interface": facts.agent_interface,
+            "agent_name": facts.agent_name,
+            "agent": facts.agent_interface
             or (list(self.ringing)[-1] if self.state == "ringing" and self.ringing else None),
             "ringing": sorted(self.ringing),
             "ended_at": iso(ended_at),
@@ -207,7 +227,8 @@ class CallTracker:
         self.queues: dict[str, LiveQueue] = {}
         self.ami_connected = False
         self._recently_ended: OrderedDict[str, None] = OrderedDict()
-        self._handlers: dict[str, Callable[[dict[str, Any], datetime], None]] = {
+        self._received_at = _utcnow()  # when the event being applied was read
+        self._handlers: dict[str, Callable[[AmiEvent, datetime], None]] = {
             "Newchannel": self._on_channel,
             "Newstate": self._on_channel,
             "NewCallerid": self._on_channel,
@@ -235,8 +256,9 @@ class CallTracker:
         handler = self._handlers.get(name) if isinstance(name, str) else None
         if handler is None:
             return
+        self._received_at = _utcnow()
         try:
-            handler(event, event_time(event, _utcnow()))
+            handler(event, event_time(event, self._received_at))
         except Exception:
             log.exception("live state: could not apply a %s event", name)
 
@@ -249,7 +271,7 @@ class CallTracker:
     # ----------------------------------------------------------------- output
     def snapshot(self) -> dict[str, Any]:
         now = _utcnow()
-        calls = sorted(self.calls.values(), key=lambda c: (c.started_at or now, c.linkedid))
+        calls = sorted(self.calls.values(), key=lambda c: (c.facts.started_at, c.linkedid))
         names = list(self.queues)
         return {
             "ami_connected": self.ami_connected,
@@ -284,8 +306,9 @@ class CallTracker:
         }
 
     # ------------------------------------------------------------- call events
-    def _call_for(self, event: dict[str, Any], at: datetime) -> LiveCall | None:
-        """The call the event belongs to, created if new (never for an ended one)."""
+    def _call_for(self, event: AmiEvent, at: datetime) -> LiveCall | None:
+        """The call the event belongs to, created if new (never for an ended one),
+        with the event folded into its facts."""
         linkedid = linkedid_of(event)
         if linkedid is None:
             return None
@@ -293,21 +316,9 @@ class CallTracker:
         if call is None:
             if linkedid in self._recently_ended:
                 return None
-            call = LiveCall(linkedid=linkedid, started_at=at)
-            self.calls[linkedid] = call
-        for prefix in ("", "Dest"):
-            uid = field_str(event, f"{prefix}Uniqueid", 64)
-            if uid and field_str(event, f"{prefix}Linkedid") == linkedid:
-                call.legs.add(uid)
-        uid = field_str(event, "Uniqueid", 64)
-        if uid == linkedid:
-            call.channel = call.channel or field_str(event, "Channel", 128)
-            caller = field_str(event, "CallerIDNum", 64)
-            if caller and caller.lower() not in ("<unknown>", "unknown", "anonymous"):
-                if event.get("Event") == "Newchannel" or call.caller is None:
-                    call.caller = caller
-            if event.get("Event") == "Newchannel":
-                call.started_at = min(call.started_at or at, at)
+            facts = CallFold(linkedid=linkedid, started_at=at, last_event_at=self._received_at)
+            call = self.calls[linkedid] = LiveCall(facts)
+        fold_event(call.facts, event, at, self._received_at)
         call.seen_at = _utcnow()
         return call
 
@@ -316,51 +327,47 @@ class CallTracker:
         if view != before:
             self._publish({"type": "call", "action": "update", "call": view})
 
-    def _on_channel(self, event: dict[str, Any], at: datetime) -> None:
+    def _on_channel(self, event: AmiEvent, at: datetime) -> None:
         before = self._before(event)
         call = self._call_for(event, at)
         if call is not None:
             self._changed(call, before)
 
-    def _before(self, event: dict[str, Any]) -> dict[str, Any] | None:
+    def _before(self, event: AmiEvent) -> dict[str, Any] | None:
         linkedid = linkedid_of(event)
         call = self.calls.get(linkedid) if linkedid else None
         return call.view() if call else None
 
-    def _on_varset(self, event: dict[str, Any], at: datetime) -> None:
-        variable = (field_str(event, "Variable", 80) or "").lstrip("_").upper()
-        value = field_str(event, "Value", 40)
-        if variable != channel_vars.PROTOCOL or not value or not value.isdigit():
-            return
+    def _on_varset(self, event: AmiEvent, at: datetime) -> None:
+        if protocol_of(event) is None:
+            return  # the only variable the live view shows
         before = self._before(event)
         call = self._call_for(event, at)
         if call is not None:
-            call.protocol = call.protocol or value
             self._changed(call, before)
             self._publish_queue_of(call)
 
-    def _on_queue_join(self, event: dict[str, Any], at: datetime) -> None:
+    def _on_queue_join(self, event: AmiEvent, at: datetime) -> None:
         before = self._before(event)
         call = self._call_for(event, at)
         queue_name = field_str(event, "Queue", 128)
-        uid = field_str(event, "Uniqueid", 64)
+        uid = field_id(event, "Uniqueid")
         if call is None or not queue_name or not uid:
             return
         call.queue = queue_name
         if call.state != "connected":
             call.state = "queued"
-        call.entered_queue_at = min(call.entered_queue_at or at, at)
         self._changed(call, before)
         queue = self._queue(queue_name)
         if uid not in queue.waiting:
             queue.waiting[uid] = Waiting(uid, call.linkedid, at)
             self._publish_queue(queue)
 
-    def _on_queue_leave(self, event: dict[str, Any], at: datetime) -> None:
+    def _on_queue_leave(self, event: AmiEvent, at: datetime) -> None:
         before = self._before(event)
         call = self._call_for(event, at)
         queue_name = field_str(event, "Queue", 128)
-        uid = field_str(event, "Uniqueid", 64)
+        uid = field_id(event, "Uniqueid")
         if call is not None and call.state in ("queued", "ringing"):
             call.state = "ivr"  # timed out or gave up: back in the dialplan
             call.ringing.clear()
@@ -369,7 +376,7 @@ class CallTracker:
         if queue is not None and uid and queue.waiting.pop(uid, None) is not None:
             self._publish_queue(queue)
 
-    def _on_agent_called(self, event: dict[str, Any], at: datetime) -> None:
+    def _on_agent_called(self, event: AmiEvent, at: datetime) -> None:
         before = self._before(event)
         call = self._call_for(event, at)
         if call is None or call.state == "connected":
@@ -380,7 +387,7 @@ class CallTracker:
         call.state = "ringing"
         self._changed(call, before)
 
-    def _on_agent_no_answer(self, event: dict[str, Any], at: datetime) -> None:
+    def _on_agent_no_answer(self, event: AmiEvent, at: datetime) -> None:
         before = self._before(event)
         call = self._call_for(event, at)
         if call is None:
@@ -390,43 +397,40 @@ class CallTracker:
             call.state = "queued"
         self._changed(call, before)
 
-    def _on_agent_connect(self, event: dict[str, Any], at: datetime) -> None:
+    def _on_agent_connect(self, event: AmiEvent, at: datetime) -> None:
         before = self._before(event)
         call = self._call_for(event, at)
         if call is None:
             return
-        if call.answered_at is None or at < call.answered_at:
-            call.answered_at = at
-            call.agent_interface = field_str(event, "Interface", 128)
-            call.agent_name = field_str(event, "MemberName", 128)
+        if call.facts.answered_at == at:  # this AgentConnect is the call's first
             call.queue = field_str(event, "Queue", 128) or call.queue
         call.state = "connected"
         call.ringing.clear()
         self._changed(call, before)
         queue = self.queues.get(call.queue or "")
-        uid = field_str(event, "Uniqueid", 64)
+        uid = field_id(event, "Uniqueid")
         if queue is not None and uid and queue.waiting.pop(uid, None) is not None:
             self._publish_queue(queue)
 
-    def _on_bridge_enter(self, event: dict[str, Any], at: datetime) -> None:
+    def _on_bridge_enter(self, event: AmiEvent, at: datetime) -> None:
         before = self._before(event)
         call = self._call_for(event, at)
         if call is None:
             return
-        if _int(field_str(event, "BridgeNumChannels"), 0) >= 2 and call.state != "connected":
+        if to_int(field_str(event, "BridgeNumChannels"), 0) >= 2 and call.state != "connected":
             call.state = "connected"
-            call.answered_at = call.answered_at or at
+            call.bridged_at = call.bridged_at or at
             call.ringing.clear()
         self._changed(call, before)
 
-    def _on_hangup(self, event: dict[str, Any], at: datetime) -> None:
+    def _on_hangup(self, event: AmiEvent, at: datetime) -> None:
+        """The call ends when its caller hangs up, or when every leg it showed has."""
         linkedid = linkedid_of(event)
         call = self.calls.get(linkedid) if linkedid else None
-        uid = field_str(event, "Uniqueid", 64)
-        if call is None or not uid:
+        if call is None or not field_id(event, "Uniqueid"):
             return
-        call.legs.discard(uid)
-        if uid == call.linkedid or not call.legs:
+        fold_event(call.facts, event, at, self._received_at)
+        if call.caller_hung_up() or all_legs_hung_up(call.facts):
             self._end(call, at)
 
     def _end(self, call: LiveCall, at: datetime) -> None:
@@ -457,7 +461,7 @@ class CallTracker:
             if any(w.linkedid == call.linkedid for w in queue.waiting.values()):
                 self._publish_queue(queue)
 
-    def _on_member(self, event: dict[str, Any], at: datetime) -> None:
+    def _on_member(self, event: AmiEvent, at: datetime) -> None:
         queue_name = field_str(event, "Queue", 128)
         interface = field_str(event, "Interface", 128) or field_str(event, "Location", 128)
         if not queue_name or not interface:
@@ -473,7 +477,7 @@ class CallTracker:
                 {"type": "member", "action": "update", "queue": queue_name, "member": member.view()}
             )
 
-    def _on_member_removed(self, event: dict[str, Any], at: datetime) -> None:
+    def _on_member_removed(self, event: AmiEvent, at: datetime) -> None:
         queue = self.queues.get(field_str(event, "Queue", 128) or "")
         interface = field_str(event, "Interface", 128) or field_str(event, "Location", 128)
         if queue is None or not interface:
@@ -484,45 +488,43 @@ class CallTracker:
             self._publish({**event, "member": member.view()})
 
     # -------------------------------------------------------- reconciliation
-    def reconcile(self, channels: Sequence[dict[str, Any]], sent_at: datetime) -> None:
-        """Align with Asterisk's channel list (``CoreShowChannel`` events).
+    def reconcile(self, snapshot: ChannelSnapshot) -> None:
+        """Align with Asterisk's channel list (the rule: :class:`ChannelSnapshot`).
 
-        Calls whose channels are all gone end (unless heard of after ``sent_at``);
-        calls in progress that we did not know (started while we were away) appear.
+        Calls whose channels are all gone end (unless heard of after the snapshot was
+        asked for); calls in progress that we did not know (started while we were
+        away) appear.
         """
         now = _utcnow()
-        live_linkedids = {u for c in channels if (u := field_str(c, "Linkedid", 64))}
         for call in list(self.calls.values()):
-            if call.linkedid not in live_linkedids and call.seen_at < sent_at:
+            if snapshot.call_gone(call.linkedid, call.seen_at):
                 self._end(call, now)
-        for channel in channels:
-            linkedid = field_str(channel, "Linkedid", 64)
-            uid = field_str(channel, "Uniqueid", 64)
-            if not linkedid or uid != linkedid:
+        for channel in snapshot.channels:
+            linkedid = channel.linkedid
+            if channel.uniqueid != linkedid:
                 continue
             if linkedid in self.calls or linkedid in self._recently_ended:
                 continue
-            call = LiveCall(linkedid=linkedid, legs={linkedid})
-            call.channel = field_str(channel, "Channel", 128)
-            caller = field_str(channel, "CallerIDNum", 64)
-            call.caller = caller if caller and caller != "<unknown>" else None
-            duration = _DURATION.match(field_str(channel, "Duration", 16) or "")
-            if duration:
-                h, m, s = (int(x) for x in duration.groups())
-                call.started_at = now - timedelta(hours=h, minutes=m, seconds=s)
-            application = (field_str(channel, "Application", 64) or "").lower()
-            if field_str(channel, "BridgeId", 64):
+            started = now - channel.duration if channel.duration is not None else now
+            facts = CallFold(
+                linkedid=linkedid,
+                started_at=started,
+                last_event_at=now,
+                caller_number=channel.caller,
+                channel=channel.channel,
+                state={"legs": {linkedid: {"hungup": None}}},
+            )
+            call = LiveCall(facts)
+            if channel.bridged:
                 call.state = "connected"
-            elif application == "queue":
+            elif channel.application == "queue":
                 call.state = "queued"
             self.calls[linkedid] = call
             self._publish({"type": "call", "action": "update", "call": call.view()})
-        for call in self.calls.values():  # add the other legs of known calls
-            for channel in channels:
-                if field_str(channel, "Linkedid", 64) == call.linkedid:
-                    uid = field_str(channel, "Uniqueid", 64)
-                    if uid:
-                        call.legs.add(uid)
+        for channel in snapshot.channels:  # add the other legs of known calls
+            known = self.calls.get(channel.linkedid)
+            if known is not None:
+                known.facts.legs.setdefault(channel.uniqueid, {"hungup": None})
 
     def seed_queues(self, events: Sequence[dict[str, Any]]) -> None:
         """Replace the queues with a ``QueueStatus`` answer (its list items)."""
@@ -542,12 +544,16 @@ class CallTracker:
                     member = queue.members[interface] = LiveMember(interface)
                     _update_member(member, event)
             elif kind == "QueueEntry":
-                uid = field_str(event, "Uniqueid", 64)
+                uid = field_id(event, "Uniqueid")
                 if not uid:
                     continue
-                wait = _int(field_str(event, "Wait"), 0)
+                wait = to_int(field_str(event, "Wait"), 0)
                 linkedid = next(
-                    (c.linkedid for c in self.calls.values() if uid in c.legs or c.linkedid == uid),
+                    (
+                        c.linkedid
+                        for c in self.calls.values()
+                        if c.has_leg(uid) or c.linkedid == uid
+                    ),
                     uid,
                 )
                 since = now - timedelta(seconds=wait)
@@ -556,7 +562,7 @@ class CallTracker:
                 if call is not None:
                     before = call.view()
                     call.queue = call.queue or name
-                    call.entered_queue_at = call.entered_queue_at or since
+                    call.facts.queue_entered_at = call.facts.queue_entered_at or since
                     if call.state == "ivr":
                         call.state = "queued"
                     self._changed(call, before)
@@ -567,16 +573,16 @@ class CallTracker:
             self._publish_queue(queue)
 
 
-def _update_member(member: LiveMember, event: dict[str, Any]) -> None:
+def _update_member(member: LiveMember, event: AmiEvent) -> None:
     name = field_str(event, "MemberName", 128) or field_str(event, "Name", 128)
     if name:
         member.name = name
     if "Status" in event:
-        member.device_state = _int(field_str(event, "Status"), member.device_state)
+        member.device_state = to_int(field_str(event, "Status"), member.device_state)
     if "Paused" in event:
-        member.paused = _flag(field_str(event, "Paused"))
+        member.paused = flag(field_str(event, "Paused"))
         member.paused_reason = field_str(event, "PausedReason", 128) if member.paused else None
     if "InCall" in event:
-        member.in_call = _flag(field_str(event, "InCall"))
+        member.in_call = flag(field_str(event, "InCall"))
     if "CallsTaken" in event:
-        member.calls_taken = _int(field_str(event, "CallsTaken"), member.calls_taken)
+        member.calls_taken = to_int(field_str(event, "CallsTaken"), member.calls_taken)

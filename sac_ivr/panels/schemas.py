@@ -21,6 +21,7 @@ from aiohttp import web
 from pydantic import Field, WithJsonSchema, model_validator
 
 from sac_ivr.auth.services import Identity
+from sac_ivr.calls.events import CALL_STATES
 from sac_ivr.http import inputs
 from sac_ivr.http.endpoints import RequestModel, ResponseModel
 from sac_ivr.http.errors import bad_request
@@ -28,7 +29,6 @@ from sac_ivr.http.fields import Reads
 from sac_ivr.http.inputs import check_text, parse_choice
 from sac_ivr.phones import mask_phone
 
-CALL_STATES = ("ivr", "queued", "ringing", "connected")
 MEMBER_STATUSES = ("available", "busy", "paused", "unavailable")
 TOKEN_MAX = 200
 
