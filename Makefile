@@ -36,11 +36,12 @@ test: lint
 	scripts/install-test-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# Style, formatting, and types (mypy reads its settings from pyproject.toml).
+# Style, formatting, types and layers (mypy and import-linter read pyproject.toml).
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check sac_ivr
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 bench: venv
 	$(PY) -m bench.agi_calls

@@ -72,6 +72,9 @@ class Feature(Generic[CoreT]):
     """One feature's whole wiring. Every part is optional but the name."""
 
     name: str
+    # The other feature packages it imports (``sac_ivr.<package>``): the features are
+    # independent but for these, which import-linter checks (pyproject.toml).
+    depends_on: tuple[str, ...] = ()
     # Its SQLAlchemy tables (imported for Base.metadata: alembic, test databases).
     tables: ModuleType | None = None
     # Adds its HTTP routes (and anything it adds to others' answers) to the app.

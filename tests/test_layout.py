@@ -7,6 +7,8 @@ Every import counts, wherever it is written: at the top, in a function, or under
 from __future__ import annotations
 
 import ast
+import importlib
+import tomllib
 from pathlib import Path
 
 from sac_ivr.features import FEATURES
@@ -112,18 +114,49 @@ FEATURE_PACKAGES = {
 
 
 def test_the_bottom_layer_imports_no_feature() -> None:
-    """config, db and the Feature shape know no feature. (asterisk/ is the bottom
-    layer too: its import of agi.channel_vars goes with the AMI/AGI rework.)"""
+    """asterisk/, config, db and the Feature shape know no feature (import-linter's
+    layers contract says the same for every layer; this keeps it in plain pytest)."""
     graph = import_graph()
     features = {m for m in graph if m.split(".")[1:2] and m.split(".")[1] in FEATURE_PACKAGES}
     bottom = [
         m
         for m in graph
         if m in {"sac_ivr.config", "sac_ivr.feature", "sac_ivr.cli_args"}
+        or m.startswith("sac_ivr.asterisk")
         or (m.startswith("sac_ivr.db") and m != "sac_ivr.db.migrations.env")
     ]
+    assert "sac_ivr.asterisk.fastagi" in bottom
     for module in bottom:
         assert not graph[module] & features, f"{module} imports {graph[module] & features}"
+
+
+def _declared_dependencies() -> set[tuple[str, str]]:
+    found = set()
+    for path in PACKAGE.glob("*/feature.py"):
+        module = importlib.import_module(f"sac_ivr.{path.parent.name}.feature")
+        found |= {(path.parent.name, other) for other in module.FEATURE.depends_on}
+    return found
+
+
+def test_the_independence_contract_is_what_the_features_declare() -> None:
+    """pyproject.toml's import-linter contract lets a feature import another only
+    where its feature.py declares it (``depends_on``), and nowhere else."""
+    config = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text(encoding="utf-8"))
+    contracts = config["tool"]["importlinter"]["contracts"]
+    (independence,) = [c for c in contracts if c["type"] == "independence"]
+    assert set(independence["modules"]) == {f"sac_ivr.{p}" for p in FEATURE_PACKAGES}
+    allowed = set()
+    for line in independence["ignore_imports"]:
+        source, target = (side.strip() for side in line.split("->"))
+        if source.startswith("sac_ivr.core"):
+            continue  # the core's typed fields, listed apart
+        a, b = source.split(".")[1], target.split(".")[1]
+        assert (source, target) == (f"sac_ivr.{a}.**", f"sac_ivr.{b}.**"), line
+        allowed.add((a, b))
+    declared = _declared_dependencies()
+    assert declared and allowed == declared
+    for a, b in declared:
+        assert a in FEATURE_PACKAGES and b in FEATURE_PACKAGES and a != b
 
 
 def test_every_feature_package_declares_itself_once_in_features() -> None:

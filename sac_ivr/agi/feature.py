@@ -24,6 +24,7 @@ def check_settings(settings: Settings) -> None:
 
 FEATURE = Feature[Core](
     name="call path",
+    depends_on=("lifecycle", "protocols"),
     agi_routes={
         "protocol": protocol.handle,
         "announce": announce.handle,

@@ -8,4 +8,6 @@ from sac_ivr.audit import http, tables
 from sac_ivr.core import Core
 from sac_ivr.feature import Feature
 
-FEATURE = Feature[Core](name="audit", tables=tables, http=http.setup)
+FEATURE = Feature[Core](
+    name="audit", depends_on=("auth", "protocols"), tables=tables, http=http.setup
+)

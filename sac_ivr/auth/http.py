@@ -23,11 +23,11 @@ from sac_ivr.auth.services import (
     live_session_counts,
     revoke_token,
 )
-from sac_ivr.http.context import core_of
+from sac_ivr.http.context import SESSION_COOKIE, core_of
 from sac_ivr.http.endpoints import AUTHORIZE_KEY, Endpoints
 from sac_ivr.http.errors import ApiError, bad_request, not_found
 
-COOKIE = "sac_session"
+COOKIE = SESSION_COOKIE
 LEGACY_COOKIE = "sac_token"  # held the raw token before sessions: cleared at login/logout
 
 api = Endpoints()

@@ -27,6 +27,7 @@ def check_settings(settings: Settings) -> None:
 
 FEATURE = Feature[Core](
     name="calls",
+    depends_on=("agi", "audit", "auth", "protocols"),
     tables=tables,
     http=http.setup,
     background=start_calls,

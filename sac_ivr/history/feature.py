@@ -17,6 +17,7 @@ def wire(core: Core) -> None:
 
 FEATURE = Feature[Core](
     name="history",
+    depends_on=("audit", "auth", "lifecycle", "notifications", "protocols"),
     tables=tables,
     http=http.setup,
     uses=("notice_delivered",),

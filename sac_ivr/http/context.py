@@ -6,6 +6,9 @@ from aiohttp import web
 
 from sac_ivr.core import Core
 
+# The panels' session cookie: auth issues it, the CSRF guard checks writes made with it.
+SESSION_COOKIE = "sac_session"
+
 CORE_KEY: web.AppKey[Core] = web.AppKey("core", Core)
 
 

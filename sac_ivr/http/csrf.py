@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import hdrs, web
 
-from sac_ivr.auth.http import COOKIE
+from sac_ivr.http.context import SESSION_COOKIE as COOKIE
 from sac_ivr.http.context import core_of
 from sac_ivr.http.errors import ApiError, Handler, error_response
 from sac_ivr.http.inputs import header_ascii, is_json_media_type, printable_ascii

@@ -28,13 +28,13 @@ import math
 import re
 from collections.abc import Collection, Mapping
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from email.headerregistry import Address
 from typing import Any
 
 from aiohttp import hdrs, web
 
 from sac_ivr.customers import InvalidDocument, normalize_document
 from sac_ivr.http.errors import ApiError, Handler, bad_request
-from sac_ivr.notifications.email import valid_address
 from sac_ivr.phones import normalize_phone
 
 MAX_INPUT = 40
@@ -211,6 +211,24 @@ def document_param(raw: str | None, field: str = "document") -> str | None:
         return normalize_document(text)
     except InvalidDocument as exc:
         raise bad_request(str(exc), field=field) from None
+
+
+def valid_address(text: str) -> bool:
+    """A plain check of an address typed by an agent: one @, a dotted domain, no
+    spaces or angle brackets; the SMTP server has the last word."""
+    if len(text) > 254 or any(c in text for c in ' <>,;"()[]\\'):
+        return False
+    local, at, domain = text.rpartition("@")
+    if not at or not local or len(local) > 64 or "." not in domain:
+        return False
+    labels = domain.split(".")
+    if any(not label or len(label) > 63 for label in labels) or len(labels[-1]) < 2:
+        return False
+    try:
+        Address(addr_spec=text)
+    except (ValueError, IndexError):
+        return False
+    return True
 
 
 def email_param(raw: str, field: str = "email") -> str:

@@ -25,6 +25,7 @@ def wire(core: Core) -> None:
 
 FEATURE = Feature[Core](
     name="lifecycle",
+    depends_on=("auth", "notifications", "protocols"),
     http=http.setup,
     check_settings=check_settings,
     uses=("issued", "sms_requested"),

@@ -8,7 +8,6 @@ copies are recognisably one message (mail clients and many servers collapse them
 from __future__ import annotations
 
 import logging
-from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 
@@ -76,21 +75,3 @@ class SmtpSender:
 
     async def close(self) -> None:
         return None
-
-
-def valid_address(text: str) -> bool:
-    """A plain check of an address typed by an agent: one @, a dotted domain, no
-    spaces or angle brackets; the SMTP server has the last word."""
-    if len(text) > 254 or any(c in text for c in ' <>,;"()[]\\'):
-        return False
-    local, at, domain = text.rpartition("@")
-    if not at or not local or len(local) > 64 or "." not in domain:
-        return False
-    labels = domain.split(".")
-    if any(not label or len(label) > 63 for label in labels) or len(labels[-1]) < 2:
-        return False
-    try:
-        Address(addr_spec=text)
-    except (ValueError, IndexError):
-        return False
-    return True

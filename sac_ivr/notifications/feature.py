@@ -25,6 +25,7 @@ def wire(core: Core) -> None:
 
 FEATURE = Feature[Core](
     name="notifications",
+    depends_on=("lifecycle", "protocols"),
     tables=tables,
     http=http.setup,
     background=start_outbox_worker,

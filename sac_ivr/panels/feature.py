@@ -20,4 +20,6 @@ def check_settings(settings: Settings) -> None:
         raise ConfigError("panels_max_streams_per_token: must be between 1 and 1000")
 
 
-FEATURE = Feature[Core](name="panels", http=http.setup, check_settings=check_settings)
+FEATURE = Feature[Core](
+    name="panels", depends_on=("auth", "calls"), http=http.setup, check_settings=check_settings
+)

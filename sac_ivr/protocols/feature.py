@@ -29,6 +29,7 @@ def check_settings(settings: Settings) -> None:
 
 FEATURE = Feature[Core](
     name="protocols",
+    depends_on=("audit", "auth", "lifecycle"),
     tables=tables,
     http=http.setup,
     check_settings=check_settings,

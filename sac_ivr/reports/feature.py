@@ -6,4 +6,6 @@ from sac_ivr.core import Core
 from sac_ivr.feature import Feature
 from sac_ivr.reports import http
 
-FEATURE = Feature[Core](name="reports", http=http.setup)
+FEATURE = Feature[Core](
+    name="reports", depends_on=("history", "lifecycle", "protocols"), http=http.setup
+)

@@ -8,4 +8,9 @@ from sac_ivr.feature import Feature
 from sac_ivr.retention import cli
 from sac_ivr.retention.config import check_settings
 
-FEATURE = Feature[Core](name="retention", cli=cli.add_parser, check_settings=check_settings)
+FEATURE = Feature[Core](
+    name="retention",
+    depends_on=("calls", "history", "lifecycle", "notifications", "protocols"),
+    cli=cli.add_parser,
+    check_settings=check_settings,
+)
