@@ -94,13 +94,14 @@ class ForwardingHub(LiveHub):
         super().publish(event)
         self.sender.send({"type": "live", "event": event})
 
+    def wake_outbox(self) -> None:
+        self.sender.wake_outbox()
 
-def forward_call_events(core: Core, sock: socket.socket) -> CallEventSender:
-    """Call process: outbox wake-ups and live events go to the web process."""
-    sender = CallEventSender(sock)
-    core.live = ForwardingHub(sender)
-    core.outbox_wakeup.add(sender.wake_outbox)
-    return sender
+
+def forward_call_events(sock: socket.socket) -> ForwardingHub:
+    """Call process: the live hub its core is built with (live events go to the web
+    process); its ``wake_outbox`` goes in the core's ``outbox_wakeup`` hook."""
+    return ForwardingHub(CallEventSender(sock))
 
 
 class CallEventReceiver:

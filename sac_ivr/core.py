@@ -74,7 +74,7 @@ class Core:
     background: list[Stoppable] = field(default_factory=list)
 
     @classmethod
-    def create(cls, settings: Settings, **engine_kwargs: Any) -> Core:
+    def create(cls, settings: Settings, live: LiveHub | None = None, **engine_kwargs: Any) -> Core:
         quiet_library_loggers()  # no library logs a customer's data, whatever log_level
         engine = create_engine(settings.database_url, **engine_kwargs)
         read_engine = create_read_engine(engine)
@@ -94,6 +94,7 @@ class Core:
             lookup_counters=LookupCounters(
                 sessionmaker, settings.tz, postgres=engine.dialect.name == "postgresql"
             ),
+            live=live if live is not None else LiveHub(),
         )
 
     async def close(self) -> None:

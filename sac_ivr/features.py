@@ -34,6 +34,7 @@ from sac_ivr.feature import AgiRoute, Commands, Feature
 from sac_ivr.history.feature import FEATURE as HISTORY
 from sac_ivr.http.app import create_app as create_bare_app
 from sac_ivr.lifecycle.feature import FEATURE as LIFECYCLE
+from sac_ivr.live import LiveHub
 from sac_ivr.notifications.feature import FEATURE as NOTIFICATIONS
 from sac_ivr.panels.feature import FEATURE as PANELS
 from sac_ivr.protocols.feature import FEATURE as PROTOCOLS
@@ -73,9 +74,10 @@ def check_settings(settings: Settings) -> None:
     settings.validate(SETTINGS_CHECKS)
 
 
-def build_core(settings: Settings, **engine_kwargs: Any) -> Core:
-    """The process's core with every feature's hooks wired, before anything runs."""
-    core = Core.create(settings, **engine_kwargs)
+def build_core(settings: Settings, live: LiveHub | None = None, **engine_kwargs: Any) -> Core:
+    """The process's core with every feature's hooks wired, before anything runs
+    (``live``: the call process's hub that forwards to the web process)."""
+    core = Core.create(settings, live=live, **engine_kwargs)
     for feature in FEATURES:
         if feature.wire is not None:
             feature.wire(core)

@@ -181,10 +181,12 @@ async def run_role(
     loop = asyncio.get_running_loop()
     with contextlib.suppress(NotImplementedError):
         loop.add_signal_handler(signal.SIGTERM, stop.set)
-    core = build_core(settings)
+    forwarding = forward_call_events(events) if role == CALL_ROLE else None
+    core = build_core(settings, live=forwarding)
+    if forwarding is not None:
+        core.outbox_wakeup.add(forwarding.wake_outbox)
     try:
         if role == CALL_ROLE:
-            forward_call_events(core, events)
             agi = await start_call(core, sock)
             log.info(
                 "call process serving FastAGI on %s:%d (database %s)",

@@ -25,8 +25,9 @@ class Worker:
 
 async def test_wake_ups_and_live_events_reach_the_web_side() -> None:
     call_end, web_end = make_channel()
-    call: Any = SimpleNamespace(live=LiveHub(), outbox_wakeup=Hook[OutboxWakeup]("outbox_wakeup"))
-    forward_call_events(call, call_end)
+    hub = forward_call_events(call_end)
+    call: Any = SimpleNamespace(live=hub, outbox_wakeup=Hook[OutboxWakeup]("outbox_wakeup"))
+    call.outbox_wakeup.add(hub.wake_outbox)
     worker = Worker()
     web: Any = SimpleNamespace(live=LiveHub(), outbox_wakeup=Hook[OutboxWakeup]("outbox_wakeup"))
     web.outbox_wakeup.add(worker.wake)
@@ -51,8 +52,9 @@ async def test_wake_ups_and_live_events_reach_the_web_side() -> None:
 
 async def test_sending_never_waits_for_a_stuck_web_process() -> None:
     call_end, web_end = make_channel()  # nobody reads web_end
-    call: Any = SimpleNamespace(live=LiveHub(), outbox_wakeup=Hook[OutboxWakeup]("outbox_wakeup"))
-    sender = forward_call_events(call, call_end)
+    hub = forward_call_events(call_end)
+    sender = hub.sender
+    call: Any = SimpleNamespace(live=hub)
     for i in range(5000):
         call.live.publish({"type": "queue", "n": i, "pad": "x" * 200})
     assert sender.dropped > 0 and sender.sent > 0

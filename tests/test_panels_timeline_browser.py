@@ -26,7 +26,7 @@ async def test_answered_entry_names_the_agent_in_portuguese(
     core = running_sqlite.core
     result = await fake_call("127.0.0.1", running_sqlite.agi_port, uniqueid="1700000101.1")
     number = result.variables["SAC_PROTOCOL"]
-    # the entry exactly as sac_ivr.calls.protocol_links.write_links writes it (through timeline.record)
+    # the entry as sac_ivr.calls.protocol_links.write_links writes it (timeline.record)
     async with core.sessionmaker() as session, session.begin():
         protocol_id = await session.scalar(select(Protocol.id).where(Protocol.number == number))
         session.add(
