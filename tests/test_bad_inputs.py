@@ -17,7 +17,7 @@ from aiohttp import web
 
 from sac_ivr.auth.services import create_token
 from sac_ivr.core import Core
-from sac_ivr.http.app import create_app
+from sac_ivr.features import create_app
 from sac_ivr.http.openapi import build_openapi
 from sac_ivr.protocols.tables import Protocol
 from sac_ivr.runner import RunningService
