@@ -69,6 +69,20 @@ async def logged_calls(running: RunningService) -> dict[str, CallLog]:
     return {r.linkedid: r for r in rows if r.ended_at is not None}
 
 
+async def hang_up_and_read_back(running: RunningService, fake: FakeAmi, number: str) -> CallLog:
+    """The call's protocol VarSet and its hangup, then its call log row once stored."""
+    await fake.push(_event("VarSet", Variable="SAC_PROTOCOL", Value=number))
+    await fake.push(_event("Hangup", Cause="16", **{"Cause-txt": "Normal Clearing"}))
+    rows: dict[str, CallLog] = {}
+
+    async def ended() -> bool:
+        rows.update(await logged_calls(running))
+        return LINKEDID in rows
+
+    await until(ended, 5)
+    return rows[LINKEDID]
+
+
 class HeldWriter:
     """Makes the call log writer keep its write transaction (and SQLite's write lock)
     open until :meth:`release`, the way a busy event loop stretches it."""
@@ -135,17 +149,7 @@ async def test_call_gets_its_number_while_the_call_log_holds_the_write_lock(
     assert result.digits_between() == [number]
 
     # the call log got both: its events, and the protocol tied to the call
-    await fake.push(_event("VarSet", Variable="SAC_PROTOCOL", Value=number))
-    await fake.push(_event("Hangup", Cause="16", **{"Cause-txt": "Normal Clearing"}))
-
-    rows: dict[str, CallLog] = {}
-
-    async def ended() -> bool:
-        rows.update(await logged_calls(running))
-        return LINKEDID in rows
-
-    await until(ended, 5)
-    stored = rows[LINKEDID]
+    stored = await hang_up_and_read_back(running, fake, number)
     assert stored.protocol_number == number
     assert stored.hangup_cause == 16
 
@@ -237,16 +241,7 @@ async def test_the_writer_does_not_hold_the_write_lock_while_it_reads(
     assert not paused.released  # the writer was stopped all along
     paused.release()
 
-    await fake.push(_event("VarSet", Variable="SAC_PROTOCOL", Value=number))
-    await fake.push(_event("Hangup", Cause="16", **{"Cause-txt": "Normal Clearing"}))
-    rows: dict[str, CallLog] = {}
-
-    async def ended() -> bool:
-        rows.update(await logged_calls(running))
-        return LINKEDID in rows
-
-    await until(ended, 5)
-    assert rows[LINKEDID].protocol_number == number
+    assert (await hang_up_and_read_back(running, fake, number)).protocol_number == number
 
 
 async def test_the_write_transaction_only_inserts_and_updates(sqlite_url: str) -> None:

@@ -406,8 +406,9 @@ class FastAgiServer(fast_agi.Application):
         """Connections accepted and still sending their header block."""
         return len(self._pending)
 
-    def _make_room(self) -> None:
-        """A connection is about to read its header: room among the pending."""
+    def add_pending(self, phase: _HeaderPhase) -> None:
+        """A connection waits for the rest of its header block: it takes a place among
+        the pending ones, the oldest closed first when they are ``max_pending``."""
         if len(self._pending) >= self.max_pending:
             oldest = next(iter(self._pending))
             conn_log.warning(
@@ -415,8 +416,13 @@ class FastAgiServer(fast_agi.Application):
                 self.max_pending,
             )
             oldest.drop(None, abort=True)
+        self._pending[phase] = None
 
-    def _start_call(self, headers: dict[str, str], conn: socket.socket, rest: bytes) -> None:
+    def remove_pending(self, phase: _HeaderPhase) -> None:
+        self._pending.pop(phase, None)
+
+    def start_call(self, headers: dict[str, str], conn: socket.socket, rest: bytes) -> None:
+        """The header block is in: the call runs on the connection as a task."""
         task = asyncio.get_running_loop().create_task(self._stream_call(headers, conn, rest))
         self._calls.add(task)
         task.add_done_callback(self._calls.discard)
@@ -557,7 +563,7 @@ class _HeaderPhase:
     four bytes must then be ``agi_`` (an HTTP probe, TLS, a port scan's junk is closed
     at once instead of waiting for a blank line that may never come); the block ends
     at its blank line, within ``header_timeout`` and ``MAX_HEADER_BYTES``. Then the
-    call starts on an asyncio stream (:meth:`FastAgiServer._start_call`).
+    call starts on an asyncio stream (:meth:`FastAgiServer.start_call`).
     """
 
     def __init__(self, server: FastAgiServer, conn: socket.socket, host: Any) -> None:
@@ -571,7 +577,7 @@ class _HeaderPhase:
         self.done = False
         self.loop = asyncio.get_running_loop()
         self.timer: asyncio.TimerHandle | None = None
-        self.waiting = False  # registered with the loop (reader, timer, _pending)
+        self.waiting = False  # registered with the loop (reader, timer) and the server
         # Asterisk sends its block at once: it is usually here already, and the call
         # starts without a reader, a timer or a place among the pending connections.
         self._readable()
@@ -580,8 +586,7 @@ class _HeaderPhase:
 
     def _wait(self) -> None:
         """The block is not all in yet: wait for it, within the header timeout."""
-        self.server._make_room()
-        self.server._pending[self] = None
+        self.server.add_pending(self)
         self.timer = self.loop.call_later(self.server.header_timeout, self._timed_out)
         self.loop.add_reader(self.fd, self._readable)
         self.waiting = True
@@ -628,7 +633,7 @@ class _HeaderPhase:
             self.drop(str(exc))
             return
         self._finish()
-        self.server._start_call(headers, self.conn, bytes(buf[end + 2 :]))
+        self.server.start_call(headers, self.conn, bytes(buf[end + 2 :]))
 
     def _timed_out(self) -> None:
         self.timer = None
@@ -643,7 +648,7 @@ class _HeaderPhase:
             self.timer.cancel()
             self.timer = None
         self.loop.remove_reader(self.fd)
-        self.server._pending.pop(self, None)
+        self.server.remove_pending(self)
 
     def drop(self, reason: str | None, abort: bool = False) -> None:
         """Close the connection; ``reason`` None: already logged (or nothing to say)."""
