@@ -164,6 +164,23 @@ async def test_a_protocol_shows_its_calls_to_agents_only(running: RunningService
     assert status == 200 and "calls" not in public and "Maria" not in text
 
 
+async def test_the_calls_section_of_a_protocol_is_documented_as_calls(
+    running: RunningService,
+) -> None:
+    """The call log's section of a protocol's agent view is in the OpenAPI document,
+    with the shape of the call log's own listing (schemathesis then checks the
+    answers against it)."""
+    status, doc, _, _ = await get(running, "/api/v1/openapi.json")
+    assert status == 200
+    schemas = doc["components"]["schemas"]
+    calls = schemas["ProtocolAgent"]["properties"]["calls"]
+    assert calls["type"] == "array"
+    assert calls["items"] == {"$ref": "#/components/schemas/Call"}
+    assert "linkedid" in schemas["Call"]["properties"]
+    page = schemas["CallPage"]["properties"]["items"]["items"]
+    assert page == {"$ref": "#/components/schemas/Call"}
+
+
 async def test_a_protocol_without_calls_has_an_empty_section(running: RunningService) -> None:
     number = (await fake_call("127.0.0.1", running.agi_port)).variables["SAC_PROTOCOL"]
     status, body, _, _ = await get(

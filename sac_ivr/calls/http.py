@@ -13,7 +13,7 @@ from sac_ivr.auth.services import Identity
 from sac_ivr.calls import schemas, services
 from sac_ivr.http.context import core_of
 from sac_ivr.http.endpoints import Endpoints
-from sac_ivr.protocols.http import DETAIL_SECTIONS_KEY
+from sac_ivr.protocols.http import add_detail_section
 from sac_ivr.protocols.tables import Protocol
 
 api = Endpoints()
@@ -56,7 +56,10 @@ async def protocol_calls_section(
 def setup(app: web.Application) -> None:
     """Add the routes and the protocol detail section to the application."""
     app.add_routes(api.routes)
-    sections = app.get(DETAIL_SECTIONS_KEY)
-    if sections is None:
-        sections = app[DETAIL_SECTIONS_KEY] = {}
-    sections["calls"] = protocol_calls_section
+    add_detail_section(
+        app,
+        "calls",
+        protocol_calls_section,
+        list[schemas.Call],
+        "The calls this protocol was given on (call log, agent view only)",
+    )

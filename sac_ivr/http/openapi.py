@@ -8,10 +8,11 @@ compares the document with the routes the application really serves.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 from pydantic.json_schema import models_json_schema
 
 from sac_ivr import __version__
@@ -19,6 +20,40 @@ from sac_ivr.http.endpoints import Endpoint, endpoint_of
 from sac_ivr.http.errors import RETRY_AFTER_S
 
 REF_TEMPLATE = "#/components/schemas/{model}"
+
+
+@dataclass(frozen=True)
+class Section:
+    """A field one feature adds to another feature's answer (``model``): its shape,
+    documented as a property of that model's schema."""
+
+    model: type[BaseModel]
+    field: str
+    shape: Any  # a type pydantic can describe, e.g. list[Call]
+    description: str
+
+
+SECTIONS_KEY: web.AppKey[list[Section]] = web.AppKey("openapi_sections", list)
+
+
+def document_section(app: web.Application, section: Section) -> None:
+    """Called by the feature that adds the field, where it adds it (its setup)."""
+    app.setdefault(SECTIONS_KEY, []).append(section)
+
+
+def _add_sections(sections: list[Section], schemas: dict[str, Any]) -> None:
+    for section in sections:
+        shape = TypeAdapter(section.shape).json_schema(
+            ref_template=REF_TEMPLATE, mode="serialization"
+        )
+        for name, schema in shape.pop("$defs", {}).items():
+            if schemas.setdefault(name, schema) != schema:
+                raise ValueError(f"two different models are named {name}: rename one")
+        target = schemas[section.model.__name__]  # KeyError: no route answers that model
+        target.setdefault("properties", {})[section.field] = {
+            **shape,
+            "description": section.description,
+        }
 
 
 def ref(name: str) -> dict[str, str]:
@@ -181,6 +216,7 @@ def build_openapi(app: web.Application) -> dict[str, Any]:
             operation = _operation(declared, schemas)
             operation["tags"] = [_tag(route.handler)]
             paths.setdefault(path, {})[method] = operation
+    _add_sections(app.get(SECTIONS_KEY, []), schemas)
     for path, operations in paths.items():
         for operation in operations.values():
             _common_responses(path, operation)

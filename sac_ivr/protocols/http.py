@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from sac_ivr.audit.services import record_read
 from sac_ivr.auth.http import listing_role, optional_identity
@@ -10,14 +14,29 @@ from sac_ivr.auth.services import Identity
 from sac_ivr.http.context import core_of
 from sac_ivr.http.endpoints import Endpoints
 from sac_ivr.http.errors import bad_request, not_found
+from sac_ivr.http.openapi import Section, document_section
 from sac_ivr.protocols import public, schemas, services
 from sac_ivr.protocols.numbering import InvalidProtocolNumber
+from sac_ivr.protocols.tables import Protocol
 
 api = Endpoints()
 
-# Extra sections of the agent view of one protocol, added by other features
-# (e.g. the call log adds "calls"): name -> async fn(request, protocol) -> JSON value.
-DETAIL_SECTIONS_KEY: web.AppKey[dict] = web.AppKey("protocol_detail_sections", dict)
+# Extra sections of the agent view of one protocol, added by other features with
+# add_detail_section (the call log adds "calls"): name -> async fn(request, session,
+# protocol) -> JSON value.
+DetailSection = Callable[[web.Request, AsyncSession, Protocol], Awaitable[Any]]
+DETAIL_SECTIONS_KEY: web.AppKey[dict[str, DetailSection]] = web.AppKey(
+    "protocol_detail_sections", dict
+)
+
+
+def add_detail_section(
+    app: web.Application, name: str, section: DetailSection, shape: Any, description: str
+) -> None:
+    """Another feature adds ``name`` to the agent view of one protocol: its value
+    (``section``) and, in the OpenAPI document, its shape (a type pydantic describes)."""
+    app.setdefault(DETAIL_SECTIONS_KEY, {})[name] = section
+    document_section(app, Section(schemas.ProtocolAgent, name, shape, description))
 
 
 def validated_number(request: web.Request) -> str:
