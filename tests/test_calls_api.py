@@ -164,12 +164,12 @@ async def test_a_protocol_shows_its_calls_to_agents_only(running: RunningService
     assert status == 200 and "calls" not in public and "Maria" not in text
 
 
-async def test_the_calls_section_of_a_protocol_is_documented_as_calls(
+async def test_the_sections_other_features_add_to_a_protocol_are_documented(
     running: RunningService,
 ) -> None:
-    """The call log's section of a protocol's agent view is in the OpenAPI document,
-    with the shape of the call log's own listing (schemathesis then checks the
-    answers against it)."""
+    """The call log's and the outbox's sections of a protocol's agent view are in the
+    OpenAPI document, with the shapes of their own listings (schemathesis then checks
+    the answers against them)."""
     status, doc, _, _ = await get(running, "/api/v1/openapi.json")
     assert status == 200
     schemas = doc["components"]["schemas"]
@@ -179,6 +179,8 @@ async def test_the_calls_section_of_a_protocol_is_documented_as_calls(
     assert "linkedid" in schemas["Call"]["properties"]
     page = schemas["CallPage"]["properties"]["items"]["items"]
     assert page == {"$ref": "#/components/schemas/Call"}
+    notifications = schemas["ProtocolAgent"]["properties"]["notifications"]
+    assert notifications["items"] == {"$ref": "#/components/schemas/Notification"}
 
 
 async def test_a_protocol_without_calls_has_an_empty_section(running: RunningService) -> None:

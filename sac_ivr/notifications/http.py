@@ -16,7 +16,7 @@ from sac_ivr.http.errors import ApiError, not_found
 from sac_ivr.notifications import schemas
 from sac_ivr.notifications import services as outbox
 from sac_ivr.notifications.tables import OutboxMessage
-from sac_ivr.protocols.http import DETAIL_SECTIONS_KEY
+from sac_ivr.protocols.http import add_detail_section
 from sac_ivr.protocols.tables import Protocol
 
 api = Endpoints()
@@ -89,4 +89,10 @@ async def notifications_section(
 
 def setup(app: web.Application) -> None:
     app.add_routes(api.routes)
-    app.setdefault(DETAIL_SECTIONS_KEY, {})["notifications"] = notifications_section
+    add_detail_section(
+        app,
+        "notifications",
+        notifications_section,
+        list[schemas.Notification],
+        "The SMS and e-mails sent about this protocol, and their results (agent view only)",
+    )
