@@ -7,13 +7,20 @@ before the calls: each call is refused by it and served by the second at once; (
 the first instance is killed (SIGKILL) in the middle of a burst of calls: the callers
 it was reading to hear their whole stored number from the dialplan, the later ones
 are served by the second. In both, every caller hears a number stored exactly once,
-reaches the menu, and is never hung up on (Decreto 6.523 art. 4 §2, art. 15).
+reaches the menu, and is never hung up on (Decreto 6.523 art. 4 §2, art. 15). And (c)
+the first instance "dies" right after committing a number and before Asterisk got it:
+the dialplan asks again with "retry", the second instance finds that very number
+(both share the database) and reads it; it is not issued twice. (d) A first host
+that does not answer at all (its SYNs dropped): Asterisk gives up after its FastAGI
+connect timeout, measured here, and the second serves the call.
 """
 
 from __future__ import annotations
 
 import re
+import socket
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -43,6 +50,7 @@ class Caller:
     menu: Message | None  # the caller entering sac-menu (None: it never did)
     hangup_requests: list[Message]  # before the test hung it up
     tried: list[str]  # the protocol route's AGI URLs, in the order the dialplan ran them
+    tried_args: list[str]  # and their arguments ("<linkedid>" or "<linkedid>,retry")
     failover_s: float | None  # from the AGI on the first host to the AGI on the second
 
     @property
@@ -57,7 +65,7 @@ class Caller:
 class Run:
     callers: list[Caller]
     rows: list[dict[str, Any]]  # every protocols row of the shared database
-    issued_by: dict[str, str]  # number -> "first" | "second" (from the services' logs)
+    issued_by: dict[str, str]  # number -> "first" | "second": who logged it issued
     first: str  # agi://host:port of each instance
     second: str
 
@@ -97,7 +105,7 @@ def _rows(database: Path) -> list[dict[str, Any]]:
 def _issued_by(hosts: Hosts) -> dict[str, str]:
     found = {}
     for name, service in (("first", hosts.first), ("second", hosts.second)):
-        for number in re.findall(r"protocol (\d+) (?:issued|found again)", service.log_text()):
+        for number in re.findall(r"protocol (\d+) issued", service.log_text()):
             found.setdefault(number, name)
     return found
 
@@ -141,13 +149,23 @@ def _collect(
             since,
         )
         tried = [e["AppData"].split("/protocol,")[0] for e in agis]
+        tried_args = [e["AppData"].split("/protocol,")[1] for e in agis]
         failover_s = None
         if menu is not None and len(tried) >= 2:
             times = _agi_times(asterisk.full_log, menu["Channel"])
             if len(times) >= 2:
                 failover_s = times[1] - times[0]
         callers.append(
-            Caller(call, result, prompts.find(result.audio), menu, requests, tried, failover_s)
+            Caller(
+                call,
+                result,
+                prompts.find(result.audio),
+                menu,
+                requests,
+                tried,
+                tried_args,
+                failover_s,
+            )
         )
     return Run(
         callers,
@@ -156,6 +174,55 @@ def _collect(
         f"agi://{hosts.first.agi_address}",
         f"agi://{hosts.second.agi_address}",
     )
+
+
+class DyingHost:
+    """A FastAGI relay to a real sac-ivr that dies right after the commit: it swallows
+    the route's ``SET VARIABLE SAC_PROTOCOL``, closes the call's connection (Asterisk
+    ends the AGI in SUCCESS with neither SAC_PROTOCOL nor SAC_RESULT) and refuses any
+    later connection. One call."""
+
+    def __init__(self, upstream: str) -> None:
+        host, _, port = upstream.rpartition(":")
+        self._upstream = (host, int(port))
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.address = f"127.0.0.1:{self._listener.getsockname()[1]}"
+        self.died = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, target: socket.socket) -> None:
+        try:
+            while data := source.recv(4096):
+                target.sendall(data)
+        except OSError:
+            pass
+
+    def _serve(self) -> None:
+        try:
+            client, _ = self._listener.accept()
+        except OSError:
+            return
+        upstream = socket.create_connection(self._upstream, timeout=10)
+        threading.Thread(target=self._pipe, args=(client, upstream), daemon=True).start()
+        try:
+            for line in upstream.makefile("rb"):
+                if line.startswith(b"SET VARIABLE SAC_PROTOCOL"):
+                    break
+                client.sendall(line)
+        except OSError:
+            pass
+        self.close()  # refuse first, so that the dialplan's retry finds it dead
+        for sock in (client, upstream):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
+        self.died.set()
+
+    def close(self) -> None:
+        self._listener.close()
 
 
 @pytest.fixture(scope="module")
@@ -261,16 +328,122 @@ def test_first_host_stopped_every_call_served_by_the_second_at_once(stopped: Run
         assert caller.failover_s is not None and caller.failover_s < 0.2, caller.explain()
 
 
-def test_first_host_killed_mid_burst_every_caller_gets_one_stored_number(killed: Run) -> None:
+def test_first_host_killed_mid_burst_every_caller_gets_one_stored_number(
+    killed: Run, hosts: Hosts
+) -> None:
     _assert_every_caller_served(killed)
-    by_first = [
-        c for c in killed.callers if killed.issued_by.get(killed.row(c)["number"]) == "first"
-    ]
-    by_second = [c for c in killed.callers if c not in by_first]
-    # the kill fell in the middle: both served some, and every later caller went on
-    assert by_first and by_second, [c.explain() for c in killed.callers]
+    only_first = [c for c in killed.callers if c.tried == [killed.first]]
+    went_on = [c for c in killed.callers if killed.second in c.tried]
+    assert len(only_first) + len(went_on) == len(killed.callers)
+    # the kill fell in the middle of the burst: the first had callers (whose reading
+    # the dialplan finished), the later callers went to the second
+    assert only_first and went_on, [c.explain() for c in killed.callers]
+    for caller in only_first:
+        assert killed.issued_by.get(killed.row(caller)["number"]) != "second"
     for caller in killed.callers[KILL_AFTER:]:
-        assert caller in by_second, caller.explain()
-        assert caller.tried[0] == killed.first and killed.second in caller.tried, caller.explain()
-    for caller in by_second:
-        assert caller.tried[-1] == killed.second, caller.explain()
+        assert caller in went_on, caller.explain()
+    second_log = hosts.second.log_text()
+    for caller in went_on:
+        assert caller.tried[0] == killed.first and caller.tried[-1] == killed.second
+        # the second issued its number, or found the one the first had stored
+        number = killed.row(caller)["number"]
+        assert re.search(rf"protocol {number} (issued|found again)", second_log), caller.explain()
+
+
+@pytest.fixture(scope="module")
+def handed_over(
+    asterisk: AsteriskInstance,
+    ami: AmiClient,
+    prompts: PromptLibrary,
+    hosts: Hosts,
+    killed: Run,  # one scenario after the other
+) -> tuple[Run, DyingHost]:
+    """(c) A call whose number the first instance commits just before it dies."""
+    hosts.first.start()
+    dying = DyingHost(hosts.first.agi_address)
+    ami.action(
+        "Setvar", Variable="SAC_AGI_HOSTS", Value=f"{dying.address},{hosts.second.agi_address}"
+    )
+    call = SipCall(asterisk, prompts=prompts)
+    since = ami.mark()
+    try:
+        call.start()
+        run = _collect(asterisk, ami, prompts, hosts, [call], since)
+    finally:
+        call.stop()
+        dying.close()
+    run.first = f"agi://{dying.address}"
+    return run, dying
+
+
+def test_number_stored_by_a_host_that_died_is_found_by_the_next_not_issued_again(
+    handed_over: tuple[Run, DyingHost], hosts: Hosts
+) -> None:
+    run, dying = handed_over
+    assert dying.died.is_set()
+    _assert_every_caller_served(run)
+    (caller,) = run.callers
+    number = run.row(caller)["number"]  # exactly one row for the call
+    linkedid = run.row(caller)["linkedid"]
+    # the same host once more (refused now), then the next one, both with "retry"
+    assert caller.tried == [run.first, run.first, run.second], caller.explain()
+    assert caller.tried_args == [linkedid, f"{linkedid},retry", f"{linkedid},retry"]
+    # committed by the first (which died before logging it), found by the second
+    assert f"protocol {number} found again" in hosts.second.log_text()
+    assert f"protocol {number} issued" not in hosts.second.log_text()
+
+
+class SilentHost:
+    """A TCP port that never answers a SYN: a listener whose accept queue is full
+    (Linux then drops new SYNs, no RST), as a host that is down without refusing."""
+
+    def __init__(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0), backlog=0)
+        self.address = f"127.0.0.1:{self._listener.getsockname()[1]}"
+        self._fillers: list[socket.socket] = []
+        for _ in range(3):
+            filler = socket.socket()
+            filler.settimeout(0.3)
+            try:
+                filler.connect(self._listener.getsockname())
+            except OSError:
+                pass
+            self._fillers.append(filler)
+
+    def close(self) -> None:
+        for sock in (*self._fillers, self._listener):
+            sock.close()
+
+
+@pytest.fixture(scope="module")
+def unanswered(
+    asterisk: AsteriskInstance,
+    ami: AmiClient,
+    prompts: PromptLibrary,
+    hosts: Hosts,
+    handed_over: tuple[Run, DyingHost],  # one scenario after the other
+) -> Run:
+    """(d) The first host listed never answers."""
+    silent = SilentHost()
+    ami.action(
+        "Setvar", Variable="SAC_AGI_HOSTS", Value=f"{silent.address},{hosts.second.agi_address}"
+    )
+    call = SipCall(asterisk, prompts=prompts)
+    since = ami.mark()
+    try:
+        call.start()
+        run = _collect(asterisk, ami, prompts, hosts, [call], since)
+    finally:
+        call.stop()
+        silent.close()
+    run.first = f"agi://{silent.address}"
+    return run
+
+
+def test_first_host_not_answering_costs_the_fastagi_connect_timeout(unanswered: Run) -> None:
+    """res_agi waits MAX_AGI_CONNECT (2000 ms in Asterisk 22) for a connection, then
+    AGISTATUS=FAILURE: the caller waits that long in silence, then the next host."""
+    _assert_every_caller_served(unanswered)
+    (caller,) = unanswered.callers
+    assert caller.tried == [unanswered.first, unanswered.second], caller.explain()
+    assert caller.failover_s is not None and 1.8 < caller.failover_s < 3.0, caller.explain()
