@@ -12,11 +12,14 @@ the first instance "dies" right after committing a number and before Asterisk go
 the dialplan asks again with "retry", the second instance finds that very number
 (both share the database) and reads it; it is not issued twice. (d) A first host
 that does not answer at all (its SYNs dropped): Asterisk gives up after its FastAGI
-connect timeout, measured here, and the second serves the call.
+connect timeout, measured here, and the second serves the call. (e) The host that
+gave the number dies while the caller is in the menu: the caller's choice (route
+``subject``) is recorded by the other host.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import sqlite3
@@ -34,9 +37,11 @@ from tests.asterisk.ami import AmiClient, Message
 from tests.asterisk.audio import Heard, PromptLibrary, digits_heard
 from tests.asterisk.instance import AsteriskInstance, free_port
 from tests.asterisk.service import SacIvrService
-from tests.asterisk.sipp import CallResult, SipCall
+from tests.asterisk.sipp import CallResult, Dtmf, SipCall
 
 INTRO = "sac/protocol-intro"
+MENU = "sac/menu-main"
+TRANSFER = "sac/transfer-attendant"
 UNAVAILABLE = "sac/protocol-unavailable"
 STAGGER_S = 0.4  # between two calls of a burst
 KILL_AFTER = 3  # (b): the first instance dies once the 3rd call hears its intro
@@ -447,3 +452,100 @@ def test_first_host_not_answering_costs_the_fastagi_connect_timeout(unanswered: 
     (caller,) = unanswered.callers
     assert caller.tried == [unanswered.first, unanswered.second], caller.explain()
     assert caller.failover_s is not None and 1.8 < caller.failover_s < 3.0, caller.explain()
+
+
+@dataclass
+class MenuChoice:
+    number: str | None  # the caller's stored number
+    choices: list[str]  # the menu choices on its protocol's timeline
+    subject_urls: list[str]  # the subject route's AGI URLs, in order
+    first: str
+    second: str
+    heard: list[str]
+    joined: Message | None
+
+
+@pytest.fixture(scope="module")
+def subject_moved(
+    asterisk: AsteriskInstance,
+    ami: AmiClient,
+    prompts: PromptLibrary,
+    hosts: Hosts,
+    unanswered: Run,  # one scenario after the other
+) -> MenuChoice:
+    """(e) Served by the first host, which is killed as the caller reaches the menu;
+    the caller then presses 0 (attendant)."""
+    if not hosts.first.running():
+        hosts.first.start()
+    ami.action(
+        "Setvar",
+        Variable="SAC_AGI_HOSTS",
+        Value=f"{hosts.first.agi_address},{hosts.second.agi_address}",
+    )
+    call = SipCall(asterisk, prompts=prompts, dtmf=[Dtmf("0", during=MENU, delay=1.0)])
+    since = ami.mark()
+    joined: Message | None = None
+    try:
+        call.start()
+        ami.wait_event(
+            {"Event": "Newexten", "Context": "sac-menu", "CallerIDNum": call.caller_num},
+            timeout=60,
+            since=since,
+        )
+        hosts.first.kill()
+        try:
+            joined = ami.wait_event(
+                {"Event": "QueueCallerJoin", "CallerIDNum": call.caller_num},
+                timeout=30,
+                since=since,
+            )
+            ami.action("Hangup", Channel=joined["Channel"])
+        except TimeoutError:
+            joined = None
+        result = call.wait(20)
+    finally:
+        call.stop()
+    rows = [r for r in _rows(hosts.database) if r["caller_number"] == call.caller_num]
+    choices = []
+    if len(rows) == 1:
+        with sqlite3.connect(f"file:{hosts.database}?mode=ro", uri=True) as db:
+            choices = [
+                json.loads(data)["choice"]
+                for (data,) in db.execute(
+                    "SELECT data FROM protocol_events WHERE protocol_id = ? AND kind = ?",
+                    (rows[0]["id"], "menu_choice"),
+                )
+            ]
+    urls = [
+        e["AppData"].split("/subject,")[0]
+        for e in ami.find_events(
+            lambda e: (
+                e.get("Event") == "Newexten"
+                and e.get("Application") == "AGI"
+                and e.get("CallerIDNum") == call.caller_num
+                and "/subject," in e.get("AppData", "")
+            ),
+            since,
+        )
+    ]
+    return MenuChoice(
+        rows[0]["number"] if len(rows) == 1 else None,
+        choices,
+        urls,
+        f"agi://{hosts.first.agi_address}",
+        f"agi://{hosts.second.agi_address}",
+        prompts.sequence(result.audio),
+        joined,
+    )
+
+
+def test_menu_choice_recorded_by_the_other_host_when_the_first_is_gone(
+    subject_moved: MenuChoice, hosts: Hosts
+) -> None:
+    choice = subject_moved
+    assert choice.joined is not None, choice
+    assert choice.number is not None, choice
+    assert f"protocol {choice.number} issued" in hosts.first.log_text()
+    assert choice.heard[-2:] == [MENU, TRANSFER], choice.heard
+    assert choice.subject_urls == [choice.first, choice.second], choice
+    assert choice.choices == ["attendant"], choice
