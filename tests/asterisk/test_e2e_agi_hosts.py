@@ -329,8 +329,9 @@ def test_first_host_stopped_every_call_served_by_the_second_at_once(stopped: Run
         number = stopped.row(caller)["number"]
         assert caller.tried == [stopped.first, stopped.second], caller.explain()
         assert stopped.issued_by.get(number) == "second", caller.explain()
-        # a refused connection costs no noticeable time
-        assert caller.failover_s is not None and caller.failover_s < 0.2, caller.explain()
+        # refused: the next host at once, not after the 2 s connect timeout (which
+        # path was taken, not a speed figure: measured 0-1 ms, dialplan/README.md)
+        assert caller.failover_s is not None and caller.failover_s < 1.0, caller.explain()
 
 
 def test_first_host_killed_mid_burst_every_caller_gets_one_stored_number(
@@ -451,7 +452,8 @@ def test_first_host_not_answering_costs_the_fastagi_connect_timeout(unanswered: 
     _assert_every_caller_served(unanswered)
     (caller,) = unanswered.callers
     assert caller.tried == [unanswered.first, unanswered.second], caller.explain()
-    assert caller.failover_s is not None and 1.8 < caller.failover_s < 3.0, caller.explain()
+    # the timeout path (measured 2.00 s, dialplan/README.md), then the next host
+    assert caller.failover_s is not None and 1.9 <= caller.failover_s < 10, caller.explain()
 
 
 @dataclass
