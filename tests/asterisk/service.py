@@ -48,7 +48,9 @@ class HttpResult:
 
 class SacIvrService:
     """``python -m sac_ivr serve`` as a subprocess; ``env`` adds or overrides settings
-    (``SAC_IVR_*``)."""
+    (``SAC_IVR_*``). ``agi_port`` and ``database`` (an SQLite file) let several
+    instances run side by side on one database (default: the instance's AGI port and
+    a fresh file of its own)."""
 
     def __init__(
         self,
@@ -57,18 +59,22 @@ class SacIvrService:
         env: Mapping[str, str] | None = None,
         name: str = "sac-ivr",
         args: tuple[str, ...] = (),
+        agi_port: int | None = None,
+        database: Path | None = None,
     ) -> None:
         self.instance = instance
         self.work_dir: Path = instance.work_dir / name
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self.http_port = free_port()
         self.log_path = self.work_dir / "service.log"
+        self._database = database or self.work_dir / "sac-ivr.sqlite3"
         self.env = {
             **os.environ,
             **instance.sac_ivr_env(),
+            **({"SAC_IVR_AGI_PORT": str(agi_port)} if agi_port is not None else {}),
             "SAC_IVR_HTTP_HOST": "127.0.0.1",
             "SAC_IVR_HTTP_PORT": str(self.http_port),
-            "SAC_IVR_DATABASE_URL": f"sqlite+aiosqlite:///{self.work_dir}/sac-ivr.sqlite3",
+            "SAC_IVR_DATABASE_URL": f"sqlite+aiosqlite:///{self._database}",
             "SAC_IVR_LOG_LEVEL": "INFO",
             **(env or {}),
         }
@@ -81,7 +87,12 @@ class SacIvrService:
 
     @property
     def database_path(self) -> Path:
-        return self.work_dir / "sac-ivr.sqlite3"
+        return self._database
+
+    @property
+    def agi_address(self) -> str:
+        """``host:port`` of its FastAGI listener, as the dialplan's SAC_AGI_HOSTS lists it."""
+        return f"127.0.0.1:{self.env['SAC_IVR_AGI_PORT']}"
 
     def start(self, timeout: float = 30.0) -> SacIvrService:
         """Start it and wait until its FastAGI port accepts connections."""
