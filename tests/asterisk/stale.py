@@ -38,3 +38,16 @@ def clear_queue(ami: AmiClient, keep: str, queue: str = QUEUE) -> list[str]:
     for member in members:
         ami.action("QueueRemove", Queue=queue, Interface=member)
     return callers + members
+
+
+def hang_up_callers(ami: AmiClient, prefix: str = "PJSIP/sac-test-caller-") -> list[str]:
+    """Hang up every caller channel still up (a SIPp caller killed without a BYE stays
+    in the dialplan, then in the queue, where the next test's agent would get it)."""
+    channels = [
+        e["Channel"]
+        for e in _list(ami, "CoreShowChannels")
+        if e.get("Event") == "CoreShowChannel" and e.get("Channel", "").startswith(prefix)
+    ]
+    for channel in channels:
+        ami.action("Hangup", Channel=channel)
+    return channels

@@ -38,6 +38,7 @@ from tests.asterisk.audio import Heard, PromptLibrary, digits_heard
 from tests.asterisk.instance import AsteriskInstance, free_port
 from tests.asterisk.service import SacIvrService
 from tests.asterisk.sipp import CallResult, Dtmf, SipCall
+from tests.asterisk.stale import hang_up_callers
 
 INTRO = "sac/protocol-intro"
 MENU = "sac/menu-main"
@@ -255,6 +256,7 @@ def hosts(asterisk: AsteriskInstance, ami: AmiClient, sipp_available: None) -> I
         yield Hosts(first, second, database)
     finally:
         ami.action("Setvar", Variable="SAC_AGI_HOSTS", Value="")
+        hang_up_callers(ami)  # none of this module's callers may wait in the queue
         first.stop()
         second.stop()
 
