@@ -1,7 +1,7 @@
 """Report queries. Counts are grouped in SQL; durations and percentiles are computed
 in Python (portable between SQLite and PostgreSQL).
 
-Definitions (also in api.py):
+Definitions (also in the OpenAPI descriptions of reports/schemas.py):
 
 - *now* figures: ``pending`` (not yet answered), ``overdue`` (pending, due date
   passed), ``due_soon`` (pending, due within N days) — over all requests;
