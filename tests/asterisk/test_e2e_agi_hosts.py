@@ -313,6 +313,23 @@ def killed(
             call.stop()
 
 
+def _one_call_first_at(
+    address: str, asterisk: AsteriskInstance, ami: AmiClient, prompts: PromptLibrary, hosts: Hosts
+) -> Run:
+    """One call with ``address`` (a stand-in for the first host) listed before the
+    second instance; ``run.first`` is that stand-in."""
+    ami.action("Setvar", Variable="SAC_AGI_HOSTS", Value=f"{address},{hosts.second.agi_address}")
+    call = SipCall(asterisk, prompts=prompts)
+    since = ami.mark()
+    try:
+        call.start()
+        run = _collect(asterisk, ami, prompts, hosts, [call], since)
+    finally:
+        call.stop()
+    run.first = f"agi://{address}"
+    return run
+
+
 def _assert_every_caller_served(run: Run) -> None:
     numbers = [r["number"] for r in run.rows]
     assert len(numbers) == len(set(numbers)), f"a number stored twice: {numbers}"
@@ -369,18 +386,10 @@ def handed_over(
     """(c) A call whose number the first instance commits just before it dies."""
     hosts.first.start()
     dying = DyingHost(hosts.first.agi_address)
-    ami.action(
-        "Setvar", Variable="SAC_AGI_HOSTS", Value=f"{dying.address},{hosts.second.agi_address}"
-    )
-    call = SipCall(asterisk, prompts=prompts)
-    since = ami.mark()
     try:
-        call.start()
-        run = _collect(asterisk, ami, prompts, hosts, [call], since)
+        run = _one_call_first_at(dying.address, asterisk, ami, prompts, hosts)
     finally:
-        call.stop()
         dying.close()
-    run.first = f"agi://{dying.address}"
     return run, dying
 
 
@@ -433,19 +442,10 @@ def unanswered(
 ) -> Run:
     """(d) The first host listed never answers."""
     silent = SilentHost()
-    ami.action(
-        "Setvar", Variable="SAC_AGI_HOSTS", Value=f"{silent.address},{hosts.second.agi_address}"
-    )
-    call = SipCall(asterisk, prompts=prompts)
-    since = ami.mark()
     try:
-        call.start()
-        run = _collect(asterisk, ami, prompts, hosts, [call], since)
+        return _one_call_first_at(silent.address, asterisk, ami, prompts, hosts)
     finally:
-        call.stop()
         silent.close()
-    run.first = f"agi://{silent.address}"
-    return run
 
 
 def test_first_host_not_answering_costs_the_fastagi_connect_timeout(unanswered: Run) -> None:
