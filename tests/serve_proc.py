@@ -28,12 +28,22 @@ def raise_fd_limit() -> None:
 
 
 def pid_alive(pid: int) -> bool:
-    """Running (a zombie waiting to be reaped counts as gone)."""
+    """Running: any of its threads not yet a zombie. A zombie waiting to be reaped
+    counts as gone, but only once every thread is one: a killed multi-threaded process
+    shows its main thread as a zombie while the other threads still hold its files
+    (its listening sockets among them)."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
     except (FileNotFoundError, ProcessLookupError):
         return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    for task in tasks:
+        try:
+            stat = (task / "stat").read_text()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X"):
+            return True
+    return False
 
 
 class ServeProcess:
