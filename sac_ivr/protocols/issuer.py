@@ -241,6 +241,7 @@ class ProtocolIssuer:
         self._outage = False
         self._keeper: asyncio.Task[None] | None = None
         self._keeper_wake = asyncio.Event()
+        self._refilling = asyncio.Lock()
 
     def use_reserve(self, journal: Journal, block: int, db_timeout: float) -> None:
         """Issue from ``journal``'s reserved blocks while the database is gone or does
@@ -597,6 +598,10 @@ class ProtocolIssuer:
         journal = self._journal
         if journal is None or self._block <= 0:
             return
+        async with self._refilling:  # the keeper and a caller of this method alike
+            await self._refill(journal)
+
+    async def _refill(self, journal: Journal) -> None:
         now = self._clock()
         today = now.astimezone(self._tz).date()
         for key in dict.fromkeys(
