@@ -207,6 +207,11 @@ def _database_gone(exc: BaseException) -> bool:
     """Errors that would fail every row alike: no point in retrying row by row."""
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
+    # PostgreSQL's connection exceptions (class 08) and a server shutting down or
+    # starting (57P01-57P03: asyncpg raises these as a plain DBAPIError).
+    code = str(getattr(getattr(exc, "orig", None), "sqlstate", None) or "")
+    if code.startswith(("08", "57P")):
+        return True
     return isinstance(exc, OperationalError | InterfaceError | OSError | TimeoutError)
 
 
@@ -584,7 +589,9 @@ class ProtocolIssuer:
             except Exception as exc:
                 delay = OUTAGE_RETRY_S if self._outage else RESERVE_REFRESH_S
                 if not self._outage:
-                    log.warning("outage reserve not refilled (%s)", describe_error(exc))
+                    log.warning(
+                        "outage reserve: the database did not answer (%s)", describe_error(exc)
+                    )
             finally:
                 self._keeper_wake.clear()
             try:
