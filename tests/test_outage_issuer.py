@@ -267,3 +267,38 @@ async def test_a_restarted_instance_goes_on_after_its_last_journaled_number(
     finally:
         await again.close()
         await core.close()
+
+
+async def test_global_sequence_has_one_reserve_for_every_day(
+    pg: PrivatePostgres, tmp_path: Path
+) -> None:
+    journal = tmp_path / "journal.sqlite3"
+    core = build_core(outage_settings(pg.url, journal, protocol_format="sequence"))
+    try:
+        first = await core.issuer.issue(CallInfo(linkedid="up"))
+        await core.issuer.refill_reserve()
+        assert journal_rows(journal, "SELECT key, last - first + 1 FROM blocks") == [("global", 40)]
+        await asyncio.to_thread(pg.stop)
+        issued = await asyncio.gather(
+            *(core.issuer.issue(CallInfo(linkedid=f"d{i}")) for i in range(5))
+        )
+        numbers = [p.number for p in issued]
+        assert len(set(numbers)) == 5 and first.number not in numbers
+        assert all(in_blocks(journal, "global", int(n)) for n in numbers)
+        await asyncio.to_thread(pg.start)
+        await until(lambda: not core.issuer.in_outage, 30, "back on the database")
+        assert (await counts(core, numbers))[:2] == (5, 5)
+    finally:
+        await core.close()
+
+
+def test_outage_settings_are_checked() -> None:
+    from sac_ivr.config import ConfigError
+
+    for bad in (
+        {"protocol_reserve_block": -1},
+        {"protocol_db_timeout": 10.0},
+        {"protocol_journal_path": " "},
+    ):
+        with pytest.raises(ConfigError, match=next(iter(bad))):
+            make_settings("sqlite+aiosqlite://", **bad)

@@ -322,9 +322,15 @@ class ProtocolIssuer:
             .order_by(Protocol.id)
             .limit(1)
         )
+        if self._outage:  # the journal first: the database may not answer at all
+            journaled = self._find_journaled(call)
+            if journaled is not None:
+                return journaled
         try:
-            async with self._engine.connect() as connection:
-                row = (await connection.execute(query)).first()
+            if self._journal is not None:
+                row = await self._bounded(self._query_first(query))
+            else:
+                row = await self._query_first(query)
         except (SQLAlchemyError, OSError, TimeoutError) as exc:
             journaled = self._find_journaled(call)
             if journaled is not None:
@@ -339,6 +345,24 @@ class ProtocolIssuer:
             caller_e164=row.caller_e164,
             call=call,
         )
+
+    async def _query_first(self, query: Any) -> Any:
+        async with self._engine.connect() as connection:
+            return (await connection.execute(query)).first()
+
+    async def _bounded(self, coro: Any) -> Any:
+        """``coro`` given ``protocol_db_timeout``; past it, left to end in the
+        background (see _commit_bounded) and TimeoutError raised."""
+        task = asyncio.ensure_future(coro)
+        try:
+            done, _ = await asyncio.wait({task}, timeout=self._db_timeout)
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        if task in done:
+            return task.result()
+        task.add_done_callback(_late_batch_done)
+        raise TimeoutError(f"no answer within {self._db_timeout} s")
 
     def _find_journaled(self, call: CallInfo) -> IssuedProtocol | None:
         if self._journal is None or not call.linkedid:
@@ -476,17 +500,14 @@ class ProtocolIssuer:
         its own, not a cancellation: a cancelled transaction's rollback would wait
         on the very server that does not answer."""
         abandoned: list[bool] = [False]
-        task = asyncio.ensure_future(self._commit_unless_abandoned(requests, abandoned))
         try:
-            done, _ = await asyncio.wait({task}, timeout=self._db_timeout)
-        except asyncio.CancelledError:
-            task.cancel()
+            issued: list[IssuedProtocol] = await self._bounded(
+                self._commit_unless_abandoned(requests, abandoned)
+            )
+        except TimeoutError:
+            abandoned[0] = True
             raise
-        if task in done:
-            return task.result()
-        abandoned[0] = True
-        task.add_done_callback(_late_batch_done)
-        raise TimeoutError(f"no commit within {self._db_timeout} s")
+        return issued
 
     async def _commit_unless_abandoned(
         self, requests: list[tuple[CallInfo, datetime]], abandoned: list[bool]
@@ -667,8 +688,8 @@ class ProtocolIssuer:
         return issued
 
 
-def _late_batch_done(task: asyncio.Task[list[IssuedProtocol]]) -> None:
-    """An abandoned batch ended: rolled back, or failed with its connection."""
+def _late_batch_done(task: asyncio.Future[Any]) -> None:
+    """An abandoned batch or query ended: rolled back, or failed with its connection."""
     if not task.cancelled() and task.exception() is not None:
         log.debug("abandoned protocol batch: %s", describe_error(task.exception()))  # type: ignore[arg-type]
 
