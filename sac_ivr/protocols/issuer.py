@@ -595,8 +595,10 @@ class ProtocolIssuer:
         assert self._journal is not None
         while True:
             delay = RESERVE_REFRESH_S
+            waiting = False  # journaled protocols not yet in the database
             try:
-                if self._outage or self._journal.pending_count():
+                waiting = bool(self._journal.pending_count())
+                if self._outage or waiting:
                     await self.replay()
                     if self._journal.pending_count():
                         delay = 0.0  # more came in meanwhile
@@ -608,8 +610,12 @@ class ProtocolIssuer:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                delay = OUTAGE_RETRY_S if self._outage else RESERVE_REFRESH_S
-                if not self._outage:
+                # A process started during the outage has protocols to replay before
+                # any call of its own meets the database: try again soon as well.
+                delay = OUTAGE_RETRY_S if self._outage or waiting else RESERVE_REFRESH_S
+                if waiting and _database_gone(exc):
+                    self._enter_outage(exc)  # calls need not find it out themselves
+                elif not self._outage:
                     log.warning(
                         "outage reserve: the database did not answer (%s)", describe_error(exc)
                     )
