@@ -1,7 +1,8 @@
 """Issuance through a PostgreSQL outage: calls/s and p99 with the database up, then
 stopped (numbers from the outage reserve, journaled locally), in the same run.
 
-A private PostgreSQL cluster (tests/private_postgres.py) and one ``sac-ivr serve``;
+A private PostgreSQL cluster (tests/private_postgres.py) and ``sac-ivr serve`` with
+its reserve, beside one without (``protocol_reserve_block=0``, database up only);
 this process plays Asterisk (bench/agi_calls.py's loads: "in progress" paced callers
 and "saturation" closed loop). After the outage the database is started again and
 the replay is awaited: the bench checks that every number issued is stored.
@@ -18,6 +19,7 @@ import sqlite3
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,7 +43,7 @@ async def stored_count(url: str) -> int:
         await engine.dispose()
 
 
-def wait_for(condition, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+def wait_for(condition: Callable[[], object], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
@@ -79,22 +81,29 @@ def main() -> None:
             "SAC_IVR_PROTOCOL_JOURNAL_PATH": str(journal),
             "SAC_IVR_PROTOCOL_RESERVE_BLOCK": "100000",
         }
-        sac, ports = start([sys.executable, "-m", "sac_ivr", "serve", "--no-migrate"], env)
+        serve = [sys.executable, "-m", "sac_ivr", "serve", "--no-migrate"]
+        # The same service without a reserve: the normal path's cost of the bound.
+        plain, plain_ports = start(serve, {**env, "SAC_IVR_PROTOCOL_RESERVE_BLOCK": "0"})
+        sac, ports = start(serve, env)
         port = ports["agi"]
         runs: dict[str, list[Run]] = {"paced": [], "saturated": []}
         answered = 0  # calls that got their number (first audio)
         try:
+            answered += asyncio.run(load("warm-up", plain_ports["agi"], 10, 0.5)).calls
             answered += asyncio.run(load("warm-up", port, 10, 0.5)).calls
             wait_for(lambda: blocks(journal) >= 2, 30, "the reserve")
-            for state in ("database up", "database stopped"):
+            for state in ("up, no reserve", "database up", "database stopped"):
                 if state == "database stopped":
+                    plain.terminate()
+                    plain.wait(timeout=15)
                     pg.stop()
                     answered += asyncio.run(load("warm-up (outage)", port, 10, 0.5)).calls
+                target = plain_ports["agi"] if state == "up, no reserve" else port
                 runs["paced"].append(
                     asyncio.run(
                         load(
                             state,
-                            port,
+                            target,
                             args.concurrency,
                             args.duration,
                             args.audio_ms / 1000,
@@ -103,7 +112,7 @@ def main() -> None:
                     )
                 )
                 runs["saturated"].append(
-                    asyncio.run(load(state, port, args.concurrency, args.duration))
+                    asyncio.run(load(state, target, args.concurrency, args.duration))
                 )
             answered += sum(run.calls for run in runs["paced"] + runs["saturated"])
             with sqlite3.connect(journal) as db:
@@ -114,8 +123,10 @@ def main() -> None:
             replay_s = time.monotonic() - started
             total = asyncio.run(stored_count(pg.url))
         finally:
-            sac.terminate()
-            sac.wait(timeout=15)
+            for proc in (plain, sac):
+                if proc.poll() is None:
+                    proc.terminate()
+                    proc.wait(timeout=15)
 
     print(
         f"FastAGI protocol route, connect -> first audio command; PostgreSQL (private "
