@@ -22,7 +22,7 @@ from sac_ivr.db.engine import create_engine
 from sac_ivr.db.migrate import upgrade_async
 from sac_ivr.features import build_core
 from sac_ivr.notifications.tables import OutboxMessage
-from sac_ivr.protocols.issuer import CallInfo, IssuedProtocol, ProtocolIssuer
+from sac_ivr.protocols.issuer import CallInfo, IssuedProtocol, ProtocolIssueError, ProtocolIssuer
 from sac_ivr.protocols.numbering import DateSequenceCheck
 from sac_ivr.protocols.reserve import Journal
 from sac_ivr.protocols.tables import Protocol, ProtocolEvent
@@ -302,3 +302,31 @@ def test_outage_settings_are_checked() -> None:
     ):
         with pytest.raises(ConfigError, match=next(iter(bad))):
             make_settings("sqlite+aiosqlite://", **bad)
+
+
+async def test_a_reserve_used_up_fails_the_rest_loudly(
+    pg: PrivatePostgres, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    journal = tmp_path / "journal.sqlite3"
+    core = build_core(outage_settings(pg.url, journal, protocol_reserve_block=4))
+    try:
+        await core.issuer.issue(CallInfo(linkedid="up"))
+        await core.issuer.refill_reserve()
+        await asyncio.to_thread(pg.stop)
+        results = await asyncio.gather(
+            *(core.issuer.issue(CallInfo(linkedid=f"d{i}")) for i in range(6)),
+            return_exceptions=True,
+        )
+        issued = [r for r in results if isinstance(r, IssuedProtocol)]
+        failed = [r for r in results if isinstance(r, ProtocolIssueError)]
+        assert len(issued) == 4 and len(failed) == 2
+        assert len({p.number for p in issued}) == 4
+        assert any(
+            r.levelname == "CRITICAL" and "reserve exhausted" in r.getMessage()
+            for r in caplog.records
+        )
+        await asyncio.to_thread(pg.start)
+        await until(lambda: not core.issuer.in_outage, 30, "back on the database")
+        assert (await counts(core, [p.number for p in issued]))[:2] == (4, 4)
+    finally:
+        await core.close()

@@ -594,6 +594,9 @@ class ProtocolIssuer:
         """Replays the journal when the database answers, and keeps the reserve full."""
         assert self._journal is not None
         while True:
+            # Cleared before the work, not after: an outage that begins meanwhile
+            # (set by the worker) ends the wait below at once.
+            self._keeper_wake.clear()
             delay = RESERVE_REFRESH_S
             waiting = False  # journaled protocols not yet in the database
             try:
@@ -601,8 +604,7 @@ class ProtocolIssuer:
                 if self._outage or waiting:
                     await self.replay()
                     if self._journal.pending_count():
-                        delay = 0.0  # more came in meanwhile
-                        continue
+                        continue  # more came in meanwhile
                     if self._outage:
                         self._outage = False
                         log.warning("the database answers again: issuing numbers normally")
@@ -619,8 +621,6 @@ class ProtocolIssuer:
                     log.warning(
                         "outage reserve: the database did not answer (%s)", describe_error(exc)
                     )
-            finally:
-                self._keeper_wake.clear()
             try:
                 await asyncio.wait_for(self._keeper_wake.wait(), delay)
             except TimeoutError:
