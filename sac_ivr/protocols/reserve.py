@@ -20,8 +20,8 @@ An instance killed and restarted during an outage opens the same journal and goe
 after the last value it journaled; a block reserved in the database but not yet
 journaled when the process died is simply never used (a gap, see the README).
 
-The journal remembers which database its blocks came from (host, port, database of
-the URL). Pointed at another database, it starts again if everything was replayed,
+The journal remembers which database its blocks came from (the URL without its
+password). Pointed at another database, it starts again if everything was replayed,
 and refuses to serve (logged) if protocols are still waiting for their database.
 """
 
