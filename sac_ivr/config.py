@@ -100,6 +100,21 @@ class Settings:
     protocol_sequence_width: int = _setting(
         12, "Digits of the global sequence (protocol_format=sequence)."
     )
+    protocol_reserve_block: int = _setting(
+        200,
+        "PostgreSQL: numbers each instance reserves ahead per counter (today and "
+        "tomorrow) to issue while the database is unreachable; 0: no reserve.",
+    )
+    protocol_journal_path: str = _setting(
+        "var/protocol-journal.sqlite3",
+        "Local journal (SQLite) of the reserved blocks and of the numbers issued from "
+        "them during a database outage; one per instance.",
+    )
+    protocol_db_timeout: float = _setting(
+        1.0,
+        "PostgreSQL: seconds an issuing transaction may take before the callers get "
+        "numbers from the reserve instead (a frozen or unreachable server).",
+    )
     say_group_size: int = _setting(3, "Digits read together before a short pause.")
     announce_repeats: int = _setting(2, "How many times the caller may hear the number again.")
     announce_digit_timeout_ms: int = _setting(

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -91,6 +93,7 @@ def postgres_template() -> str:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    shutil.rmtree(_JOURNALS, ignore_errors=True)
     if _pg_template:
         try:
             asyncio.run(_pg_execute(f'DROP DATABASE IF EXISTS "{_pg_template}"'))
@@ -125,12 +128,17 @@ def sqlite_url(tmp_path: Path) -> str:
     return url
 
 
+# Each core's outage journal (PostgreSQL) in a folder of this session, not var/.
+_JOURNALS = Path(tempfile.mkdtemp(prefix="sac-ivr-journals-"))
+
+
 def make_settings(database_url: str, **overrides: object) -> Settings:
     values: dict[str, object] = {
         "database_url": database_url,
         "agi_port": 0,
         "http_port": 0,
         "log_level": "WARNING",
+        "protocol_journal_path": str(_JOURNALS / f"{uuid.uuid4().hex}.sqlite3"),
     }
     values.update(overrides)
     return load_settings(env={}, overrides=values)

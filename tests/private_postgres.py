@@ -20,6 +20,7 @@ import glob
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -114,3 +115,33 @@ class PrivatePostgres:
                 self.stop()
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
+
+
+# -- frozen server (tests/test_outage_*.py) --------------------------------------------
+
+
+def _cluster_pids(pg: PrivatePostgres) -> list[int]:
+    """The postmaster (first line of postmaster.pid) and its children (backends)."""
+    postmaster = int((pg.data / "postmaster.pid").read_text().split()[0])
+    pids = [postmaster]
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == postmaster:
+            pids.append(int(entry.name))
+    return pids
+
+
+def freeze(pg: PrivatePostgres) -> None:
+    """SIGSTOP the whole cluster: connections stay open, nothing answers."""
+    for pid in _cluster_pids(pg):
+        os.kill(pid, signal.SIGSTOP)
+
+
+def thaw(pg: PrivatePostgres) -> None:
+    for pid in _cluster_pids(pg):
+        os.kill(pid, signal.SIGCONT)

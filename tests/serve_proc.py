@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,8 +47,11 @@ def pid_alive(pid: int) -> bool:
 
 
 class ServeProcess:
-    def __init__(self, work_dir: Path, env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, work_dir: Path, env: Mapping[str, str] | None = None, args: Sequence[str] = ()
+    ) -> None:
         self.work_dir = work_dir
+        self.args = list(args)  # more ``sac-ivr serve`` arguments (e.g. --no-migrate)
         work_dir.mkdir(parents=True, exist_ok=True)
         self.database_path = work_dir / "sac-ivr.sqlite3"
         self.log_path = work_dir / "service.log"
@@ -58,6 +61,8 @@ class ServeProcess:
             "SAC_IVR_AGI_PORT": "0",
             "SAC_IVR_HTTP_PORT": "0",
             "SAC_IVR_LOG_LEVEL": "INFO",
+            # PostgreSQL runs keep their outage journal here, not in the shared var/.
+            "SAC_IVR_PROTOCOL_JOURNAL_PATH": str(work_dir / "protocol-journal.sqlite3"),
             **(env or {}),
         }
         self.proc: subprocess.Popen[bytes] | None = None
@@ -67,7 +72,7 @@ class ServeProcess:
     def start(self, timeout: float = 60.0) -> ServeProcess:
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "sac_ivr", "serve"],
+                [sys.executable, "-m", "sac_ivr", "serve", *self.args],
                 cwd=ROOT,
                 env=self.env,
                 stdin=subprocess.DEVNULL,

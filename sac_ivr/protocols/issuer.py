@@ -30,6 +30,27 @@ calls is issued again in a transaction of its own, with the same hooks: the good
 calls get their numbers, only the bad one gets an error. Errors that mean the
 database itself is gone (connection, disk) are not retried row by row: they fail
 every call of the batch at once, as before.
+
+Through a database outage (PostgreSQL; :meth:`ProtocolIssuer.use_reserve`, wired by
+the protocols feature): each instance holds blocks of sequence values reserved ahead
+through the normal counter bump (``protocol_reserve_block`` per counter key, for
+today and tomorrow, local time) and recorded in a local journal
+(:mod:`sac_ivr.protocols.reserve`). While the database answers nothing changes but
+a bound: a batch that fails because the database is gone, or does not commit within
+``protocol_db_timeout`` (a frozen server), puts the issuer in outage mode: that
+batch and every later one take their numbers from the reserve, each journaled (one
+fsync per batch) before it is returned. A background keeper replays the journal
+when the database answers again: the journaled protocols are inserted with
+``ON CONFLICT (number) DO NOTHING`` and the same fillers, opening events and hooks as
+a normal issue (run for the rows actually inserted, so a replay repeated after a
+crash adds nothing twice), then marked replayed; the issuer leaves outage mode once
+nothing is left to replay, and the keeper reserves new blocks. A reserve that runs
+out during the outage fails its callers as before (logged as an error).
+
+A batch abandoned at the bound is rolled back if it had not yet sent its COMMIT; one
+whose COMMIT was already on the wire may still be stored under its normal number: the
+caller then has heard the reserve number, and the other row is a second protocol of
+the same call (same linkedid), never a number given twice.
 """
 
 from __future__ import annotations
@@ -41,7 +62,7 @@ import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, tzinfo
+from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 
 from sqlalchemy import BigInteger, Connection, Engine, String, bindparam, insert, select
@@ -53,6 +74,7 @@ from sac_ivr.db.base import utcnow
 from sac_ivr.db.engine import create_sync_engine, is_sqlite
 from sac_ivr.phones import normalize_phone
 from sac_ivr.protocols.numbering import ProtocolFormat
+from sac_ivr.protocols.reserve import CALL_FIELDS, Journal, JournalEntry, Taken
 from sac_ivr.protocols.tables import Protocol, ProtocolCounter
 from sac_ivr.protocols.timeline import INSERT_OPENED_EVENTS
 
@@ -65,6 +87,13 @@ SQLITE_LOCK_WAIT_S = 3.0
 # Longest pause between two tries for the lock: a try costs microseconds, and the
 # callers waiting on the batch hear silence until the lock is free AND tried again.
 SQLITE_LOCK_POLL_MAX_S = 0.002
+# The outage keeper: how often it checks the reserve while all is well, how soon it
+# tries the database again during an outage, how many journaled protocols one replay
+# transaction stores, and how long replayed entries stay in the journal.
+RESERVE_REFRESH_S = 30.0
+OUTAGE_RETRY_S = 0.5
+REPLAY_CHUNK = 256
+JOURNAL_KEEP = timedelta(days=2)
 
 
 @dataclass(frozen=True)
@@ -178,6 +207,11 @@ def _database_gone(exc: BaseException) -> bool:
     """Errors that would fail every row alike: no point in retrying row by row."""
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
+    # PostgreSQL's connection exceptions (class 08) and a server shutting down or
+    # starting (57P01-57P03: asyncpg raises these as a plain DBAPIError).
+    code = str(getattr(getattr(exc, "orig", None), "sqlstate", None) or "")
+    if code.startswith(("08", "57P")):
+        return True
     return isinstance(exc, OperationalError | InterfaceError | OSError | TimeoutError)
 
 
@@ -205,6 +239,29 @@ class ProtocolIssuer:
         self._sync_engine: Engine | None = None
         if is_sqlite(engine):
             self._sync_engine = create_sync_engine(engine.url, busy_timeout_ms=0)
+        # The outage reserve (PostgreSQL only; see use_reserve).
+        self._journal: Journal | None = None
+        self._block = 0
+        self._db_timeout = 0.0
+        self._outage = False
+        self._keeper: asyncio.Task[None] | None = None
+        self._keeper_wake = asyncio.Event()
+        self._refilling = asyncio.Lock()
+
+    def use_reserve(self, journal: Journal, block: int, db_timeout: float) -> None:
+        """Issue from ``journal``'s reserved blocks while the database is gone or does
+        not commit within ``db_timeout`` seconds; keep ``block`` values reserved per
+        counter key for today and tomorrow (see the module docstring)."""
+        if self._sync_engine is not None:
+            raise ValueError("the outage reserve is for PostgreSQL (SQLite is a local file)")
+        self._journal = journal
+        self._block = block
+        self._db_timeout = db_timeout
+
+    @property
+    def in_outage(self) -> bool:
+        """Numbers come from the reserve (the database did not answer)."""
+        return self._outage
 
     def add_hook(self, hook: OpenedHook) -> None:
         self._hooks.append(hook)
@@ -223,20 +280,25 @@ class ProtocolIssuer:
         """Allocate, store and commit a number for this call; returns once committed."""
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._run(), name="protocol-issuer")
+        if self._journal is not None and (self._keeper is None or self._keeper.done()):
+            self._keeper = asyncio.create_task(self._keep(), name="protocol-reserve")
         future: asyncio.Future[IssuedProtocol] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Pending(call=call, at=self._clock(), future=future))
         return await future
 
     async def close(self) -> None:
-        if self._worker is not None:
-            self._worker.cancel()
-            try:
-                await self._worker
-            except asyncio.CancelledError:
-                pass
-            self._worker = None
+        for task in (self._worker, self._keeper):
+            if task is not None:
+                task.cancel()
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    pass
+        self._worker = self._keeper = None
         if self._sync_engine is not None:
             self._sync_engine.dispose()
+        if self._journal is not None:
+            self._journal.close()
 
     def dispose_connections(self) -> None:
         """Drop pooled connections (after the database file was replaced, say)."""
@@ -260,13 +322,22 @@ class ProtocolIssuer:
             .order_by(Protocol.id)
             .limit(1)
         )
+        if self._outage:  # the journal first: the database may not answer at all
+            journaled = self._find_journaled(call)
+            if journaled is not None:
+                return journaled
         try:
-            async with self._engine.connect() as connection:
-                row = (await connection.execute(query)).first()
+            if self._journal is not None:
+                row = await self._bounded(self._query_first(query))
+            else:
+                row = await self._query_first(query)
         except (SQLAlchemyError, OSError, TimeoutError) as exc:
+            journaled = self._find_journaled(call)
+            if journaled is not None:
+                return journaled
             raise ProtocolIssueError(describe_error(exc)) from None
         if row is None:
-            return None
+            return self._find_journaled(call)
         return IssuedProtocol(
             number=row.number,
             issued_at=row.issued_at,
@@ -274,6 +345,34 @@ class ProtocolIssuer:
             caller_e164=row.caller_e164,
             call=call,
         )
+
+    async def _query_first(self, query: Any) -> Any:
+        async with self._engine.connect() as connection:
+            return (await connection.execute(query)).first()
+
+    async def _bounded(self, coro: Any) -> Any:
+        """``coro`` given ``protocol_db_timeout``; past it, left to end in the
+        background (see _commit_bounded) and TimeoutError raised."""
+        task = asyncio.ensure_future(coro)
+        try:
+            done, _ = await asyncio.wait({task}, timeout=self._db_timeout)
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        if task in done:
+            return task.result()
+        task.add_done_callback(_late_batch_done)
+        raise TimeoutError(f"no answer within {self._db_timeout} s")
+
+    def _find_journaled(self, call: CallInfo) -> IssuedProtocol | None:
+        if self._journal is None or not call.linkedid:
+            return None
+        try:
+            entry = self._journal.find_call(call.linkedid, call.uniqueid, call.channel)
+        except Exception as exc:  # a journal that cannot be read is no answer
+            log.error("protocol journal not readable (%s)", describe_error(exc))
+            return None
+        return None if entry is None else _issued_from_entry(entry)
 
     async def _run(self) -> None:
         while True:
@@ -283,6 +382,9 @@ class ProtocolIssuer:
             live = [p for p in batch if not p.future.done()]  # callers gone: no number
             if not live:
                 continue
+            if self._outage:
+                self._issue_from_reserve(live)
+                continue
             try:
                 issued = await self._commit(live)
             except asyncio.CancelledError:
@@ -290,6 +392,10 @@ class ProtocolIssuer:
                     pending.future.cancel()
                 raise
             except Exception as exc:  # database down, disk full, a row refused, ...
+                if self._journal is not None and _database_gone(exc):
+                    self._enter_outage(exc)
+                    self._issue_from_reserve(live)
+                    continue
                 if len(live) > 1 and not _database_gone(exc):
                     log.warning(
                         "protocol batch of %d call(s) failed (%s): issuing them one by one",
@@ -322,6 +428,10 @@ class ProtocolIssuer:
                     rest.future.cancel()
                 raise
             except Exception as exc:
+                if self._journal is not None and _database_gone(exc):
+                    self._enter_outage(exc)
+                    self._issue_from_reserve([p for p in batch[index:] if not p.future.done()])
+                    break
                 self._fail([pending], exc)
                 if _database_gone(exc):
                     self._fail(batch[index + 1 :], exc)
@@ -352,6 +462,8 @@ class ProtocolIssuer:
 
     async def _commit(self, batch: list[_Pending]) -> list[IssuedProtocol]:
         requests = [(p.call, p.at) for p in batch]
+        if self._sync_engine is None and self._journal is not None:
+            return await self._commit_bounded(requests)
         if self._sync_engine is None:
             async with self._engine.begin() as connection:
                 return await connection.run_sync(self._write, requests)
@@ -376,6 +488,245 @@ class ProtocolIssuer:
         for hook in self._hooks:
             hook(connection, issued)
         return issued
+
+    # -- the outage reserve ---------------------------------------------------------
+
+    async def _commit_bounded(
+        self, requests: list[tuple[CallInfo, datetime]]
+    ) -> list[IssuedProtocol]:
+        """The batch's transaction, given ``protocol_db_timeout`` to commit. Past it
+        the transaction is left to fail (or to roll back once the server answers) in
+        the background and TimeoutError sends the callers to the reserve. A task of
+        its own, not a cancellation: a cancelled transaction's rollback would wait
+        on the very server that does not answer."""
+        abandoned: list[bool] = [False]
+        try:
+            issued: list[IssuedProtocol] = await self._bounded(
+                self._commit_unless_abandoned(requests, abandoned)
+            )
+        except TimeoutError:
+            abandoned[0] = True
+            raise
+        return issued
+
+    async def _commit_unless_abandoned(
+        self, requests: list[tuple[CallInfo, datetime]], abandoned: list[bool]
+    ) -> list[IssuedProtocol]:
+        async with self._engine.connect() as connection:
+            async with connection.begin():
+                issued = await connection.run_sync(self._write, requests)
+                if abandoned[0]:  # its callers got reserve numbers: roll back
+                    raise TimeoutError("batch abandoned")
+        return issued
+
+    def _enter_outage(self, exc: BaseException) -> None:
+        if self._outage:
+            return
+        self._outage = True
+        log.error(
+            "the database does not answer (%s): numbers come from the local reserve until it does",
+            describe_error(exc),
+        )
+        self._keeper_wake.set()
+        if self._keeper is None or self._keeper.done():
+            self._keeper = asyncio.create_task(self._keep(), name="protocol-reserve")
+
+    def _issue_from_reserve(self, batch: Sequence[_Pending]) -> None:
+        """Numbers from the reserve, journaled (one fsync) before they are returned."""
+        assert self._journal is not None
+        live = [p for p in batch if not p.future.done()]
+        if not live:
+            return
+        requests = [(storable(p.call), p.at) for p in live]
+        dates = [at.astimezone(self._tz).date() for _, at in requests]
+        keys = [self._fmt.counter_key(day) for day in dates]
+        numbers: list[str | None] = []
+
+        def entries(taken: list[Taken | None]) -> list[tuple[Any, ...]]:
+            rows: list[tuple[Any, ...]] = []
+            numbers.clear()
+            for got, (call, at), day in zip(taken, requests, dates, strict=True):
+                if got is None:
+                    numbers.append(None)
+                    continue
+                number = self._fmt.render(day, got.sequence)
+                numbers.append(number)
+                rows.append(
+                    (
+                        number,
+                        got.key,
+                        got.sequence,
+                        at.isoformat(),
+                        day.isoformat(),
+                        *(getattr(call, name) for name in CALL_FIELDS),
+                    )
+                )
+            return rows
+
+        try:
+            self._journal.take(keys, entries)
+        except Exception as exc:  # the journal's disk: nothing was handed out
+            log.critical("protocol journal failed (%s): no number", describe_error(exc))
+            self._fail(live, exc)
+            return
+        exhausted = 0
+        for pending, number, (call, at), day in zip(live, numbers, requests, dates, strict=True):
+            if number is None:
+                exhausted += 1
+                pending.future.set_exception(ProtocolIssueError("outage reserve exhausted"))
+                continue
+            pending.future.set_result(
+                IssuedProtocol(
+                    number=number,
+                    issued_at=at,
+                    issue_date=day,
+                    caller_e164=normalize_phone(call.caller_number),
+                    call=call,
+                )
+            )
+        if exhausted:
+            log.critical(
+                "outage reserve exhausted: %d call(s) got no number (raise protocol_reserve_block)",
+                exhausted,
+            )
+
+    async def _keep(self) -> None:
+        """Replays the journal when the database answers, and keeps the reserve full."""
+        assert self._journal is not None
+        while True:
+            # Cleared before the work, not after: an outage that begins meanwhile
+            # (set by the worker) ends the wait below at once.
+            self._keeper_wake.clear()
+            delay = RESERVE_REFRESH_S
+            waiting = False  # journaled protocols not yet in the database
+            try:
+                waiting = bool(self._journal.pending_count())
+                if self._outage or waiting:
+                    await self.replay()
+                    if self._journal.pending_count():
+                        continue  # more came in meanwhile
+                    if self._outage:
+                        self._outage = False
+                        log.warning("the database answers again: issuing numbers normally")
+                await self.refill_reserve()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # A process started during the outage has protocols to replay before
+                # any call of its own meets the database: try again soon as well.
+                delay = OUTAGE_RETRY_S if self._outage or waiting else RESERVE_REFRESH_S
+                if waiting and _database_gone(exc):
+                    self._enter_outage(exc)  # calls need not find it out themselves
+                elif not self._outage:
+                    log.warning(
+                        "outage reserve: the database did not answer (%s)", describe_error(exc)
+                    )
+            try:
+                await asyncio.wait_for(self._keeper_wake.wait(), delay)
+            except TimeoutError:
+                pass
+
+    async def refill_reserve(self) -> None:
+        """Reserve a block for today's and tomorrow's counter keys that hold less than
+        half a block, and forget what is past."""
+        journal = self._journal
+        if journal is None or self._block <= 0:
+            return
+        async with self._refilling:  # the keeper and a caller of this method alike
+            await self._refill(journal)
+
+    async def _refill(self, journal: Journal) -> None:
+        now = self._clock()
+        today = now.astimezone(self._tz).date()
+        for key in dict.fromkeys(
+            self._fmt.counter_key(day) for day in (today, today + timedelta(days=1))
+        ):
+            if journal.remaining(key) * 2 >= self._block:
+                continue
+            async with self._engine.begin() as connection:
+                last = await connection.run_sync(_bump_counter, key, self._block)
+            first = last - self._block + 1
+            journal.add_block(key, first, last, now)
+            log.info("reserved protocol values %s %d-%d for a database outage", key, first, last)
+        journal.drop_blocks_before(self._fmt.counter_key(today - timedelta(days=1)))
+        journal.drop_replayed_before(now - JOURNAL_KEEP)
+
+    async def replay(self) -> int:
+        """Store the journaled protocols not yet in the database (idempotent); returns
+        how many rows this call inserted. Always asks the database at least once."""
+        journal = self._journal
+        if journal is None:
+            return 0
+        inserted = 0
+        entries = journal.pending(REPLAY_CHUNK)
+        if not entries:
+            async with self._engine.connect() as connection:
+                await connection.exec_driver_sql("SELECT 1")
+            return 0
+        while entries:
+            async with self._engine.begin() as connection:
+                issued = await connection.run_sync(self._write_replay, entries)
+            journal.mark_replayed([entry.number for entry in entries], self._clock())
+            inserted += len(issued)
+            if issued:
+                self._run_after_commit(issued)
+            entries = journal.pending(REPLAY_CHUNK)
+        log.warning("replayed %d protocol(s) issued from the outage reserve", inserted)
+        return inserted
+
+    def _write_replay(
+        self, connection: Connection, entries: Sequence[JournalEntry]
+    ) -> list[IssuedProtocol]:
+        rows: list[dict[str, Any]] = []
+        for entry in entries:
+            row = _protocol_row(
+                entry.number, entry.issued_at, entry.issue_date, CallInfo(**entry.call)
+            )
+            for filler in self._fillers:
+                filler(row)
+            rows.append(row)
+        stored = set(connection.execute(_INSERT_REPLAYED, rows).scalars())
+        issued = [_issued_from_entry(entry) for entry in entries if entry.number in stored]
+        if issued:
+            connection.execute(INSERT_OPENED_EVENTS, {"numbers": [p.number for p in issued]})
+            for hook in self._hooks:
+                hook(connection, issued)
+        return issued
+
+
+def _late_batch_done(task: asyncio.Future[Any]) -> None:
+    """An abandoned batch or query ended: rolled back, or failed with its connection."""
+    if not task.cancelled() and task.exception() is not None:
+        log.debug("abandoned protocol batch: %s", describe_error(task.exception()))  # type: ignore[arg-type]
+
+
+def _issued_from_entry(entry: JournalEntry) -> IssuedProtocol:
+    call = CallInfo(**entry.call)
+    return IssuedProtocol(
+        number=entry.number,
+        issued_at=entry.issued_at,
+        issue_date=entry.issue_date,
+        caller_e164=normalize_phone(call.caller_number),
+        call=call,
+    )
+
+
+def _protocol_row(number: str, at: datetime, local_date: date, call: CallInfo) -> dict[str, Any]:
+    return {
+        "number": number,
+        "issued_at": at,
+        "issue_date": local_date,
+        "caller_number": call.caller_number,
+        "caller_e164": normalize_phone(call.caller_number),
+        "caller_name": call.caller_name,
+        "called_number": call.called_number,
+        "uniqueid": call.uniqueid,
+        "linkedid": call.linkedid,
+        "channel": call.channel,
+        "status": "open",
+        "updated_at": at,
+        "due_at": None,
+    }
 
 
 def write_batch(
@@ -405,21 +756,7 @@ def write_batch(
                     sequence,
                 )
             call, at = requests[index]
-            rows[index] = {
-                "number": fmt.render(local_date, sequence),
-                "issued_at": at,
-                "issue_date": local_date,
-                "caller_number": call.caller_number,
-                "caller_e164": normalize_phone(call.caller_number),
-                "caller_name": call.caller_name,
-                "called_number": call.called_number,
-                "uniqueid": call.uniqueid,
-                "linkedid": call.linkedid,
-                "channel": call.channel,
-                "status": "open",
-                "updated_at": at,
-                "due_at": None,
-            }
+            rows[index] = _protocol_row(fmt.render(local_date, sequence), at, local_date, call)
             for filler in fillers:
                 filler(rows[index])
     # Plain executemany: RETURNING would make SQLAlchemy insert row by row.
@@ -439,6 +776,12 @@ def write_batch(
 
 # Built once: constructing statements per batch was a visible share of its CPU.
 _INSERT_PROTOCOLS = insert(Protocol.__table__)
+# The replay: a number already stored (an earlier replay) is left alone and not returned.
+_INSERT_REPLAYED = (
+    postgresql.insert(Protocol.__table__)
+    .on_conflict_do_nothing(index_elements=["number"])
+    .returning(Protocol.__table__.c.number)
+)
 
 
 def _upsert_counter(ins: Any) -> Any:
