@@ -60,14 +60,17 @@ async def spread_load(name: str, ports: list[int], concurrency: int, duration: f
     return Run(name, len(first_audio), errors, time.perf_counter() - begun, first_audio)
 
 
-def _env(database_url: str) -> dict[str, str]:
-    return {
+def _env(database_url: str, journal: str | None = None) -> dict[str, str]:
+    env = {
         **os.environ,
         "SAC_IVR_DATABASE_URL": database_url,
         "SAC_IVR_AGI_PORT": "0",
         "SAC_IVR_HTTP_PORT": "0",
         "SAC_IVR_LOG_LEVEL": "WARNING",
     }
+    if journal:  # one outage journal per instance, as in a deployment
+        env["SAC_IVR_PROTOCOL_JOURNAL_PATH"] = journal
+    return env
 
 
 @contextlib.contextmanager
@@ -76,9 +79,11 @@ def servers(database_url: str, count: int) -> Iterator[list[int]]:
     ports. The first migrates; the others start once it is ready."""
     procs: list[subprocess.Popen[str]] = []
     ports: list[int] = []
+    journals = tempfile.TemporaryDirectory()
     try:
-        for _ in range(count):
-            proc, found = start([sys.executable, "-m", "sac_ivr", "serve"], _env(database_url))
+        for index in range(count):
+            env = _env(database_url, f"{journals.name}/journal-{index}.sqlite3")
+            proc, found = start([sys.executable, "-m", "sac_ivr", "serve"], env)
             procs.append(proc)
             ports.append(found["agi"])
         yield ports
@@ -87,6 +92,7 @@ def servers(database_url: str, count: int) -> Iterator[list[int]]:
             proc.terminate()
         for proc in procs:
             proc.wait(timeout=30)
+        journals.cleanup()
 
 
 async def _admin(server_url: str, statement: str) -> None:

@@ -76,6 +76,7 @@ def raise_fd_limit() -> int:
 
 async def start_call(core: Core, sock: socket.socket) -> FastAgiServer:
     """The call role: FastAGI on ``sock``."""
+    core.issuer.start()
     agi = build_agi_server(core, agi_routes())
     await agi.serve_socket(sock)
     return agi

@@ -322,12 +322,31 @@ def _bind(host: str, port: int) -> socket.socket:
             time.sleep(0.1)
 
 
+def _migrate(database_url: str) -> None:
+    """Bring the schema to head. On PostgreSQL, a database that does not answer does
+    not stop the start: an instance restarted during an outage serves calls from its
+    outage reserve (README, "Numbers through a database outage"); the schema was
+    brought up by whichever instance started while it answered."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    from sac_ivr.db.migrate import upgrade
+
+    try:
+        upgrade(database_url)
+    except (OperationalError, InterfaceError, OSError, TimeoutError) as exc:
+        if make_url(database_url).get_backend_name() != "postgresql":
+            raise
+        log.warning(
+            "database unreachable at start (%s): starting without migrating",
+            type(exc).__name__,
+        )
+
+
 def serve(settings: Settings, migrate: bool = True) -> int:
     """``sac-ivr serve``: migrate, bind, supervise until SIGTERM/SIGINT."""
     if migrate:
-        from sac_ivr.db.migrate import upgrade
-
-        upgrade(settings.database_url)
+        _migrate(settings.database_url)
     agi = _bind(settings.agi_host, settings.agi_port)
     try:
         http = _bind(settings.http_host, settings.http_port)

@@ -276,12 +276,19 @@ class ProtocolIssuer:
         notification worker for the opening SMS the hooks queued)."""
         self._after_commit.append(callback)
 
-    async def issue(self, call: CallInfo) -> IssuedProtocol:
-        """Allocate, store and commit a number for this call; returns once committed."""
+    def start(self) -> None:
+        """Start the batch worker and, with a reserve, its keeper (on the running loop).
+        The call process starts it at once, so that a restarted instance replays what
+        its predecessor journaled before its first call; :meth:`issue` starts what is
+        not running."""
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._run(), name="protocol-issuer")
         if self._journal is not None and (self._keeper is None or self._keeper.done()):
             self._keeper = asyncio.create_task(self._keep(), name="protocol-reserve")
+
+    async def issue(self, call: CallInfo) -> IssuedProtocol:
+        """Allocate, store and commit a number for this call; returns once committed."""
+        self.start()
         future: asyncio.Future[IssuedProtocol] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Pending(call=call, at=self._clock(), future=future))
         return await future
