@@ -447,3 +447,79 @@ def test_asterisk_killed_its_calls_go_to_the_other_and_it_leaves_the_set(
         f"callers lost: {sum(c.menu is None for c in phase.callers)}; "
         f"proxy relays logged: {len(invites)}"
     )
+
+
+# -- phase 4: the Asterisk back ----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def asterisk_back(topology: Topology, asterisk_killed: Phase) -> Phase:
+    """Asterisk ``b`` started again (same ports): the probes put it back in the set."""
+    since = topology.kamailio.mark()
+    victim = topology.asterisks["b"]
+    victim.start()
+    started_at = time.monotonic()
+    topology.amis["b"] = AmiClient("127.0.0.1", victim.ports.ami, AMI_USER, AMI_SECRET)
+    topology.amis["b"].connect()
+    topology.killed.remove("b")
+    up = topology.kamailio.wait_line(
+        rf"dispatcher: {re.escape(topology.uri('b'))} is up", timeout=15, since=since
+    )
+    phase = _burst(topology, CALLERS // 2 + 1)
+    phase.events["up_after_s"] = up.at - started_at
+    return phase
+
+
+def test_asterisk_back_the_probes_put_it_back_and_calls_spread_again(
+    asterisk_back: Phase,
+) -> None:
+    _assert_every_caller_heard_their_stored_number(asterisk_back)
+    assert {c.server for c in asterisk_back.callers} == set(SERVERS)
+    print(
+        f"\ntopology: Asterisk b FullyBooted again; back in the dispatcher set after "
+        f"{asterisk_back.events['up_after_s']:.2f} s"
+    )
+
+
+# -- phase 5: an idle Asterisk dies ------------------------------------------------
+
+
+@dataclass
+class Outage:
+    down_after_s: float | None  # from the kill to the proxy's "is down"
+    flags: dict[str, str]
+    retried: int  # INVITEs that went to the dead one first
+
+
+@pytest.fixture(scope="module")
+def idle_asterisk_killed(topology: Topology, asterisk_back: Phase) -> Outage:
+    """``b`` killed with no call coming in: only the OPTIONS probes can find out."""
+    victim = topology.asterisks["b"]
+    assert victim.pid is not None
+    since = topology.kamailio.mark()
+    os.kill(victim.pid, signal.SIGKILL)
+    killed_at = time.monotonic()
+    topology.killed.append("b")
+    victim.stop()
+    try:
+        down = topology.kamailio.wait_line(
+            rf"dispatcher: {re.escape(topology.uri('b'))} is down", timeout=15, since=since
+        )
+        down_after: float | None = down.at - killed_at
+    except TimeoutError:
+        down_after = None
+    retried = topology.kamailio.find(r"no answer from .*next Asterisk", since)
+    return Outage(down_after, topology.kamailio.dispatcher_flags(), len(retried))
+
+
+def test_idle_asterisk_killed_the_probes_take_it_out(
+    idle_asterisk_killed: Outage, topology: Topology
+) -> None:
+    outage = idle_asterisk_killed
+    assert outage.down_after_s is not None, topology.kamailio.tail()
+    assert outage.retried == 0  # no call: the probes found it
+    assert outage.flags[topology.uri("b")].startswith("I"), outage.flags
+    print(
+        f"\ntopology: idle Asterisk b killed; out of the dispatcher set by the probes "
+        f"after {outage.down_after_s:.2f} s"
+    )
