@@ -285,46 +285,71 @@ def _wait_any(
     return None
 
 
+def _intro_heard(topology: Topology, call: ProxiedCall, since: dict[str, int]) -> str | None:
+    """The Asterisk on which ``call`` started hearing its number's intro."""
+    num = call.caller_num
+    found = _wait_any(
+        topology.live_amis(),
+        lambda e: (
+            e.get("Event") == "AGIExecStart"
+            and e.get("CallerIDNum") == num
+            and e.get("Command", "").startswith(f"STREAM FILE {INTRO}")
+        ),
+        since,
+        timeout=30,
+    )
+    return found[0] if found is not None else None
+
+
+def _collect(
+    topology: Topology, calls: list[tuple[ProxiedCall, float]], since: dict[str, int]
+) -> Phase:
+    """Each call: wait until it reaches the menu, hang it up there (AMI), gather what
+    it heard."""
+    callers = []
+    for call, placed in calls:
+        num = call.caller_num
+        found = _wait_any(
+            topology.live_amis(),
+            lambda e, num=num: (
+                e.get("Event") == "Newexten"
+                and e.get("Context") == "sac-menu"
+                and e.get("CallerIDNum") == num
+            ),
+            since,
+            timeout=60,
+        )
+        server, menu = found if found is not None else (None, None)
+        if server is not None and menu is not None:
+            topology.amis[server].action("Hangup", Channel=menu["Channel"])
+        result = call.wait(20)
+        callers.append(
+            Caller(call, placed, server, menu, result, topology.prompts.find(result.audio))
+        )
+    return Phase(callers, topology.database.rows(), topology.issued_by(), 0)
+
+
 def _burst(
     topology: Topology, count: int, after_each: Callable[[int, ProxiedCall], None] | None = None
 ) -> Phase:
-    """Place ``count`` calls through the proxy, ``STAGGER_S`` apart; wait for each to
-    reach the menu, hang it up there (AMI), gather what it heard."""
+    """Place ``count`` calls through the proxy, ``STAGGER_S`` apart, and collect them."""
     since = {server: ami.mark() for server, ami in topology.amis.items()}
     kamailio_since = topology.kamailio.mark()
     calls: list[tuple[ProxiedCall, float]] = []
     try:
         for index in range(1, count + 1):
             call = topology.call()
-            calls.append((call.start(), time.monotonic()))
+            call.start()
+            calls.append((call, time.monotonic()))
             if after_each is not None:
                 after_each(index, call)
             time.sleep(STAGGER_S)
-        callers = []
-        for call, placed in calls:
-            num = call.caller_num
-            found = _wait_any(
-                topology.live_amis(),
-                lambda e, num=num: (
-                    e.get("Event") == "Newexten"
-                    and e.get("Context") == "sac-menu"
-                    and e.get("CallerIDNum") == num
-                ),
-                since,
-                timeout=60,
-            )
-            server, menu = found if found is not None else (None, None)
-            if server is not None and menu is not None:
-                topology.amis[server].action("Hangup", Channel=menu["Channel"])
-            result = call.wait(20)
-            callers.append(
-                Caller(call, placed, server, menu, result, topology.prompts.find(result.audio))
-            )
+        phase = _collect(topology, calls, since)
     finally:
         for call, _ in calls:
             call.stop()
-    print(f"burst of {count}: {time.monotonic() - calls[0][1]:.1f} s")
-    return Phase(callers, topology.database.rows(), topology.issued_by(), kamailio_since)
+    phase.kamailio_since = kamailio_since
+    return phase
 
 
 def _assert_every_caller_heard_their_stored_number(phase: Phase) -> None:
@@ -366,17 +391,7 @@ def sac_ivr_killed(topology: Topology, all_up: Phase) -> Phase:
     def kill(index: int, call: ProxiedCall) -> None:
         if index != KILL_AFTER:
             return
-        num = call.caller_num
-        _wait_any(
-            topology.live_amis(),
-            lambda e: (
-                e.get("Event") == "AGIExecStart"
-                and e.get("CallerIDNum") == num
-                and e.get("Command", "").startswith(f"STREAM FILE {INTRO}")
-            ),
-            {},
-            timeout=30,
-        )
+        _intro_heard(topology, call, {})
         topology.services["first"].kill()
         killed_at.append(time.monotonic())
 
@@ -402,58 +417,112 @@ def test_sac_ivr_killed_every_caller_still_hears_a_stored_number(
 # -- phase 3: one Asterisk killed --------------------------------------------------
 
 
+@dataclass
+class CutCall:
+    """A call in progress on the Asterisk that was killed."""
+
+    caller: str
+    result: CallResult
+    killed_at: float
+
+    def audio_after_kill_s(self) -> float:
+        """How long after the kill the caller still got audio (RTP) from it."""
+        return max((p.time for p in self.result.packets), default=0.0) - self.killed_at
+
+
 @pytest.fixture(scope="module")
-def asterisk_killed(topology: Topology, sac_ivr_killed: Phase) -> Phase:
-    """Asterisk ``b`` killed (SIGKILL) right before the burst."""
+def asterisk_killed(
+    topology: Topology, sac_ivr_killed: Phase
+) -> Iterator[tuple[Phase, list[CutCall]]]:
+    """Two callers in progress (round-robin: one on each Asterisk); Asterisk ``b``
+    killed (SIGKILL); then a burst."""
     victim = topology.asterisks["b"]
     assert victim.pid is not None
-    since = topology.kamailio.mark()
+    since = {server: ami.mark() for server, ami in topology.amis.items()}
+    in_flight: list[ProxiedCall] = []
+    placed: dict[str, float] = {}
+    for _ in range(2):
+        in_flight.append(topology.call())
+        in_flight[-1].start()
+        placed[in_flight[-1].caller_num] = time.monotonic()
+        time.sleep(STAGGER_S)
+    on = {call.caller_num: _intro_heard(topology, call, since) for call in in_flight}
+    assert sorted(map(str, on.values())) == ["a", "b"], on
+    kamailio_since = topology.kamailio.mark()
     os.kill(victim.pid, signal.SIGKILL)
     killed_at = time.monotonic()
     topology.killed.append("b")
     victim.stop()  # reaps it
-    phase = _burst(topology, CALLERS)
-    phase.kamailio_since = since
-    phase.events["killed_at"] = killed_at
     try:
-        down = topology.kamailio.wait_line(
-            rf"dispatcher: {re.escape(topology.uri('b'))} is down", timeout=15, since=since
-        )
-        phase.events["down_after_s"] = down.at - killed_at
-    except TimeoutError:
-        phase.events["down_after_s"] = None
-    phase.events["flags"] = topology.kamailio.dispatcher_flags()
-    return phase
+        phase = _burst(topology, CALLERS)
+        cut = []
+        for call in in_flight:
+            if on[call.caller_num] == "b":
+                cut.append(CutCall(call.caller_num, call.wait(1), killed_at))
+        survivors = [c for c in in_flight if on[c.caller_num] == "a"]
+        phase.callers += _collect(
+            topology, [(c, placed[c.caller_num]) for c in survivors], since
+        ).callers
+        phase.kamailio_since = kamailio_since
+        phase.events["killed_at"] = killed_at
+        try:
+            down = topology.kamailio.wait_line(
+                rf"dispatcher: {re.escape(topology.uri('b'))} is down",
+                timeout=15,
+                since=kamailio_since,
+            )
+            phase.events["down_after_s"] = down.at - killed_at
+        except TimeoutError:
+            phase.events["down_after_s"] = None
+        phase.events["flags"] = topology.kamailio.dispatcher_flags()
+        yield phase, cut
+    finally:
+        for call in in_flight:
+            call.stop()
 
 
-def test_asterisk_killed_its_calls_go_to_the_other_and_it_leaves_the_set(
-    asterisk_killed: Phase, topology: Topology
+def test_asterisk_killed_new_calls_go_to_the_other_and_it_leaves_the_set(
+    asterisk_killed: tuple[Phase, list[CutCall]], topology: Topology
 ) -> None:
-    phase = asterisk_killed
-    _assert_every_caller_heard_their_stored_number(phase)  # no caller lost
+    phase, cut = asterisk_killed
+    _assert_every_caller_heard_their_stored_number(phase)  # no new caller lost
     assert {c.server for c in phase.callers} == {"a"}
     down_after = phase.events["down_after_s"]
     assert down_after is not None, topology.kamailio.tail()
     assert phase.events["flags"][topology.uri("b")].startswith("I"), phase.events["flags"]
     assert phase.events["flags"][topology.uri("a")].startswith("A"), phase.events["flags"]
-    # the INVITEs the proxy still sent to b went on to a
+    # the first INVITEs still went to b (round-robin, before it was found dead), and
+    # went on to a: the failover path was taken
     retried = topology.kamailio.find(
         rf"no answer from {re.escape(topology.uri('b'))} .*next Asterisk", phase.kamailio_since
     )
-    invites = topology.kamailio.find(r"INVITE to ", phase.kamailio_since)
+    assert retried, topology.kamailio.tail()
     print(
         f"\ntopology: Asterisk b killed; out of the dispatcher set after {down_after:.2f} s; "
-        f"{len(retried)} of {len(phase.callers)} INVITEs sent to b first, then to a; "
-        f"callers lost: {sum(c.menu is None for c in phase.callers)}; "
-        f"proxy relays logged: {len(invites)}"
+        f"{len(retried)} of {CALLERS} new INVITEs sent to b first, then to a; "
+        f"new callers lost: {sum(c.menu is None for c in phase.callers)}; "
+        f"calls in progress on b cut: {len(cut)}"
     )
+
+
+def test_asterisk_killed_its_calls_in_progress_are_cut(
+    asterisk_killed: tuple[Phase, list[CutCall]],
+) -> None:
+    """What the proxy cannot save: the media of a call was on the dead server. The
+    caller hears silence from the kill on and gets no BYE (its own side ends it)."""
+    _, cut = asterisk_killed
+    assert len(cut) == 1
+    (call,) = cut
+    assert call.result.packets, call  # it was talking to b
+    assert call.audio_after_kill_s() < 0.5, call.audio_after_kill_s()
+    assert not call.result.bye_received
 
 
 # -- phase 4: the Asterisk back ----------------------------------------------------
 
 
 @pytest.fixture(scope="module")
-def asterisk_back(topology: Topology, asterisk_killed: Phase) -> Phase:
+def asterisk_back(topology: Topology, asterisk_killed: tuple[Phase, list[CutCall]]) -> Phase:
     """Asterisk ``b`` started again (same ports): the probes put it back in the set."""
     since = topology.kamailio.mark()
     victim = topology.asterisks["b"]
