@@ -462,6 +462,8 @@ class CutCall:
     caller: str
     result: CallResult
     killed_at: float
+    number: str | None  # the number stored for it (before the kill)
+    digits: str  # the digits it heard whole
 
     def audio_after_kill_s(self) -> float:
         """How long after the kill the caller still got audio (RTP) from it."""
@@ -496,7 +498,12 @@ def asterisk_killed(
         cut = []
         for call in in_flight:
             if on[call.caller_num] == "b":
-                cut.append(CutCall(call.caller_num, call.wait(1), killed_at))
+                result = call.wait(1)
+                numbers = [r["number"] for r in phase.rows if r["caller_number"] == call.caller_num]
+                digits = digits_heard(topology.prompts.find(result.audio))
+                cut.append(
+                    CutCall(call.caller_num, result, killed_at, next(iter(numbers), None), digits)
+                )
         survivors = [c for c in in_flight if on[c.caller_num] == "a"]
         phase.callers += _collect(
             topology, [(c, placed[c.caller_num]) for c in survivors], since
@@ -547,12 +554,14 @@ def test_asterisk_killed_its_calls_in_progress_are_cut(
     asterisk_killed: tuple[Phase, list[CutCall]],
 ) -> None:
     """What the proxy cannot save: the media of a call was on the dead server. The
-    caller hears silence from the kill on and gets no BYE (its own side ends it)."""
+    caller (killed while its number was being read) never hears the rest of it and
+    gets no BYE (its own side ends the call)."""
     _, cut = asterisk_killed
     assert len(cut) == 1
     (call,) = cut
     assert call.result.packets, call  # it was talking to b
-    assert call.audio_after_kill_s() < 0.5, call.audio_after_kill_s()
+    assert call.number is not None, call  # stored before the kill...
+    assert call.number not in call.digits, call  # ...never heard whole
     assert not call.result.bye_received
     print(
         f"\ntopology: the call in progress on b got its last audio "
