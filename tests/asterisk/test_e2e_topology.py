@@ -46,6 +46,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -60,11 +61,14 @@ from tests.asterisk.ami import AmiClient, Message
 from tests.asterisk.audio import Heard, PromptLibrary, digits_heard
 from tests.asterisk.conftest import unavailable
 from tests.asterisk.instance import (
+    AGENT_ENDPOINTS,
     AMI_SECRET,
     AMI_USER,
     AsteriskError,
     AsteriskInstance,
+    Ports,
     free_port,
+    free_udp_range,
 )
 from tests.asterisk.kamailio import SAMPLE, Kamailio, ProxiedCall
 from tests.asterisk.kamailio import unavailable_reason as kamailio_unavailable
@@ -175,6 +179,20 @@ def requirements() -> None:
         unavailable(str(exc).splitlines()[0])
 
 
+def _free_ports() -> Ports:
+    """Free ports for one of the two servers (not the SAC_IVR_TEST_* overrides of
+    ``Ports.from_env``, which would give both the same)."""
+    rtp_start, rtp_end = free_udp_range(200)
+    return Ports(
+        ami=free_port(),
+        sip=free_port(socket.SOCK_DGRAM),
+        agi=free_port(),
+        rtp_start=rtp_start,
+        rtp_end=rtp_end,
+        agents=tuple(free_port(socket.SOCK_DGRAM) for _ in AGENT_ENDPOINTS),
+    )
+
+
 @pytest.fixture(scope="module")
 def database(requirements: None) -> Iterator[Database]:
     with Database() as db:
@@ -192,6 +210,7 @@ def topology(
     asterisks = {
         server: AsteriskInstance(
             work / f"asterisk-{server}",
+            ports=_free_ports(),
             dialplan_globals={"SAC_AGI_HOSTS": ",".join(hosts[n] for n in order[server])},
             system_name=f"sac-{server}",
         )
