@@ -255,6 +255,9 @@ class AsteriskInstance:
     ports: Ports = field(default_factory=Ports.from_env)
     dialplan_globals: Mapping[str, str] = field(default_factory=dict)
     root: Path | None = None
+    # asterisk.conf ``systemname``: prefixes every uniqueid/linkedid, so that calls of
+    # several servers never share one (None: not set, as before)
+    system_name: str | None = None
     pid: int | None = field(default=None, init=False)
     sounds_dir: Path = field(default=Path(), init=False)
     synthetic_sounds: bool = field(default=False, init=False)
@@ -379,6 +382,8 @@ documentation_language = en_US
 hideconnect = yes
 transmit_silence = no
 """
+        if self.system_name:
+            files["asterisk.conf"] += f"systemname = {self.system_name}\n"
         files["modules.conf"] = (self.project_dir / MODULES_SAMPLE).read_text()
         files["musiconhold.conf"] = (self.project_dir / MUSICONHOLD_SAMPLE).read_text()
         files["logger.conf"] = """[general]
