@@ -23,7 +23,7 @@ from typing import Any
 
 from sac_ivr.calls.events import ChannelSnapshot
 from sac_ivr.calls.fold import all_legs_hung_up, dt, fold_event, ts
-from sac_ivr.calls.tables import CallLog
+from sac_ivr.calls.tables import DEFAULT_SERVER, CallLog
 from sac_ivr.phones import normalize_phone
 
 # Events the call log reads; any other is ignored.
@@ -54,8 +54,11 @@ HANDLED_EVENTS = frozenset(
 RECONCILED_TEXT = "unknown (closed by reconciliation: hangup not seen over AMI)"
 
 
-def new_call(linkedid: str, at: datetime, received_at: datetime) -> CallLog:
+def new_call(
+    linkedid: str, at: datetime, received_at: datetime, server: str = DEFAULT_SERVER
+) -> CallLog:
     return CallLog(
+        server=server,
         linkedid=linkedid,
         started_at=at,
         transfers=[],

@@ -10,11 +10,6 @@
   conditional UPDATEs (``... WHERE linkedid IS NULL``), so that a protocol changed
   between the two phases is never overwritten.
 
-A linkedid (or uniqueid) is unique only within one Asterisk server, and a protocol
-does not record its server: a protocol is taken as issued on a call only when it was
-issued while that call was up (:func:`issued_during`), which tells apart two servers'
-calls that happen to share an id.
-
 A protocol not committed yet when its call's events are stored is found by a later
 event of the same call. The "answered" entry goes on the timeline through its one
 writer, :func:`sac_ivr.protocols.timeline.record`.
@@ -24,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import or_, select, update
@@ -36,15 +31,6 @@ from sac_ivr.protocols.tables import Protocol
 from sac_ivr.protocols.timeline import EventKind
 
 CHUNK = 400  # stay under SQLite's bound-parameter limit
-# Asterisk's event times and sac-ivr's clock may differ a little
-CLOCK_SLACK = timedelta(seconds=60)
-
-
-def issued_during(issued_at: datetime, call: CallLog) -> bool:
-    """Was a protocol issued at ``issued_at`` issued while ``call`` was up?"""
-    if issued_at < call.started_at - CLOCK_SLACK:
-        return False
-    return call.ended_at is None or issued_at <= call.ended_at + CLOCK_SLACK
 
 
 @dataclass(frozen=True)
@@ -120,15 +106,13 @@ async def _find_protocol_numbers(session: AsyncSession, rows: list[CallLog]) -> 
         return
     keys = list(missing)[:CHUNK]
     found = await session.execute(
-        select(Protocol.number, Protocol.uniqueid, Protocol.linkedid, Protocol.issued_at)
+        select(Protocol.number, Protocol.uniqueid, Protocol.linkedid)
         .where(or_(Protocol.uniqueid.in_(keys), Protocol.linkedid.in_(keys)))
         .order_by(Protocol.issued_at, Protocol.id)
     )
-    for number, uniqueid, linkedid, issued_at in found:
+    for number, uniqueid, linkedid in found:
         call = missing.get(linkedid or "") or missing.get(uniqueid or "")
-        if call is None or call.protocol_number is not None:
-            continue
-        if issued_during(issued_at, call):  # not another server's call with the same id
+        if call is not None and call.protocol_number is None:
             call.protocol_number = number
 
 

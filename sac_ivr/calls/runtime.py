@@ -237,16 +237,19 @@ class ServerRuntime:
         """While following with the link up, record every ``alive_interval`` that the
         server's calls are followed (the bound of the end-time rule); one record in
         the writer's queue at a time, so a database outage does not pile them up."""
-        pending: asyncio.Future[None] | None = None
+        pending: asyncio.Future[int] | None = None
         while True:
             await asyncio.sleep(self.alive_interval)
             if pending is not None and not pending.done():
                 continue
             if self._synced and self.lock.role is Role.FOLLOWER and self.client.connected:
-                pending = asyncio.ensure_future(self.writer.alive(utcnow()))
+                pending = self.writer.alive(utcnow())
                 pending.add_done_callback(_ignore_result)
 
     async def close(self) -> None:
+        if self._synced and self.lock.role is Role.FOLLOWER and self.client.connected:
+            # the last proof: calls found gone by the next follower ended after now
+            self.writer.alive(utcnow()).add_done_callback(_ignore_result)
         tasks, self._tasks = self._tasks, []
         if self._takeover is not None:
             tasks.append(self._takeover)
@@ -260,7 +263,7 @@ class ServerRuntime:
         await self.lock.close()
 
 
-def _ignore_result(future: asyncio.Future[None]) -> None:
+def _ignore_result(future: asyncio.Future[int]) -> None:
     if not future.cancelled() and future.exception() is not None:
         log.warning("could not record that calls are followed: %s", future.exception())
 

@@ -6,12 +6,10 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sac_ivr.calls.protocol_links import CLOCK_SLACK
 from sac_ivr.calls.tables import CallLog
 from sac_ivr.protocols.tables import Protocol
 
@@ -57,20 +55,9 @@ async def find(
 
 async def calls_of_protocol(session: AsyncSession, protocol: Protocol) -> Sequence[CallLog]:
     """The calls a protocol was given on or quoted in, oldest first."""
-    conditions: list[Any] = [CallLog.protocol_number == protocol.number]
+    conditions = [CallLog.protocol_number == protocol.number]
     if protocol.linkedid:
-        # A linkedid is unique within one server only: the call of that id that was
-        # up when the protocol was issued (see protocol_links.issued_during)
-        conditions.append(
-            and_(
-                CallLog.linkedid == protocol.linkedid,
-                CallLog.started_at <= protocol.issued_at + CLOCK_SLACK,
-                or_(
-                    CallLog.ended_at.is_(None),
-                    CallLog.ended_at >= protocol.issued_at - CLOCK_SLACK,
-                ),
-            )
-        )
+        conditions.append(CallLog.linkedid == protocol.linkedid)
     rows = await session.scalars(
         select(CallLog).where(or_(*conditions)).order_by(CallLog.started_at, CallLog.id)
     )

@@ -154,10 +154,14 @@ class CallLogWriter:
             "reconcile", snapshot=snapshot, lost_at=lost_at, use_alive=use_alive
         )
 
-    async def alive(self, at: datetime) -> None:
+    def alive(self, at: datetime) -> asyncio.Future[int]:
         """Record (once every event queued before it is stored) that this server's
-        calls were followed until ``at``."""
-        await self._control("alive", at=at)
+        calls were followed until ``at``; queued at once, the future says when done."""
+        if self._queue is None:
+            raise RuntimeError("CallLogWriter.start() was not called")
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Control("alive", future, at=at))
+        return future
 
     async def flush(self) -> None:
         """Wait until every event fed so far is stored."""
@@ -288,8 +292,9 @@ class CallLogWriter:
             for item in events:
                 row = rows.get(item.linkedid)
                 if row is None:
-                    row = rows[item.linkedid] = new_call(item.linkedid, item.at, item.received_at)
-                    row.server = self.server
+                    row = rows[item.linkedid] = new_call(
+                        item.linkedid, item.at, item.received_at, self.server
+                    )
                 apply_event(row, item.event, item.at, item.received_at)
                 touched[item.linkedid] = row
             links = await protocol_links.plan_links(session, touched.values())
