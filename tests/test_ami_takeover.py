@@ -1,0 +1,197 @@
+"""Two real ``sac-ivr serve`` processes on one PostgreSQL database follow one Asterisk
+Manager (the fake one, tests/fakeasterisk/ami.py); the one writing the call log is
+killed with SIGKILL (its whole process group) in the middle of calls.
+
+Then the other takes over (its wait is bounded, not timed), and every call ends with
+exactly one row: calls whose hangup came while nobody wrote end at their hangup
+(the standby heard it and replays it); a call whose hangup no instance heard ends
+within the documented window (``ended_at`` <= real end <= ``ended_by``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from sac_ivr.calls.schemas import call_view
+from sac_ivr.calls.tables import AmiFollower, CallLog
+from sac_ivr.db.engine import create_engine, make_sessionmaker
+from tests.conftest import _pg_execute, new_database
+from tests.fakeasterisk.ami import FakeAmi, wait_until
+from tests.serve_proc import ServeProcess, pid_alive
+
+
+@pytest.fixture
+def postgres_url(tmp_path: Path) -> Iterator[str]:
+    url, name = new_database("postgres", tmp_path)
+    yield url
+    asyncio.run(_pg_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+class Calls:
+    """Calls on the fake Asterisk: the events it sends and the channels it lists."""
+
+    def __init__(self, fake: FakeAmi) -> None:
+        self.fake = fake
+        self.ended: dict[str, float] = {}  # linkedid -> real end (epoch)
+        self._n = 0
+
+    def _channel(self, linkedid: str) -> dict[str, str]:
+        return {
+            "Channel": f"PJSIP/trunk-{linkedid}",
+            "Uniqueid": linkedid,
+            "Linkedid": linkedid,
+            "CallerIDNum": "11987654321",
+            "Application": "Playback",
+            "Duration": "00:00:01",
+        }
+
+    def _event(self, name: str, linkedid: str, **fields: str) -> dict[str, str]:
+        return {
+            "Event": name,
+            "Privilege": "call,all",
+            "Timestamp": f"{time.time():.6f}",
+            "Channel": f"PJSIP/trunk-{linkedid}",
+            "CallerIDNum": "11987654321",
+            "Uniqueid": linkedid,
+            "Linkedid": linkedid,
+            **fields,
+        }
+
+    async def start(self) -> str:
+        self._n += 1
+        linkedid = f"{int(time.time())}.{self._n}"
+        self.fake.channels.append(self._channel(linkedid))
+        await self.fake.push(
+            self._event("Newchannel", linkedid, ChannelState="4", Exten="08001234567"),
+            self._event("Newstate", linkedid, ChannelState="6", ChannelStateDesc="Up"),
+        )
+        return linkedid
+
+    def _forget(self, linkedid: str) -> None:
+        self.fake.channels = [c for c in self.fake.channels if c["Linkedid"] != linkedid]
+        self.ended[linkedid] = time.time()
+
+    async def hang_up(self, linkedid: str) -> None:
+        self._forget(linkedid)
+        event = self._event("Hangup", linkedid, Cause="16", **{"Cause-txt": "Normal Clearing"})
+        event["Timestamp"] = f"{self.ended[linkedid]:.6f}"
+        await self.fake.push(event)
+
+    def vanish(self, linkedid: str) -> None:
+        """The call ends, and its Hangup reaches no one (no event is sent)."""
+        self._forget(linkedid)
+
+
+def serve_env(url: str, fake: FakeAmi) -> dict[str, str]:
+    return {
+        "SAC_IVR_DATABASE_URL": url,
+        "SAC_IVR_AMI_ENABLED": "true",
+        "SAC_IVR_AMI_PORT": str(fake.port),
+        "SAC_IVR_AMI_SECRET": fake.secret,
+        "SAC_IVR_AMI_FOLLOW_RETRY": "0.5",
+        "SAC_IVR_AMI_ALIVE_INTERVAL": "0.5",
+        "SAC_IVR_AMI_RECONNECT_MAX": "1",
+        "SAC_IVR_AMI_RECONCILE_INTERVAL": "0",
+    }
+
+
+async def holder_pid(sessionmaker: Any) -> int | None:
+    async with sessionmaker() as session:
+        holder = await session.scalar(select(AmiFollower.holder))
+    return int(holder.rsplit(":", 1)[1]) if holder else None
+
+
+async def test_kill_9_of_the_follower_mid_call_leaves_every_call_one_right_row(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    fake = await FakeAmi().start()
+    engine = create_engine(postgres_url)
+    sessionmaker = make_sessionmaker(engine)
+    procs = [ServeProcess(tmp_path / name, serve_env(postgres_url, fake)) for name in "ab"]
+    calls = Calls(fake)
+    try:
+        for proc in procs:
+            await asyncio.to_thread(proc.start)
+        await fake.wait_logins(2, timeout=30)
+        # the follower records that it follows (alive) once it has reconciled
+        deadline = time.monotonic() + 30
+        while (pid := await holder_pid(sessionmaker)) is None:
+            assert time.monotonic() < deadline, "no instance follows the server"
+            await asyncio.sleep(0.1)
+        follower = next(p for p in procs if p.children().get("web") == pid)
+        standby = next(p for p in procs if p is not follower)
+
+        ends_after_kill = await calls.start()  # hangs up while nobody writes
+        vanishes = await calls.start()  # ends while nobody writes; no Hangup at all
+        survives = await calls.start()  # ends after the takeover
+        ends_before = await calls.start()
+        await asyncio.sleep(0.3)
+        await calls.hang_up(ends_before)
+        await asyncio.sleep(1.0)  # the follower stores them, and records it is alive
+
+        children = follower.children()
+        os.killpg(follower.pid, signal.SIGKILL)  # the whole instance, kill -9
+        killed_at = time.time()
+        await wait_until(lambda: not any(pid_alive(p) for p in children.values()), 15, "the kill")
+        await calls.hang_up(ends_after_kill)
+        calls.vanish(vanishes)
+        during = await calls.start()  # starts and ends while nobody writes
+        await asyncio.sleep(0.2)
+        await calls.hang_up(during)
+
+        # The standby takes over: it records that it follows now
+        new_pid = standby.children()["web"]
+        deadline = time.monotonic() + 30
+        while await holder_pid(sessionmaker) != new_pid:
+            assert time.monotonic() < deadline, f"no takeover:\n{standby.log_text()[-3000:]}"
+            await asyncio.sleep(0.1)
+        took_over_at = time.time()
+        await calls.hang_up(survives)
+
+        # Every call: exactly one row, closed
+        linkedids = [ends_before, ends_after_kill, vanishes, survives, during]
+        deadline = time.monotonic() + 30
+        while True:
+            async with sessionmaker() as session:
+                rows = {r.linkedid: r for r in (await session.scalars(select(CallLog))).all()}
+                count = await session.scalar(select(func.count()).select_from(CallLog))
+            if all(lid in rows and rows[lid].ended_at is not None for lid in linkedids):
+                break
+            assert time.monotonic() < deadline, f"calls left open: {rows}"
+            await asyncio.sleep(0.1)
+        assert count == len(linkedids) == len(rows)
+        assert {r.server for r in rows.values()} == {"default"}
+        # Hangups heard: the real end, to the microsecond of the event
+        for lid in (ends_before, ends_after_kill, during, survives):
+            row = rows[lid]
+            assert row.reconciled is False and row.hangup_cause == 16, lid
+            assert row.ended_at is not None
+            assert abs(row.ended_at.timestamp() - calls.ended[lid]) < 0.001, lid
+        # The hangup nobody heard: ended_at <= real end <= ended_by (the window)
+        row = rows[vanishes]
+        view = call_view(row)
+        assert row.reconciled is True and view["ended_by"] is not None
+        ended_by = datetime.fromisoformat(view["ended_by"]).timestamp()
+        assert row.ended_at is not None
+        assert row.ended_at.timestamp() <= calls.ended[vanishes] <= ended_by
+        # its start: the last record the killed follower made (at most one
+        # ami_alive_interval before the kill, bar scheduling)
+        assert killed_at - 2.0 < row.ended_at.timestamp() <= killed_at
+        assert ended_by <= took_over_at
+        print(f"takeover after kill -9: {took_over_at - killed_at:.2f} s")
+        assert "this instance now writes its call log" in standby.log_text()
+    finally:
+        for proc in procs:
+            proc.kill()
+        await engine.dispose()
+        await fake.close()
