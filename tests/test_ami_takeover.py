@@ -195,3 +195,64 @@ async def test_kill_9_of_the_follower_mid_call_leaves_every_call_one_right_row(
             proc.kill()
         await engine.dispose()
         await fake.close()
+
+
+async def test_a_frozen_follower_is_replaced_and_writes_nothing_when_it_wakes(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """SIGSTOP (a stalled machine): PostgreSQL ends the frozen follower's session after
+    ami_follow_expiry, the other instance takes over; woken up (SIGCONT), the old one
+    finds its lock gone and does not write the events it read meanwhile."""
+    fake = await FakeAmi().start()
+    engine = create_engine(postgres_url)
+    sessionmaker = make_sessionmaker(engine)
+    env = {**serve_env(postgres_url, fake), "SAC_IVR_AMI_FOLLOW_EXPIRY": "2"}
+    procs = [ServeProcess(tmp_path / name, env) for name in "ab"]
+    calls = Calls(fake)
+    frozen: ServeProcess | None = None
+    try:
+        for proc in procs:
+            await asyncio.to_thread(proc.start)
+        await fake.wait_logins(2, timeout=30)
+        deadline = time.monotonic() + 30
+        while (pid := await holder_pid(sessionmaker)) is None:
+            assert time.monotonic() < deadline, "no instance follows the server"
+            await asyncio.sleep(0.1)
+        frozen = next(p for p in procs if p.children().get("web") == pid)
+        standby = next(p for p in procs if p is not frozen)
+        call = await calls.start()
+        await asyncio.sleep(1.0)
+        os.killpg(frozen.pid, signal.SIGSTOP)
+        await calls.hang_up(call)  # the frozen one has it in its socket buffer
+        second = await calls.start()
+        new_pid = standby.children()["web"]
+        deadline = time.monotonic() + 30
+        while await holder_pid(sessionmaker) != new_pid:
+            assert time.monotonic() < deadline, f"no takeover:\n{standby.log_text()[-3000:]}"
+            await asyncio.sleep(0.1)
+        offset = frozen.log_size()
+        os.killpg(frozen.pid, signal.SIGCONT)
+        await frozen.await_log("another instance took over its call log", 30, after=offset)
+        await calls.hang_up(second)
+        deadline = time.monotonic() + 30
+        while True:
+            async with sessionmaker() as session:
+                rows = {r.linkedid: r for r in (await session.scalars(select(CallLog))).all()}
+            if all(lid in rows and rows[lid].ended_at is not None for lid in (call, second)):
+                break
+            assert time.monotonic() < deadline, f"calls left open: {rows}"
+            await asyncio.sleep(0.1)
+        for lid in (call, second):
+            assert rows[lid].reconciled is False
+            assert rows[lid].ended_at is not None
+            assert abs(rows[lid].ended_at.timestamp() - calls.ended[lid]) < 0.001
+        assert len(rows) == 2
+        assert await holder_pid(sessionmaker) == new_pid  # the woken one did not write
+        assert "this instance now writes its call log" not in frozen.log_text()[offset:]
+    finally:
+        if frozen is not None and frozen.proc is not None and frozen.proc.poll() is None:
+            os.killpg(frozen.pid, signal.SIGCONT)
+        for proc in procs:
+            proc.kill()
+        await engine.dispose()
+        await fake.close()
