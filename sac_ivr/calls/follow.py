@@ -114,11 +114,8 @@ class PgFollowLock:
         self.expiry_s = max(expiry_s, 2 * retry_s)
         self.role = Role.STANDBY
         self._on_change = on_change
-        # One connection, never returned to the pool while it may hold the lock
-        # (dropped with invalidate()).
-        self._engine: AsyncEngine = create_engine(
-            database_url, pool_size=1, max_overflow=0, pool_pre_ping=False
-        )
+        self._database_url = database_url
+        self._engine: AsyncEngine | None = None  # made when first used (web process)
         self._conn: AsyncConnection | None = None
         self._proved_at = 0.0  # monotonic time of the last proof that we hold the lock
         self._changed = asyncio.Event()
@@ -194,6 +191,12 @@ class PgFollowLock:
     async def _query(self, sql: str, **params: Any) -> Any:
         async def run() -> Any:
             if self._conn is None:
+                if self._engine is None:
+                    # One connection, never returned to the pool while it may hold
+                    # the lock (dropped with invalidate()).
+                    self._engine = create_engine(
+                        self._database_url, pool_size=1, max_overflow=0, pool_pre_ping=False
+                    )
                 conn = await self._engine.connect()
                 try:
                     conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
@@ -240,4 +243,5 @@ class PgFollowLock:
         await self._drop_connection()
         self.role = Role.STANDBY
         self._changed.set()
-        await self._engine.dispose()
+        if self._engine is not None:
+            await self._engine.dispose()
