@@ -1,4 +1,5 @@
-"""Two real ``sac-ivr serve`` processes on one PostgreSQL database follow one Asterisk
+"""Real ``sac-ivr serve`` processes following fake Asterisk Managers. Mostly: two of
+them on one PostgreSQL database follow one Asterisk
 Manager (the fake one, tests/fakeasterisk/ami.py); the one writing the call log is
 killed with SIGKILL (its whole process group) in the middle of calls.
 
@@ -256,3 +257,58 @@ async def test_a_frozen_follower_is_replaced_and_writes_nothing_when_it_wakes(
             proc.kill()
         await engine.dispose()
         await fake.close()
+
+
+async def test_one_process_two_servers_the_same_linkedid_is_two_rows_and_queues_retried(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """A real ``sac-ivr serve`` following two Asterisk servers (ami_servers): the same
+    linkedid on both is two rows; one server refusing QueueStatus (app_queue not
+    loaded yet) is asked again, on the same link, until it answers."""
+    east, west = await FakeAmi().start(), await FakeAmi().start()
+    west.refused = {"queuestatus"}
+    engine = create_engine(postgres_url)
+    sessionmaker = make_sessionmaker(engine)
+    env = {
+        **serve_env(postgres_url, east),
+        "SAC_IVR_AMI_SERVERS": f"east=127.0.0.1:{east.port},west=127.0.0.1:{west.port}",
+    }
+    proc = ServeProcess(tmp_path / "one", env)
+    try:
+        await asyncio.to_thread(proc.start)
+        await east.wait_logins(1, timeout=30)
+        await west.wait_action("QueueStatus", count=3, timeout=30)
+        west.refused = set()  # app_queue is loaded now
+        asked = len(west.actions_named("QueueStatus"))
+        await proc.await_log("AMI server west: queue status not available yet", 5)
+        for fake in (east, west):
+            calls = Calls(fake)
+            linkedid = "1796000000.7"  # the same id on both servers
+            fake.channels.append(calls._channel(linkedid))
+            await fake.push(
+                calls._event("Newchannel", linkedid, ChannelState="4"),
+                calls._event("Hangup", linkedid, Cause="16"),
+            )
+        deadline = time.monotonic() + 30
+        while True:
+            async with sessionmaker() as session:
+                rows = (await session.scalars(select(CallLog).order_by(CallLog.server))).all()
+            if len(rows) >= 2 and all(r.ended_at for r in rows):
+                break
+            assert time.monotonic() < deadline, f"rows: {rows}\n{proc.log_text()[-3000:]}"
+            await asyncio.sleep(0.1)
+        assert [(r.server, r.linkedid) for r in rows] == [
+            ("east", "1796000000.7"),
+            ("west", "1796000000.7"),
+        ]
+        # asked again after the refusals (the retry waits up to 10 s), answered, and
+        # then not asked any more: seeded, on the same link
+        await west.wait_action("QueueStatus", count=asked + 1, timeout=15)
+        await asyncio.sleep(2.0)
+        assert len(west.actions_named("QueueStatus")) == asked + 1
+        assert west.connections_made == 1 and east.connections_made == 1
+    finally:
+        proc.kill()
+        await engine.dispose()
+        await east.close()
+        await west.close()
