@@ -1,12 +1,13 @@
-"""Real ``sac-ivr serve`` processes following fake Asterisk Managers. Mostly: two of
-them on one PostgreSQL database follow one Asterisk
-Manager (the fake one, tests/fakeasterisk/ami.py); the one writing the call log is
-killed with SIGKILL (its whole process group) in the middle of calls.
+"""Real ``sac-ivr serve`` processes following fake Asterisk Managers
+(tests/fakeasterisk/ami.py).
 
-Then the other takes over (its wait is bounded, not timed), and every call ends with
-exactly one row: calls whose hangup came while nobody wrote end at their hangup
-(the standby heard it and replays it); a call whose hangup no instance heard ends
-within the documented window (``ended_at`` <= real end <= ``ended_by``).
+Two of them on one PostgreSQL database follow one Asterisk; the one writing the call
+log is killed with SIGKILL (its whole process group) in the middle of calls, or
+frozen (SIGSTOP). The other takes over (its wait is bounded, not timed), and every
+call ends with exactly one row: calls whose hangup came while nobody wrote end at
+their hangup (the standby heard it and replays it); a call whose hangup no instance
+heard ends within the documented window (``ended_at`` <= real end <= ``ended_by``).
+And one process following two servers.
 """
 
 from __future__ import annotations
