@@ -45,6 +45,7 @@ class Calls:
     def __init__(self, fake: FakeAmi) -> None:
         self.fake = fake
         self.ended: dict[str, float] = {}  # linkedid -> real end (epoch)
+        self.last_event: dict[str, float] = {}  # linkedid -> its last event's Timestamp
         self._n = 0
 
     def _channel(self, linkedid: str) -> dict[str, str]:
@@ -58,10 +59,11 @@ class Calls:
         }
 
     def _event(self, name: str, linkedid: str, **fields: str) -> dict[str, str]:
+        self.last_event[linkedid] = time.time()
         return {
             "Event": name,
             "Privilege": "call,all",
-            "Timestamp": f"{time.time():.6f}",
+            "Timestamp": f"{self.last_event[linkedid]:.6f}",
             "Channel": f"PJSIP/trunk-{linkedid}",
             "CallerIDNum": "11987654321",
             "Uniqueid": linkedid,
@@ -186,9 +188,9 @@ async def test_kill_9_of_the_follower_mid_call_leaves_every_call_one_right_row(
         ended_by = datetime.fromisoformat(view["ended_by"]).timestamp()
         assert row.ended_at is not None
         assert row.ended_at.timestamp() <= calls.ended[vanishes] <= ended_by
-        # its start: the last record the killed follower made (at most one
-        # ami_alive_interval before the kill, bar scheduling)
-        assert killed_at - 2.0 < row.ended_at.timestamp() <= killed_at
+        # its start: the last "alive" record of the killed follower, made after the
+        # call's last event (the old rule's end) and before the kill
+        assert calls.last_event[vanishes] < row.ended_at.timestamp() <= killed_at
         assert ended_by <= took_over_at
         print(f"takeover after kill -9: {took_over_at - killed_at:.2f} s")
         assert "this instance now writes its call log" in standby.log_text()
