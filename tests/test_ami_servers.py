@@ -22,10 +22,12 @@ from alembic.migration import MigrationContext
 from sqlalchemy import select, text
 
 from sac_ivr.asterisk.ami import AmiClient
+from sac_ivr.calls import services
 from sac_ivr.calls.follow import Role, lock_key
 from sac_ivr.calls.runtime import CallsRuntime, ServerRuntime
 from sac_ivr.calls.schemas import call_view
 from sac_ivr.calls.servers import AmiServer, ami_servers
+from sac_ivr.calls.services import CallFilter
 from sac_ivr.calls.tables import AmiFollower, CallLog
 from sac_ivr.config import ConfigError, Settings
 from sac_ivr.core import Core
@@ -158,6 +160,12 @@ async def test_the_same_linkedid_on_two_servers_is_two_calls(
             ("west", ANSWERED),
             ("west", MIDCALL),
         ]
+        async with instance.core.reader() as session:
+            west_rows, total = await services.find(session, CallFilter(server="west"), 10, 0)
+        assert total == 2 and {(r.server, r.linkedid) for r in west_rows} == {
+            ("west", ANSWERED),
+            ("west", MIDCALL),
+        }
         views = [call_view(r) for r in rows]
         assert [v["server"] for v in views] == ["east", "east", "west", "west"]
         assert views[0]["outcome"] == views[2]["outcome"] == "answered"

@@ -200,6 +200,9 @@ class CallQuery(ListQuery):
         default=None, description="Queue member name or interface of the answering agent."
     )
     outcome: Annotated[str | None, QueryChoice(OUTCOMES)] = None
+    server: Annotated[str | None, QueryText(64)] = Field(
+        default=None, description="Only the calls of this Asterisk server (its name)."
+    )
 
     def to_filter(self) -> CallFilter:
         return CallFilter(
@@ -209,4 +212,5 @@ class CallQuery(ListQuery):
             protocol=self.protocol,
             agent=self.agent,
             outcome=self.outcome,
+            server=self.server,
         )
