@@ -120,6 +120,7 @@ class PgFollowLock:
         self._proved_at = 0.0  # monotonic time of the last proof that we hold the lock
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._warned_old = False
 
     # -- the writer's fence
     async def may_write(self) -> bool:
@@ -201,10 +202,18 @@ class PgFollowLock:
                 try:
                     conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
                     expiry_ms = int(self.expiry_s * 1000)
-                    await conn.execute(text(f"SET idle_session_timeout = {expiry_ms}"))
                     await conn.execute(
                         text(f"SET idle_in_transaction_session_timeout = {expiry_ms}")
                     )
+                    version = await conn.scalar(text("SHOW server_version_num"))
+                    if int(version) >= 140000:  # idle_session_timeout is PostgreSQL 14's
+                        await conn.execute(text(f"SET idle_session_timeout = {expiry_ms}"))
+                    elif not self._warned_old:
+                        self._warned_old = True
+                        log.warning(
+                            "PostgreSQL before 14: a frozen AMI follower keeps its lock "
+                            "until it is killed (no idle_session_timeout)"
+                        )
                 except BaseException:
                     await conn.invalidate()
                     await conn.close()
