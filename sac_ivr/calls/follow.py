@@ -9,9 +9,11 @@ log; the others try again every ``ami_follow_retry`` seconds.
   reset): PostgreSQL ends its session, the lock is free, another instance takes it
   at its next try (within ``ami_follow_retry``).
 * **A frozen holder** (SIGSTOP, a stalled VM): its lock connection is set with
-  ``idle_session_timeout = ami_follow_expiry``, and the holder proves it is alive
-  with a query every ``ami_follow_retry`` seconds; frozen longer than the expiry,
-  PostgreSQL ends its session and another instance takes over. When it wakes up,
+  ``idle_session_timeout = ami_follow_expiry`` (PostgreSQL 14 or later), and the
+  holder proves it is alive with a query every ``ami_follow_retry`` seconds; frozen
+  longer than the expiry, PostgreSQL ends its session and another instance takes
+  over. (A lost machine whose connection is never reset is found the same way: its
+  session idles out.) When it wakes up,
   :meth:`PgFollowLock.may_write` says no at once: its last proof is older than the
   expiry by its own monotonic clock, so it writes nothing until its next check,
   which finds the session gone and gives the server up.
