@@ -131,6 +131,28 @@ class Settings:
     ami_reconnect_max: float = _setting(
         30.0, "Longest wait between AMI reconnection attempts (the wait doubles from 0.5 s)."
     )
+    ami_servers: list[str] = _setting(  # noqa: RUF009
+        [],
+        "Asterisk servers to follow, NAME=HOST:PORT each (comma-separated in the "
+        "environment; NAME: up to 64 letters, digits, '.', '_' or '-', stored with every "
+        "call); empty: one server named 'default' at ami_host:ami_port. All log in as "
+        "ami_username/ami_secret.",
+    )
+    ami_follow_retry: float = _setting(
+        1.0,
+        "PostgreSQL: seconds between an instance's tries to become the one that writes "
+        "an Asterisk's call log (another instance holds it until it dies).",
+    )
+    ami_follow_expiry: float = _setting(
+        5.0,
+        "PostgreSQL: seconds after which an unresponsive (frozen) follower's database "
+        "session is ended, so another instance takes over.",
+    )
+    ami_alive_interval: float = _setting(
+        2.0,
+        "Seconds between records that a server's calls are still followed: a call that "
+        "ended while no instance followed it is closed at the last record.",
+    )
     ami_reconcile_interval: float = _setting(
         300.0,
         "Seconds between checks of the call log against Asterisk's channel list (it is also "

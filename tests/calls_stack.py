@@ -82,6 +82,9 @@ class Stack:
 
     async def wait_synced(self, count: int) -> None:
         await wait_until(lambda: self.feature.syncs >= count, 5.0, f"{count} AMI sync(s)")
+        await wait_until(
+            lambda: all(s.synced for s in self.feature.servers), 5.0, "following every server"
+        )
 
 
 async def start_stack(db_url: str, **overrides: Any) -> Stack:

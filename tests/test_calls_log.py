@@ -14,7 +14,7 @@ from sqlalchemy.orm import selectinload
 from sac_ivr.calls.calllog import HANDLED_EVENTS, RECONCILED_TEXT, apply_event, new_call
 from sac_ivr.calls.events import event_time, linkedid_of
 from sac_ivr.calls.schemas import call_view
-from sac_ivr.calls.tables import CallLog
+from sac_ivr.calls.tables import AmiFollower, CallLog
 from sac_ivr.protocols.tables import Protocol
 from tests.calls_stack import (
     ABANDONED,
@@ -355,7 +355,14 @@ async def test_calls_left_open_by_a_previous_process_are_closed_at_start(db_url:
     try:
         row = await second.row(MIDCALL)
         assert row.reconciled and row.ended_at is not None
-        assert close_to(row.ended_at, T_MIDCALL + 13.5 + 0.102)  # its last event
+        # Not at its last event (T_MIDCALL + 13.602): the call was still up when the
+        # first process stopped, which it recorded as it stopped (AmiFollower.alive_at).
+        async with second.core.sessionmaker() as session:
+            alive_at = await session.scalar(select(AmiFollower.alive_at))
+        assert alive_at is not None and row.ended_at == alive_at
+        assert row.ended_at.timestamp() > T_MIDCALL + 13.602
+        ended_by = (await second.view(MIDCALL))["ended_by"]
+        assert ended_by is not None and datetime.fromisoformat(ended_by) >= row.ended_at
     finally:
         await stop_stack(second)
 

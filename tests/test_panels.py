@@ -427,7 +427,8 @@ async def test_real_call_tracker_feeds_the_agent_stream(
         assert data["call"]["agent_name"] == "Ana" and data["call"]["answered_at"]
         assert (await sse.next())[1]["queue"]["waiting"] == 0
         tracker.handle_event({"Event": "Hangup", **caller})
-        assert await sse.next() == ("call_removed", {"server_time": ANY_TIME, "linkedid": lid})
+        removed = {"server_time": ANY_TIME, "server": "default", "linkedid": lid}
+        assert await sse.next() == ("call_removed", removed)
 
 
 async def test_sse_heartbeat_and_empty_snapshot_without_ami(
@@ -598,7 +599,8 @@ def opts(
 def test_unmasked_queue_when_configured() -> None:
     snapshot = {"calls": [live_call("L1", "queued")], "queues": {}}
     calls, _ = schemas.live_view(snapshot, opts(mask=False), datetime.now(UTC))
-    assert calls["L1"]["caller"] == "+5511987654321" and calls["L1"]["caller_masked"] is False
+    call = calls["default/L1"]  # keyed by server and linkedid
+    assert call["caller"] == "+5511987654321" and call["caller_masked"] is False
 
 
 def test_agent_without_extension_sees_only_the_queue() -> None:
@@ -610,7 +612,7 @@ def test_agent_without_extension_sees_only_the_queue() -> None:
         ]
     }
     calls, _ = schemas.live_view(snapshot, opts(extension=None), datetime.now(UTC))
-    assert set(calls) == {"L1", "L2"}
+    assert set(calls) == {"default/L1", "default/L2"}  # keyed by server and linkedid
     assert not any(c["mine"] for c in calls.values())
 
 
@@ -626,10 +628,10 @@ def test_agent_sees_only_the_queues_they_serve() -> None:
         },
     }
     calls, queues = schemas.live_view(snapshot, opts(), datetime.now(UTC))
-    assert set(calls) == {"L1"} and set(queues) == {"sac-agents"}
+    assert set(calls) == {"default/L1"} and set(queues) == {"sac-agents"}
     assert queues["sac-agents"]["me"] == "available"  # interface compared case-insensitively
     calls, queues = schemas.live_view(snapshot, opts(supervisor=True), datetime.now(UTC))
-    assert set(calls) == {"L1", "L2"} and set(queues) == {"sac-agents", "vip"}
+    assert set(calls) == {"default/L1", "default/L2"} and set(queues) == {"sac-agents", "vip"}
 
 
 def test_timestamps_in_any_tracker_form() -> None:
@@ -654,7 +656,7 @@ def test_malformed_tracker_entries_are_skipped() -> None:
         "queues": {"sac-agents": {"members": ["x", {"status": "dancing"}], "waiting": ["L2"]}},
     }
     calls, queues = schemas.live_view(snapshot, opts(supervisor=True), datetime.now(UTC))
-    assert set(calls) == {"L2"} and calls["L2"]["entered_queue_at"] is None
+    assert set(calls) == {"default/L2"} and calls["default/L2"]["entered_queue_at"] is None
     assert queues["sac-agents"]["agents"]["unavailable"] == 1
     assert queues["sac-agents"]["waiting"] == 1
 

@@ -1,1 +1,2 @@
-"""Calls: the call log (one row per linkedid), live call/queue state, and their API."""
+"""Calls: the call log (one row per Asterisk server and linkedid), live call/queue
+state, and their API."""

@@ -23,7 +23,7 @@ from typing import Any
 
 from sac_ivr.calls.events import ChannelSnapshot
 from sac_ivr.calls.fold import all_legs_hung_up, dt, fold_event, ts
-from sac_ivr.calls.tables import CallLog
+from sac_ivr.calls.tables import DEFAULT_SERVER, CallLog
 from sac_ivr.phones import normalize_phone
 
 # Events the call log reads; any other is ignored.
@@ -54,8 +54,11 @@ HANDLED_EVENTS = frozenset(
 RECONCILED_TEXT = "unknown (closed by reconciliation: hangup not seen over AMI)"
 
 
-def new_call(linkedid: str, at: datetime, received_at: datetime) -> CallLog:
+def new_call(
+    linkedid: str, at: datetime, received_at: datetime, server: str = DEFAULT_SERVER
+) -> CallLog:
     return CallLog(
+        server=server,
         linkedid=linkedid,
         started_at=at,
         transfers=[],
@@ -126,8 +129,18 @@ def reconcile_row(row: CallLog, snapshot: ChannelSnapshot, lost_at: datetime | N
     may have ended by this: ``row.ended_at`` says).
 
     Only legs last heard of before the snapshot was asked for are judged: a leg born
-    after it is not in it yet. A closed leg ends at the time the link was lost (if
-    we know it and it is later) or at its last event.
+    after it is not in it yet.
+
+    **The end-time rule.** A leg found gone hung up at some moment nobody saw,
+    between when it was last known up and when the snapshot was asked for. It is
+    recorded as ending when it was last known up: the latest of its last event and
+    ``lost_at``, which the owner sets to the time the AMI link was lost or, after a
+    (re)connect, to the last ``alive`` record of its server (written by whichever
+    instance followed it, every ``ami_alive_interval`` seconds, once the events read
+    before it were stored; see :class:`~sac_ivr.calls.tables.AmiFollower`). The
+    error is at most ``gone_by - ended_at``: the time no instance followed the
+    server, plus one ``ami_alive_interval``; ``gone_by`` (the snapshot's time, the
+    latest the call can have ended) is kept in the leg's state.
     """
     if row.ended_at is not None:
         return False
@@ -142,12 +155,20 @@ def reconcile_row(row: CallLog, snapshot: ChannelSnapshot, lost_at: datetime | N
         end = leg.get("last") or ts(row.last_event_at)
         if lost_at is not None and ts(lost_at) > end:
             end = ts(lost_at)
-        leg.update(hungup=end, cause=None, cause_txt=None, reconciled=True)
+        leg.update(
+            hungup=end, cause=None, cause_txt=None, reconciled=True, gone_by=ts(snapshot.sent_at)
+        )
         changed = True
     if not legs and snapshot.call_gone(row.linkedid, row.last_event_at):
         end = ts(lost_at) if lost_at else ts(row.last_event_at)
         end = max(end, ts(row.started_at))
-        legs[row.linkedid] = {"hungup": end, "reconciled": True, "last": end, "seen": end}
+        legs[row.linkedid] = {
+            "hungup": end,
+            "reconciled": True,
+            "last": end,
+            "seen": end,
+            "gone_by": ts(snapshot.sent_at),
+        }
         changed = True
     if changed:
         row.state = state

@@ -10,13 +10,22 @@ from __future__ import annotations
 
 from sac_ivr.calls import http, tables
 from sac_ivr.calls.runtime import keep_live_calls, start_calls
+from sac_ivr.calls.servers import ami_servers
 from sac_ivr.config import ConfigError, Settings
 from sac_ivr.core import Core
 from sac_ivr.feature import Feature
 
 
 def check_settings(settings: Settings) -> None:
-    for name in ("ami_action_timeout", "ami_ping_interval", "ami_reconnect_max"):
+    ami_servers(settings)  # raises ConfigError on a malformed list
+    for name in (
+        "ami_action_timeout",
+        "ami_ping_interval",
+        "ami_reconnect_max",
+        "ami_follow_retry",
+        "ami_follow_expiry",
+        "ami_alive_interval",
+    ):
         if not 0 < getattr(settings, name) <= 3600:
             raise ConfigError(f"{name}: must be more than 0 and at most 3600 seconds")
     if not 0 <= settings.ami_reconcile_interval <= 86400:

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, ConfigDict, Field, ValidationInfo
 
+from sac_ivr.calls.fold import dt
 from sac_ivr.calls.services import CallFilter
 from sac_ivr.calls.tables import CallLog
 from sac_ivr.http.endpoints import CsvExport, ListQuery, PageOf, ResponseModel
@@ -42,7 +43,8 @@ class Transfer(ResponseModel):
 class Call(ResponseModel):
     """One call (all its legs share the linkedid), built from AMI events."""
 
-    linkedid: str
+    server: str = Field(description="The Asterisk server it is on (its name in ami_servers)")
+    linkedid: str = Field(description="Asterisk's id of the call, unique within its server")
     protocol: str | None = Field(description="Protocol number given on this call")
     caller_number: str | None = Field(description="Caller ID as Asterisk gave it")
     caller_e164: str | None
@@ -71,7 +73,12 @@ class Call(ResponseModel):
     )
     reconciled: bool = Field(
         description="Closed by reconciliation: its hangup was not seen over AMI "
-        "(link down); ended_at is then the best bound known"
+        "(link down); ended_at is then when it was last known up"
+    )
+    ended_by: Timestamp | None = Field(
+        default=None,
+        description="Reconciled calls: the latest it can have ended (when it was found "
+        "gone); it ended between ended_at and this",
     )
 
 
@@ -81,6 +88,7 @@ class CallPage(PageOf[Call]):
 
 def call_model(c: CallLog) -> Call:
     return Call(
+        server=c.server,
         linkedid=c.linkedid,
         protocol=c.protocol_number,
         caller_number=c.caller_number,
@@ -107,7 +115,16 @@ def call_model(c: CallLog) -> Call:
         recording_file=c.recording_file,
         outcome=c.outcome,  # type: ignore[arg-type]  # the column holds OUTCOMES only
         reconciled=c.reconciled,
+        ended_by=_ended_by(c),
     )
+
+
+def _ended_by(c: CallLog) -> datetime | None:
+    if not c.reconciled or c.ended_at is None:
+        return None
+    legs = (c.state or {}).get("legs", {})
+    bounds = [leg["gone_by"] for leg in legs.values() if leg.get("gone_by") is not None]
+    return dt(max(bounds)) if bounds else None
 
 
 def call_view(c: CallLog) -> dict[str, Any]:
@@ -117,6 +134,7 @@ def call_view(c: CallLog) -> dict[str, Any]:
 
 CALLS_CSV = CsvExport(
     columns=(
+        "server",
         "linkedid",
         "protocol",
         "caller_e164",
@@ -182,6 +200,9 @@ class CallQuery(ListQuery):
         default=None, description="Queue member name or interface of the answering agent."
     )
     outcome: Annotated[str | None, QueryChoice(OUTCOMES)] = None
+    server: Annotated[str | None, QueryText(64)] = Field(
+        default=None, description="Only the calls of this Asterisk server (its name)."
+    )
 
     def to_filter(self) -> CallFilter:
         return CallFilter(
@@ -191,4 +212,5 @@ class CallQuery(ListQuery):
             protocol=self.protocol,
             agent=self.agent,
             outcome=self.outcome,
+            server=self.server,
         )

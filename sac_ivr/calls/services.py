@@ -25,6 +25,7 @@ class CallFilter:
     protocol: str | None = None
     agent: str | None = None  # member name or interface
     outcome: str | None = None
+    server: str | None = None  # the Asterisk server's name
 
 
 async def find(
@@ -46,6 +47,8 @@ async def find(
         )
     if flt.outcome:
         query = query.where(CallLog.outcome == flt.outcome)
+    if flt.server:
+        query = query.where(CallLog.server == flt.server)
     total = await session.scalar(select(func.count()).select_from(query.subquery()))
     rows = await session.scalars(
         query.order_by(CallLog.started_at.desc(), CallLog.id.desc()).limit(limit).offset(offset)

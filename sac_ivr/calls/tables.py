@@ -1,14 +1,17 @@
-"""The call log: one row per call, keyed by Asterisk's ``linkedid`` (shared by all legs)."""
+"""The call log: one row per call, keyed by the Asterisk server's name and its
+``linkedid`` (shared by all legs; unique only within one Asterisk)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Float, Index, Integer, String
+from sqlalchemy import JSON, Boolean, Float, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from sac_ivr.db.base import Base, UtcDateTime, utcnow
+
+DEFAULT_SERVER = "default"  # the one server of ami_host/ami_port
 
 
 class CallLog(Base):
@@ -23,7 +26,11 @@ class CallLog(Base):
     __tablename__ = "calls"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    linkedid: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    # The Asterisk server the call is on (its name in ami_servers; "default" alone)
+    server: Mapped[str] = mapped_column(
+        String(64), nullable=False, default=DEFAULT_SERVER, server_default=DEFAULT_SERVER
+    )
+    linkedid: Mapped[str] = mapped_column(String(64), nullable=False)
     protocol_number: Mapped[str | None] = mapped_column(String(40), index=True)
     caller_number: Mapped[str | None] = mapped_column(String(64))  # as Asterisk gave it
     caller_e164: Mapped[str | None] = mapped_column(String(20), index=True)
@@ -56,6 +63,24 @@ class CallLog(Base):
     )
 
     __table_args__ = (
+        UniqueConstraint("server", "linkedid", name="uq_calls_server_linkedid"),
         Index("ix_calls_started_at", "started_at"),
         Index("ix_calls_ended_at", "ended_at"),
     )
+
+
+class AmiFollower(Base):
+    """Who follows an Asterisk server's AMI, and until when it was known to.
+
+    ``alive_at`` is written through the call log writer's queue while the link is up,
+    so every event read before it is stored: a call that the next follower finds gone
+    was still up at ``alive_at`` (the start of the window its end is unknown in; see
+    :func:`sac_ivr.calls.calllog.reconcile_row`). The follower itself is chosen by a
+    PostgreSQL advisory lock (:mod:`sac_ivr.calls.follow`), not by this row.
+    """
+
+    __tablename__ = "ami_followers"
+
+    server: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128), nullable=False)  # host:pid
+    alive_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)

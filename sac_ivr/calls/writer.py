@@ -12,15 +12,19 @@ queue in batches. Each batch is stored in two phases:
 
 SQLite has one write lock for the whole file; the issuer needs it to give a caller
 a number. Reading inside the write transaction made callers wait for the call log's
-reads (measured: real SIP intro p99 38 ms with AMI on against 17.6 ms off). This
-writer is the only writer of ``call_log`` rows (run AMI on one sac-ivr process
-only: two writers of the same call would race), so what it read is still true
-when it writes; protocol writes are conditional UPDATEs, safe against the issuer.
+reads (measured: real SIP intro p99 38 ms with AMI on against 17.6 ms off). One
+writer per Asterisk server writes that server's rows, in one instance at a time
+(its ``gate``: :mod:`sac_ivr.calls.follow`), so what it read is still true when it
+writes; protocol writes are conditional UPDATEs, safe against the issuer.
 
-A database failure is retried, never dropped silently; an event the database
-refuses is logged (by kind and linkedid) and dropped alone. Reconciliation after
-an AMI reconnect is queued behind the events read before it, so it sees them
-applied.
+A database failure is retried, never dropped silently: while the database is
+unreachable the events wait in the queue (at most ``max_queued``; past it new
+events are dropped and counted, and :attr:`CallLogWriter.dropped` tells the owner
+to reconcile once the database is back). An event the database refuses is logged
+(by kind and linkedid) and dropped alone. Reconciliation after an AMI reconnect is
+queued behind the events read before it, so it sees them applied. ``alive``
+records (:meth:`CallLogWriter.alive`) go through the same queue: when one is
+stored, every event read before it is stored too.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -40,7 +44,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sac_ivr.calls import protocol_links
 from sac_ivr.calls.calllog import HANDLED_EVENTS, apply_event, new_call, reconcile_row
 from sac_ivr.calls.events import ChannelSnapshot, event_time, linkedid_of
-from sac_ivr.calls.tables import CallLog
+from sac_ivr.calls.tables import DEFAULT_SERVER, AmiFollower, CallLog
 from sac_ivr.db.base import utcnow
 
 log = logging.getLogger(__name__)
@@ -58,10 +62,16 @@ class _Event:
 
 @dataclass
 class _Control:
-    kind: str  # "reconcile" | "flush" | "stop"
+    kind: str  # "reconcile" | "flush" | "stop" | "alive"
     future: asyncio.Future[int]
     snapshot: ChannelSnapshot | None = None
     lost_at: datetime | None = None
+    use_alive: bool = False  # reconcile: the last stored "alive" also bounds the end
+    at: datetime | None = None  # alive: when
+
+
+class NotFollowing(Exception):
+    """Another instance writes this server's call log now: drop what was queued."""
 
 
 class CallLogWriter:
@@ -77,10 +87,18 @@ class CallLogWriter:
         reader: async_sessionmaker[AsyncSession] | None = None,
         max_batch: int = 500,
         max_queued: int = 100_000,
+        server: str = DEFAULT_SERVER,
+        holder: str = "",
+        gate: Callable[[], Awaitable[bool]] | None = None,
     ) -> None:
         """``sessionmaker`` writes; ``reader`` (read-only sessions) reads, by default
         ``sessionmaker`` itself (then reads do not take a write lock either: they are
-        outside the write transaction)."""
+        outside the write transaction). ``server``: the Asterisk server whose rows
+        this writer writes; ``gate()`` is awaited before every write: False drops the
+        write (another instance follows the server now)."""
+        self.server = server
+        self.holder = holder[:128]
+        self._gate = gate
         self._sessionmaker = sessionmaker
         self._reader = reader or sessionmaker
         self._max_batch = max_batch
@@ -91,9 +109,15 @@ class CallLogWriter:
         self._stopping = False
         self.events_stored = 0
 
+    @property
+    def dropped(self) -> int:
+        """Events dropped so far because the queue was full."""
+        return self._dropped
+
     # -- input
-    def feed(self, event: dict[str, Any]) -> None:
-        """Take one AMI event (never blocks; garbage and unknown events are ignored)."""
+    def feed(self, event: dict[str, Any], received_at: datetime | None = None) -> None:
+        """Take one AMI event (never blocks; garbage and unknown events are ignored);
+        ``received_at``: when it was read, if not now (an event replayed later)."""
         name = event.get("Event")
         if not isinstance(name, str) or name not in HANDLED_EVENTS:
             if log.isEnabledFor(logging.DEBUG):
@@ -105,7 +129,7 @@ class CallLogWriter:
             return
         if self._queue is None:
             raise RuntimeError("CallLogWriter.start() was not called")
-        received_at = utcnow()
+        received_at = received_at or utcnow()
         item = _Event(linkedid, event, event_time(event, received_at), received_at)
         if self._queue.qsize() >= self._max_queued:
             self._dropped += 1
@@ -118,9 +142,26 @@ class CallLogWriter:
             return
         self._queue.put_nowait(item)
 
-    async def reconcile(self, snapshot: ChannelSnapshot, lost_at: datetime | None) -> int:
-        """Close calls Asterisk no longer has; returns how many were closed."""
-        return await self._control("reconcile", snapshot=snapshot, lost_at=lost_at)
+    async def reconcile(
+        self, snapshot: ChannelSnapshot, lost_at: datetime | None, *, use_alive: bool = False
+    ) -> int:
+        """Close calls Asterisk no longer has; returns how many were closed.
+
+        A call gone unseen ended after it was last known up: its last event, the
+        link's loss ``lost_at``, and with ``use_alive`` (after a (re)connect) the last
+        ``alive`` record of this server, whoever wrote it."""
+        return await self._control(
+            "reconcile", snapshot=snapshot, lost_at=lost_at, use_alive=use_alive
+        )
+
+    def alive(self, at: datetime) -> asyncio.Future[int]:
+        """Record (once every event queued before it is stored) that this server's
+        calls were followed until ``at``; queued at once, the future says when done."""
+        if self._queue is None:
+            raise RuntimeError("CallLogWriter.start() was not called")
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Control("alive", future, at=at))
+        return future
 
     async def flush(self) -> None:
         """Wait until every event fed so far is stored."""
@@ -181,8 +222,11 @@ class CallLogWriter:
             if not item.future.done():
                 item.future.set_result(0)
             return False
+        handler = self._reconcile if item.kind == "reconcile" else self._alive
         try:
-            closed = await self._with_retry(self._reconcile, item)
+            closed = await self._with_retry(handler, item)
+        except NotFollowing:
+            closed = 0
         except Exception as exc:
             if not item.future.done():
                 item.future.set_exception(exc)
@@ -196,6 +240,14 @@ class CallLogWriter:
             return
         try:
             await self._with_retry(self._store_once, events)
+        except NotFollowing:
+            log.warning(
+                "call log of server %s: %d event(s) not written: another instance follows "
+                "this server now",
+                self.server,
+                len(events),
+            )
+            return
         except SQLAlchemyError as exc:
             if len(events) == 1:
                 item = events[0]
@@ -234,13 +286,15 @@ class CallLogWriter:
     async def _store_once(self, events: list[_Event]) -> int:
         """One batch: merged and planned on a read-only session, then written."""
         async with self._reader() as session:
-            rows = await _load(session, {e.linkedid for e in events})
+            rows = await _load(session, self.server, {e.linkedid for e in events})
             session.expunge_all()  # merged detached: this session never flushes them
             touched: dict[str, CallLog] = {}
             for item in events:
                 row = rows.get(item.linkedid)
                 if row is None:
-                    row = rows[item.linkedid] = new_call(item.linkedid, item.at, item.received_at)
+                    row = rows[item.linkedid] = new_call(
+                        item.linkedid, item.at, item.received_at, self.server
+                    )
                 apply_event(row, item.event, item.at, item.received_at)
                 touched[item.linkedid] = row
             links = await protocol_links.plan_links(session, touched.values())
@@ -251,6 +305,8 @@ class CallLogWriter:
         self, rows: Iterable[CallLog], links: protocol_links.LinkWrites | None = None
     ) -> None:
         """The write phase: one short transaction of INSERTs and UPDATEs, no reads."""
+        if self._gate is not None and not await self._gate():
+            raise NotFollowing(self.server)
         async with self._sessionmaker() as session, session.begin():
             session.add_all(rows)
             await session.flush()
@@ -260,22 +316,49 @@ class CallLogWriter:
     async def _reconcile(self, item: _Control) -> int:
         snapshot = item.snapshot
         assert snapshot is not None
+        lost_at = item.lost_at
         async with self._reader() as session:
-            rows = (await session.scalars(select(CallLog).where(CallLog.ended_at.is_(None)))).all()
-        changed = [row for row in rows if reconcile_row(row, snapshot, item.lost_at)]
+            rows = (
+                await session.scalars(
+                    select(CallLog).where(CallLog.server == self.server, CallLog.ended_at.is_(None))
+                )
+            ).all()
+            if item.use_alive:
+                alive_at = await session.scalar(
+                    select(AmiFollower.alive_at).where(AmiFollower.server == self.server)
+                )
+                if alive_at is not None and (lost_at is None or alive_at > lost_at):
+                    lost_at = min(alive_at, snapshot.sent_at)
+        changed = [row for row in rows if reconcile_row(row, snapshot, lost_at)]
         closed = sum(1 for row in changed if row.ended_at is not None)
         if changed:
             await self._write(changed)
         if closed:
-            log.warning("call log: %d call(s) closed by reconciliation (hangup not seen)", closed)
+            log.warning(
+                "call log of server %s: %d call(s) closed by reconciliation (hangup not seen)",
+                self.server,
+                closed,
+            )
         return closed
 
+    async def _alive(self, item: _Control) -> int:
+        assert item.at is not None
+        if self._gate is not None and not await self._gate():
+            raise NotFollowing(self.server)
+        async with self._sessionmaker() as session, session.begin():
+            await session.merge(
+                AmiFollower(server=self.server, holder=self.holder, alive_at=item.at)
+            )
+        return 0
 
-async def _load(session: AsyncSession, linkedids: Iterable[str]) -> dict[str, CallLog]:
+
+async def _load(session: AsyncSession, server: str, linkedids: Iterable[str]) -> dict[str, CallLog]:
     ids = sorted(linkedids)
     rows: dict[str, CallLog] = {}
     for start in range(0, len(ids), CHUNK):
         chunk = ids[start : start + CHUNK]
-        result = await session.scalars(select(CallLog).where(CallLog.linkedid.in_(chunk)))
+        result = await session.scalars(
+            select(CallLog).where(CallLog.server == server, CallLog.linkedid.in_(chunk))
+        )
         rows.update({row.linkedid: row for row in result})
     return rows

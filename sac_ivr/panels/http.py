@@ -252,7 +252,7 @@ async def live_snapshot(
     "/api/v1/live/events",
     summary="Live calls and queues (Server-Sent Events)",
     description="Event `snapshot` (a LiveSnapshot) first, then `call` "
-    "(`{server_time, call: LiveCall}`), `call_removed` (`{server_time, linkedid}`), "
+    "(`{server_time, call: LiveCall}`), `call_removed` (`{server_time, server, linkedid}`), "
     "`queue` (`{server_time, queue: LiveQueue}`), `queue_removed` "
     "(`{server_time, name}`), `link` (`{server_time, ami_connected}`: the AMI link "
     "went down or up), and `heartbeat` (`{server_time}`) every "

@@ -22,6 +22,7 @@ from pydantic import Field, WithJsonSchema, model_validator
 
 from sac_ivr.auth.services import Identity
 from sac_ivr.calls.events import CALL_STATES
+from sac_ivr.calls.tables import DEFAULT_SERVER
 from sac_ivr.http import inputs
 from sac_ivr.http.endpoints import RequestModel, ResponseModel
 from sac_ivr.http.errors import bad_request
@@ -111,6 +112,12 @@ def is_mine(call: dict[str, Any], opts: ViewOptions) -> bool:
     return False
 
 
+def call_key(view: dict[str, Any]) -> str:
+    """A call's key in a live view: its server and linkedid (a linkedid is unique
+    within one Asterisk only); the browser keys calls the same way (live.js)."""
+    return f"{view['server']}/{view['linkedid']}"
+
+
 def call_view(call: dict[str, Any], opts: ViewOptions) -> dict[str, Any] | None:
     """One tracker call as this viewer sees it, or None when it is not theirs to see.
 
@@ -127,6 +134,7 @@ def call_view(call: dict[str, Any], opts: ViewOptions) -> dict[str, Any] | None:
     raw_caller = _text(call.get("caller_e164")) or _text(call.get("caller"))
     masked = not opts.supervisor and not mine and opts.mask_queue_callers
     view: dict[str, Any] = {
+        "server": _text(call.get("server")) or DEFAULT_SERVER,
         "linkedid": linkedid,
         "protocol": _text(call.get("protocol")),
         "caller": mask_phone(raw_caller) if masked else raw_caller,
@@ -208,7 +216,8 @@ def queue_view(
 def live_view(
     snapshot: dict[str, Any], opts: ViewOptions, now: datetime
 ) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
-    """(calls by linkedid, queues by name) this viewer may see in a tracker snapshot."""
+    """(calls by :func:`call_key`, queues by name) this viewer may see in a tracker
+    snapshot."""
     raw_calls = [c for c in snapshot.get("calls") or () if isinstance(c, dict)]
     raw_queues = snapshot.get("queues") or {}
     if not isinstance(raw_queues, dict):
@@ -235,7 +244,7 @@ def live_view(
         if not opts.supervisor and not view["mine"] and view["queue"] not in queue_names:
             if queue_names:  # a queue this agent does not serve
                 continue
-        calls[view["linkedid"]] = view
+        calls[call_key(view)] = view
     queues: dict[str, dict[str, Any]] = {}
     for name in queue_names:
         queue = raw_queues.get(name)
@@ -305,7 +314,8 @@ class Viewer(ResponseModel):
 
 
 class LiveCall(ResponseModel):
-    linkedid: str
+    server: str = Field(description="The Asterisk server the call is on (shown as Servidor).")
+    linkedid: str = Field(description="Asterisk's id of the call, unique within its server.")
     protocol: str | None = None
     caller: str | None = Field(
         default=None,

@@ -100,10 +100,12 @@ class LiveView:
         if self._link != self.ami_connected:
             self.ami_connected = self._link
             out.append(("link", {"server_time": now, "ami_connected": self._link}))
-        for linkedid in self.calls.keys() - calls.keys():
-            out.append(("call_removed", {"server_time": now, "linkedid": linkedid}))
-        for linkedid, call in sorted(calls.items(), key=lambda kv: _call_order(kv[1])):
-            if self.calls.get(linkedid) != call:
+        for key in sorted(self.calls.keys() - calls.keys()):
+            gone = self.calls[key]
+            removed = {"server_time": now, "server": gone["server"], "linkedid": gone["linkedid"]}
+            out.append(("call_removed", removed))
+        for key, call in sorted(calls.items(), key=lambda kv: _call_order(kv[1])):
+            if self.calls.get(key) != call:
                 out.append(("call", {"server_time": now, "call": call}))
         for name in sorted(self.queues.keys() - queues.keys()):
             out.append(("queue_removed", {"server_time": now, "name": name}))

@@ -95,6 +95,9 @@ class FakeAmi:
     # What QueueStatus lists (QueueParams / QueueMember / QueueEntry events).
     queue_status: list[dict[str, str]] = field(default_factory=list)
     silent: bool = False  # new connections read actions but answer nothing
+    # Actions (lower case) answered "Invalid/unknown command", like an Asterisk whose
+    # module is not loaded yet (app_queue's QueueStatus after a restart)
+    refused: set[str] = field(default_factory=set)
     actions: list[dict[str, str]] = field(default_factory=list)  # every action received
     logins: int = 0
     failed_logins: int = 0
@@ -236,7 +239,11 @@ class FakeAmi:
                 conn, {"Response": "Error", **aid, "Message": "Missing action in request"}
             )
             return True
-        if name == "ping":
+        if name in self.refused:
+            await self._send(
+                conn, {"Response": "Error", **aid, "Message": "Invalid/unknown command"}
+            )
+        elif name == "ping":
             await self._send(
                 conn,
                 {"Response": "Success", **aid, "Ping": "Pong", "Timestamp": f"{time.time():.6f}"},

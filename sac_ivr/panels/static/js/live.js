@@ -6,11 +6,14 @@ import { clock } from "./format.js";
 
 const RECONNECT_MS = 3000;
 
+// A call's key: its Asterisk server and linkedid (calls and call_removed carry both).
+export const callKey = (c) => `${c.server || ""}/${c.linkedid}`;
+
 export class LiveClient extends EventTarget {
   constructor(url = "/api/v1/live/events") {
     super();
     this.url = url;
-    this.calls = new Map(); // linkedid -> LiveCall
+    this.calls = new Map(); // callKey -> LiveCall (a linkedid is unique per server only)
     this.queues = new Map(); // name -> LiveQueue
     this.maxWaitS = 60;
     this.heartbeatS = 15;
@@ -40,7 +43,7 @@ export class LiveClient extends EventTarget {
         fn(data);
       });
     on("snapshot", (data) => {
-      this.calls = new Map(data.calls.map((c) => [c.linkedid, c]));
+      this.calls = new Map(data.calls.map((c) => [callKey(c), c]));
       this.queues = new Map(data.queues.map((q) => [q.name, q]));
       this.maxWaitS = data.max_wait_s;
       this.heartbeatS = data.heartbeat_s || this.heartbeatS;
@@ -50,13 +53,13 @@ export class LiveClient extends EventTarget {
       this.emit({ kind: "snapshot" });
     });
     on("call", (data) => {
-      const before = this.calls.get(data.call.linkedid) || null;
-      this.calls.set(data.call.linkedid, data.call);
+      const before = this.calls.get(callKey(data.call)) || null;
+      this.calls.set(callKey(data.call), data.call);
       this.emit({ kind: "call", call: data.call, before });
     });
     on("call_removed", (data) => {
-      const before = this.calls.get(data.linkedid) || null;
-      this.calls.delete(data.linkedid);
+      const before = this.calls.get(callKey(data)) || null;
+      this.calls.delete(callKey(data));
       this.emit({ kind: "call_removed", linkedid: data.linkedid, before });
     });
     on("queue", (data) => {

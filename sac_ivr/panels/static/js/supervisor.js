@@ -64,6 +64,7 @@ function render() {
         el("td", {}, formatPhone(c.caller)),
         el("td", {}, c.queue || "—"),
         el("td", {}, protocolLink(c.protocol)),
+        el("td", { class: "muted" }, c.server || "—"),
         el(
           "td",
           {},
@@ -96,6 +97,7 @@ function render() {
         ),
         el("td", {}, formatPhone(c.caller)),
         el("td", {}, protocolLink(c.protocol)),
+        el("td", { class: "muted" }, c.server || "—"),
       );
     }),
   );
