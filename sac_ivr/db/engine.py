@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 from sqlalchemy import Engine, event
 from sqlalchemy import create_engine as create_sync_sqlalchemy_engine
 from sqlalchemy.engine import URL, make_url
@@ -49,7 +50,100 @@ def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
     connect_args.setdefault("command_timeout", PG_COMMAND_TIMEOUT_S)
     engine = create_async_engine(url, **kwargs)
     event.listen(engine.sync_engine, "handle_error", _drop_row_values)
+    event.listen(engine.sync_engine, "handle_error", _read_only_is_disconnect)
+    if url.get_driver_name() == "asyncpg" and len(url.query.get("host", ())) > 1:
+        event.listen(engine.sync_engine, "do_connect", _HostList())
     return engine
+
+
+# PostgreSQL's "cannot execute … in a read-only transaction".
+_READ_ONLY_SQL_TRANSACTION = "25006"
+
+
+def _read_only_is_disconnect(context: Any) -> None:
+    """A write refused as read-only, outside a transaction we made read-only: the
+    connection is on a server that no longer takes writes (a standby, or an old
+    primary fenced with ``default_transaction_read_only``). Treat it like a lost
+    connection: SQLAlchemy then drops it and the pool, and the next connection goes
+    through the host list again (``target_session_attrs=read-write``) to the primary.
+    Without this the pool would keep handing out that connection, and every write
+    would fail the same way."""
+    error = context.original_exception
+    if getattr(error, "sqlstate", None) != _READ_ONLY_SQL_TRANSACTION:
+        error = getattr(error, "__cause__", None)  # the dialect wraps asyncpg's error
+        if getattr(error, "sqlstate", None) != _READ_ONLY_SQL_TRANSACTION:
+            return
+    connection = context.connection
+    if connection is not None and connection.get_execution_options().get("postgresql_readonly"):
+        return  # a reader that tried to write: a bug, not a server that changed role
+    context.is_disconnect = True
+
+
+class NoUsableHostError(ConnectionError):
+    """No host of a multi-host URL accepted a session of the wanted kind (each down,
+    unreachable, starting up, or a standby when a primary is wanted). Its message
+    names each host's error class only."""
+
+
+# Errors after which the next host of the list is worth trying; any other error
+# (a wrong password, a missing database) is raised at once, as with one host.
+_NEXT_HOST_ERRORS: tuple[type[BaseException], ...] = (OSError, TimeoutError)
+
+
+class _HostList:
+    """Connects through the hosts of a multi-host asyncpg URL itself, one at a time.
+
+    asyncpg's own loop shares ONE connect timeout among all hosts: a first host that
+    drops packets (powered off, cut off) would spend all of it, and the standby that
+    took over would never be tried. Here each host gets an equal share of the timeout
+    (the total stays :data:`PG_CONNECT_TIMEOUT_S`), and the host that last accepted
+    is tried first from then on, so after a failover new connections do not wait on
+    the dead primary first. ``target_session_attrs`` still applies to each host
+    (``read-write`` unless the URL says otherwise): a standby is passed over.
+    """
+
+    def __init__(self) -> None:
+        self._preferred: tuple[str, int] | None = None
+
+    def __call__(self, dialect: Any, _record: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
+        hosts = list(zip(cparams["host"], cparams["port"], strict=True))
+        if self._preferred in hosts:
+            hosts.remove(self._preferred)
+            hosts.insert(0, self._preferred)
+        params = dict(cparams)
+        params.setdefault("target_session_attrs", "read-write")
+        share = float(params.get("timeout") or PG_CONNECT_TIMEOUT_S) / len(hosts)
+        failures: list[str] = []
+        last: BaseException | None = None
+        for host, port in hosts:
+            try:
+                connection = dialect.connect(
+                    *cargs, **{**params, "host": host, "port": port, "timeout": share}
+                )
+            except Exception as exc:
+                if not _next_host(exc):
+                    raise
+                failures.append(f"{host}:{port} {type(exc).__name__}")
+                last = exc
+                continue
+            self._preferred = (host, port)
+            return connection
+        raise NoUsableHostError("no usable database host: " + ", ".join(failures)) from last
+
+
+def _next_host(exc: BaseException) -> bool:
+    """Down, unreachable, starting up, or not the kind of server wanted."""
+    for error in (exc, exc.__cause__):
+        if isinstance(error, _NEXT_HOST_ERRORS):
+            return True
+        if isinstance(
+            error,
+            asyncpg.TargetServerAttributeNotMatched
+            | asyncpg.CannotConnectNowError
+            | asyncpg.PostgresConnectionError,
+        ):
+            return True
+    return False
 
 
 _ARGUMENT_VALUE = re.compile(r"(invalid input for query argument \$\d+: ).*?( \()", re.S)
