@@ -24,7 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
+from sac_ivr.db.engine import create_engine
+from tests.conftest import PG_ADMIN_URL
 from tests.fakeasterisk.agi import fake_call
 from tests.private_postgres import PrivatePostgres, PrivateStandby
 from tests.serve_proc import ServeProcess
@@ -250,3 +254,37 @@ async def test_old_primary_fenced_read_only_does_not_wedge_the_issuer(tmp_path: 
         if standby is not None:
             await asyncio.to_thread(standby.__exit__, None, None, None)
         await asyncio.to_thread(primary.__exit__, None, None, None)
+
+
+async def test_a_silent_first_host_does_not_use_up_the_connect_timeout() -> None:
+    """A host that takes the TCP connection and never answers (a frozen server, or
+    one cut off behind a firewall that lets the handshake through) is given its share
+    of the connect timeout, then the next host is tried; and the host that accepted
+    goes first from then on. asyncpg alone spends the whole timeout on the first host
+    and never tries the second."""
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def silent(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)  # kept open, never answered
+
+    silent_server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    silent_port = silent_server.sockets[0].getsockname()[1]
+    real = make_url(PG_ADMIN_URL)
+    url = real.set(host=None, port=None).update_query_pairs(
+        [("host", f"127.0.0.1:{silent_port}"), ("host", f"{real.host}:{real.port or 5432}")]
+    )
+    engine = create_engine(url.render_as_string(hide_password=False))
+    try:
+        for _ in range(3):
+            async with engine.connect() as connection:
+                assert await connection.scalar(text("SELECT inet_server_port()")) == (
+                    real.port or 5432
+                )
+            await engine.dispose()  # the next connect opens a new connection
+        assert len(accepted) == 1  # tried once; then the good host went first
+    finally:
+        await engine.dispose()
+        for writer in accepted:
+            writer.close()
+        silent_server.close()
+        await silent_server.wait_closed()
