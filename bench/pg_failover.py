@@ -1,0 +1,205 @@
+"""PostgreSQL failover: how long after the standby's promotion callers get numbers again.
+
+Each run starts a private primary with a synchronous streaming standby on this machine
+(tests/private_postgres.py), the real ``sac-ivr serve`` on the multi-host URL, and
+CALLERS fake FastAGI callers calling in a closed loop. Once issuing is steady, the
+primary is stopped with ``pg_ctl stop -m immediate`` (a crash), GAP seconds pass (the
+time a person or a failover tool takes to decide), and the standby is promoted with
+``pg_ctl promote`` (which returns once the standby accepts writes).
+
+Measured per run, from ``pg_ctl promote`` returning:
+
+* **resume** — to the first number a caller hears (its first audio, which comes right
+  after the number's commit) from the new primary;
+* **baseline** — a plain ``asyncpg.connect`` to the new primary and one ``SELECT 1``,
+  started at the same moment, under the same load: the least any client can take.
+
+And the **no-number window** callers see: from the last number heard before the
+crash to the first one after (the gap and ``pg_ctl promote`` included); every caller
+arriving in it goes on without a number. Also counted: the calls that got
+``SAC_RESULT=ERROR`` (no number; the dialplan says an attendant will give it; in a run
+they all come from the failover: a closed loop of callers retries at once, so this
+count says more about the loop than about a SAC), and the numbers lost (heard by a
+caller but absent from the new primary; must be 0).
+
+    python -m bench.pg_failover [--runs 5] [--callers 20] [--gap 0.5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.fakeasterisk.agi import fake_call  # noqa: E402
+from tests.private_postgres import PrivatePostgres  # noqa: E402
+from tests.serve_proc import ServeProcess  # noqa: E402
+
+CALL_BOUND_S = 10.0
+PHASE_TIMEOUT_S = 60.0
+
+
+@dataclass
+class Call:
+    started: float
+    heard_at: float | None  # the first audio: right after the number's commit
+    result: str | None
+    number: str | None
+
+
+@dataclass
+class Load:
+    port: int
+    callers: int
+    calls: list[Call] = field(default_factory=list)
+    stopping: bool = False
+
+    async def caller(self, index: int) -> None:
+        serial = 0
+        while not self.stopping:
+            serial += 1
+            started = time.monotonic()
+            try:
+                call = await fake_call(
+                    "127.0.0.1",
+                    self.port,
+                    uniqueid=f"bench.{index}.{serial}",
+                    timeout=CALL_BOUND_S,
+                )
+            except TimeoutError:
+                self.calls.append(Call(started, None, "HUNG", None))
+                continue
+            result = call.variables.get("SAC_RESULT")
+            heard = call.first_audio_at if result == "OK" else None
+            self.calls.append(Call(started, heard, result, call.variables.get("SAC_PROTOCOL")))
+
+    async def until(self, predicate: object, what: str) -> None:
+        deadline = time.monotonic() + PHASE_TIMEOUT_S
+        while not predicate():  # type: ignore[operator]
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{what}: not reached in {PHASE_TIMEOUT_S} s")
+            await asyncio.sleep(0.01)
+
+
+@dataclass
+class Result:
+    resume_s: float
+    baseline_s: float
+    window_s: float  # last number heard before the crash to the first one after
+    errors: int
+    ok_total: int
+    lost: int
+
+
+def multi_host_url(*servers: PrivatePostgres) -> str:
+    hosts = "&".join(f"host={server.host_port}" for server in servers)
+    return f"postgresql+asyncpg://postgres@/postgres?{hosts}&target_session_attrs=read-write"
+
+
+async def baseline(port: int) -> float:
+    started = time.monotonic()
+    connection = await asyncpg.connect(host="127.0.0.1", port=port, user="postgres", timeout=10)
+    try:
+        await connection.fetchval("SELECT 1")
+    finally:
+        await connection.close()
+    return time.monotonic() - started
+
+
+async def one_run(callers: int, gap: float, work_dir: Path) -> Result:
+    primary = PrivatePostgres(synchronous_standby="standby1")
+    await asyncio.to_thread(primary.__enter__)
+    standby = primary.standby("standby1")
+    server: ServeProcess | None = None
+    try:
+        await asyncio.to_thread(standby.__enter__)
+        env = {"SAC_IVR_DATABASE_URL": multi_host_url(primary, standby)}
+        env["SAC_IVR_LOG_LEVEL"] = "WARNING"
+        server = await asyncio.to_thread(ServeProcess(work_dir, env=env).start)
+        load = Load(server.agi_port, callers)
+        task = asyncio.gather(*(load.caller(i) for i in range(callers)))
+        try:
+            await load.until(lambda: sum(c.result == "OK" for c in load.calls) >= 200, "warm-up")
+            crash = time.monotonic()
+            await asyncio.to_thread(primary.stop, "immediate")
+            await asyncio.sleep(gap)
+            await asyncio.to_thread(standby.promote)
+            promoted = time.monotonic()
+            baseline_s = await baseline(standby.port)
+
+            def heard_after() -> list[float]:
+                return [c.heard_at for c in load.calls if c.heard_at and c.heard_at > promoted]
+
+            await load.until(lambda: len(heard_after()) > 0, "resume")
+            resume_s = min(heard_after()) - promoted
+            last_before = max(c.heard_at for c in load.calls if c.heard_at and c.heard_at < crash)
+            window_s = min(heard_after()) - last_before
+        finally:
+            load.stopping = True
+            async with asyncio.timeout(CALL_BOUND_S + 5):
+                await task
+        errors = sum(c.result != "OK" for c in load.calls)  # the run's, all from the failover
+        numbers = [c.number for c in load.calls if c.number]
+        connection = await asyncpg.connect(host="127.0.0.1", port=standby.port, user="postgres")
+        try:
+            stored = await connection.fetchval(
+                "SELECT count(*) FROM protocols WHERE number = ANY($1)", numbers
+            )
+        finally:
+            await connection.close()
+        return Result(resume_s, baseline_s, window_s, errors, len(numbers), len(numbers) - stored)
+    finally:
+        if server is not None:
+            await asyncio.to_thread(server.stop, 15)
+        await asyncio.to_thread(standby.__exit__, None, None, None)
+        await asyncio.to_thread(primary.__exit__, None, None, None)
+
+
+def summary(name: str, values: list[float]) -> str:
+    ms = sorted(v * 1000 for v in values)
+    return f"{name:<34} p50 {statistics.median(ms):8.1f} ms   max {ms[-1]:8.1f} ms"
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--callers", type=int, default=20)
+    parser.add_argument(
+        "--gap", type=float, default=0.5, help="seconds between the crash and the promotion"
+    )
+    args = parser.parse_args()
+    results: list[Result] = []
+    with tempfile.TemporaryDirectory(prefix="sac-ivr-bench-failover-") as tmp:
+        for run in range(args.runs):
+            result = await one_run(args.callers, args.gap, Path(tmp) / f"run{run}")
+            results.append(result)
+            print(
+                f"run {run + 1}: resume {result.resume_s * 1000:7.1f} ms  "
+                f"baseline {result.baseline_s * 1000:6.1f} ms  "
+                f"no-number window {result.window_s * 1000:7.1f} ms  "
+                f"calls without a number {result.errors:4d}  "
+                f"numbers heard {result.ok_total:5d}  lost {result.lost}",
+                flush=True,
+            )
+    print()
+    print(f"{args.runs} runs, {args.callers} callers, {args.gap} s from crash to promotion")
+    print(summary("resume after promotion (sac-ivr)", [r.resume_s for r in results]))
+    print(summary("baseline: asyncpg connect+SELECT 1", [r.baseline_s for r in results]))
+    print(summary("no-number window (crash..resume)", [r.window_s for r in results]))
+    errors = sorted(r.errors for r in results)
+    print(f"calls without a number per failover: p50 {statistics.median(errors)}  max {errors[-1]}")
+    print(f"numbers heard but lost: {sum(r.lost for r in results)}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
