@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import re
+import weakref
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +15,12 @@ import asyncpg
 from sqlalchemy import Engine, event
 from sqlalchemy import create_engine as create_sync_sqlalchemy_engine
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 SQLITE_BUSY_TIMEOUT_MS = 15000
 # PostgreSQL: a server that does not answer (frozen, partitioned) must give an error,
@@ -21,6 +29,10 @@ SQLITE_BUSY_TIMEOUT_MS = 15000
 PG_CONNECT_TIMEOUT_S = 5.0
 PG_POOL_TIMEOUT_S = 5.0
 PG_COMMAND_TIMEOUT_S = 60.0
+# The pool's ping of a connection before handing it out: past this its server is taken
+# as gone (hung, or its host cut off: the connection still looks open) and the
+# connection is cut and replaced, instead of waiting the command timeout.
+PG_PING_TIMEOUT_S = 2.0
 
 
 def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
@@ -51,9 +63,67 @@ def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
     engine = create_async_engine(url, **kwargs)
     event.listen(engine.sync_engine, "handle_error", _drop_row_values)
     event.listen(engine.sync_engine, "handle_error", _read_only_is_disconnect)
+    event.listen(engine.sync_engine, "handle_error", _unanswered_is_disconnect)
+    host_list = None
     if url.get_driver_name() == "asyncpg" and len(url.query.get("host", ())) > 1:
-        event.listen(engine.sync_engine, "do_connect", _HostList())
+        host_list = _HostList()
+        event.listen(engine.sync_engine, "do_connect", host_list.connect)
+        event.listen(engine.sync_engine, "handle_error", host_list.on_error)
+    if url.get_driver_name() == "asyncpg":
+        _bound_the_ping(engine, host_list)
     return engine
+
+
+def _cut_after(seconds: float, driver_connection: Any) -> asyncio.TimerHandle:
+    """Abort the asyncpg connection's transport in ``seconds`` unless cancelled: what
+    it waits for fails at once with "connection closed", which SQLAlchemy takes as a
+    disconnect (drops the connection and the pool). A cancellation instead would
+    send a cancel request to that same silent server and wait on it again."""
+    return asyncio.get_running_loop().call_later(seconds, driver_connection.terminate)
+
+
+def _bound_the_ping(engine: AsyncEngine, host_list: _HostList | None) -> None:
+    """``pool_pre_ping`` with :data:`PG_PING_TIMEOUT_S`: the dialect's ping has none
+    but the command timeout (a minute). A failed ping sends its host last."""
+    dialect = engine.sync_engine.dialect
+    ping = dialect.do_ping
+
+    def do_ping(dbapi_connection: Any) -> bool:
+        driver_connection = dbapi_connection._connection
+        # Runs in SQLAlchemy's greenlet, on the event loop's thread.
+        timer = _cut_after(PG_PING_TIMEOUT_S, driver_connection)
+        alive = False
+        try:
+            alive = bool(ping(dbapi_connection))
+            return alive
+        finally:
+            timer.cancel()
+            if not alive and host_list is not None:
+                host_list.lost(driver_connection)
+
+    dialect.do_ping = do_ping  # type: ignore[method-assign]
+
+
+@contextlib.asynccontextmanager
+async def begin_with_deadline(
+    engine: AsyncEngine, seconds: float
+) -> AsyncIterator[AsyncConnection]:
+    """``engine.begin()`` whose connection is cut if the transaction is not over in
+    ``seconds`` (PostgreSQL; SQLite gets a plain ``begin()``). For short writes that
+    callers wait on: a server that stopped answering fails them in ``seconds`` rather
+    than at the command timeout. Getting the connection is bounded apart (the pool
+    timeout, the connect timeout, :data:`PG_PING_TIMEOUT_S`)."""
+    async with engine.connect() as connection:
+        timer = None
+        if not is_sqlite(engine):
+            raw = await connection.get_raw_connection()
+            timer = _cut_after(seconds, raw.driver_connection)
+        try:
+            async with connection.begin():
+                yield connection
+        finally:
+            if timer is not None:
+                timer.cancel()
 
 
 # PostgreSQL's "cannot execute … in a read-only transaction".
@@ -79,6 +149,19 @@ def _read_only_is_disconnect(context: Any) -> None:
     context.is_disconnect = True
 
 
+def _unanswered_is_disconnect(context: Any) -> None:
+    """A statement that timed out (asyncpg's ``command_timeout``) or was cancelled
+    (a caller's deadline) left its connection in an unknown state, most likely on a
+    server that stopped answering (hung, or its host cut off without a reset: the
+    connection still looks open). Drop it without a rollback (which would wait on
+    that server again) and drop the pool's other connections too: they would each
+    wait the same way at their next ping. A cancellation of a healthy query costs
+    only new connections."""
+    if isinstance(context.original_exception, TimeoutError | asyncio.CancelledError):
+        context.is_disconnect = True
+        context.invalidate_pool_on_disconnect = True
+
+
 class NoUsableHostError(ConnectionError):
     """No host of a multi-host URL accepted a session of the wanted kind (each down,
     unreachable, starting up, or a standby when a primary is wanted). Its message
@@ -96,26 +179,28 @@ class _HostList:
     asyncpg's own loop shares ONE connect timeout among all hosts: a first host that
     drops packets (powered off, cut off) would spend all of it, and the standby that
     took over would never be tried. Here each host gets an equal share of the timeout
-    (the total stays :data:`PG_CONNECT_TIMEOUT_S`), and the host that last accepted
-    is tried first from then on, so after a failover new connections do not wait on
-    the dead primary first. ``target_session_attrs`` still applies to each host
-    (``read-write`` unless the URL says otherwise): a standby is passed over.
+    (the total stays :data:`PG_CONNECT_TIMEOUT_S`); the host that last accepted is
+    tried first from then on, so after a failover new connections do not wait on the
+    dead primary first; and a host whose connection stopped answering goes last.
+    ``target_session_attrs`` still applies to each host (``read-write`` unless the
+    URL says otherwise): a standby is passed over.
     """
 
     def __init__(self) -> None:
-        self._preferred: tuple[str, int] | None = None
+        self._order: list[tuple[str, int]] = []
+        # asyncpg connection -> the host it is on
+        self._host_of: weakref.WeakKeyDictionary[Any, tuple[str, int]] = weakref.WeakKeyDictionary()
 
-    def __call__(self, dialect: Any, _record: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
+    def connect(self, dialect: Any, record: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
         hosts = list(zip(cparams["host"], cparams["port"], strict=True))
-        if self._preferred in hosts:
-            hosts.remove(self._preferred)
-            hosts.insert(0, self._preferred)
+        if sorted(self._order) != sorted(hosts):
+            self._order = hosts
         params = dict(cparams)
         params.setdefault("target_session_attrs", "read-write")
         share = float(params.get("timeout") or PG_CONNECT_TIMEOUT_S) / len(hosts)
         failures: list[str] = []
         last: BaseException | None = None
-        for host, port in hosts:
+        for host, port in list(self._order):
             try:
                 connection = dialect.connect(
                     *cargs, **{**params, "host": host, "port": port, "timeout": share}
@@ -126,9 +211,28 @@ class _HostList:
                 failures.append(f"{host}:{port} {type(exc).__name__}")
                 last = exc
                 continue
-            self._preferred = (host, port)
+            self._move((host, port), first=True)
+            self._host_of[connection.driver_connection] = (host, port)
             return connection
         raise NoUsableHostError("no usable database host: " + ", ".join(failures)) from last
+
+    def on_error(self, context: Any) -> None:
+        """A connection lost (or cut for not answering, or on a server that became
+        read-only): its host goes last. If it is still the primary, the next connect
+        costs one refused or rejected try first, no more."""
+        connection = context.connection
+        if context.is_disconnect and connection is not None and not connection.invalidated:
+            self.lost(connection.connection.driver_connection)
+
+    def lost(self, driver_connection: Any) -> None:
+        host = self._host_of.get(driver_connection)
+        if host is not None:
+            self._move(host, first=False)
+
+    def _move(self, host: tuple[str, int], *, first: bool) -> None:
+        if host in self._order:
+            self._order.remove(host)
+            self._order.insert(0 if first else len(self._order), host)
 
 
 def _next_host(exc: BaseException) -> bool:
