@@ -50,7 +50,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlch
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sac_ivr.db.base import utcnow
-from sac_ivr.db.engine import create_sync_engine, is_sqlite
+from sac_ivr.db.engine import begin_with_deadline, create_sync_engine, is_sqlite
 from sac_ivr.phones import normalize_phone
 from sac_ivr.protocols.numbering import ProtocolFormat
 from sac_ivr.protocols.tables import Protocol, ProtocolCounter
@@ -65,6 +65,10 @@ SQLITE_LOCK_WAIT_S = 3.0
 # Longest pause between two tries for the lock: a try costs microseconds, and the
 # callers waiting on the batch hear silence until the lock is free AND tried again.
 SQLITE_LOCK_POLL_MAX_S = 0.002
+# PostgreSQL: a batch takes milliseconds; past this the server is taken as gone (hung,
+# or cut off without a reset) and the batch fails, instead of holding every caller
+# queued behind it until the driver's command timeout (see db/engine.py).
+PG_BATCH_TIMEOUT_S = 3.0
 
 
 @dataclass(frozen=True)
@@ -353,7 +357,7 @@ class ProtocolIssuer:
     async def _commit(self, batch: list[_Pending]) -> list[IssuedProtocol]:
         requests = [(p.call, p.at) for p in batch]
         if self._sync_engine is None:
-            async with self._engine.begin() as connection:
+            async with begin_with_deadline(self._engine, PG_BATCH_TIMEOUT_S) as connection:
                 return await connection.run_sync(self._write, requests)
         # SQLite: on the loop, see the module docstring.
         loop = asyncio.get_running_loop()
