@@ -116,7 +116,7 @@ async def baseline(port: int) -> float:
     return time.monotonic() - started
 
 
-async def one_run(callers: int, gap: float, work_dir: Path) -> Result:
+async def one_run(callers: int, gap: float, fault: str, work_dir: Path) -> Result:
     primary = PrivatePostgres(synchronous_standby="standby1")
     await asyncio.to_thread(primary.__enter__)
     standby = primary.standby("standby1")
@@ -131,7 +131,10 @@ async def one_run(callers: int, gap: float, work_dir: Path) -> Result:
         try:
             await load.until(lambda: sum(c.result == "OK" for c in load.calls) >= 200, "warm-up")
             crash = time.monotonic()
-            await asyncio.to_thread(primary.stop, "immediate")
+            if fault == "freeze":
+                primary.freeze()
+            else:
+                await asyncio.to_thread(primary.stop, "immediate")
             await asyncio.sleep(gap)
             await asyncio.to_thread(standby.promote)
             promoted = time.monotonic()
@@ -177,11 +180,18 @@ async def main() -> None:
     parser.add_argument(
         "--gap", type=float, default=0.5, help="seconds between the crash and the promotion"
     )
+    parser.add_argument(
+        "--fault",
+        choices=("crash", "freeze"),
+        default="crash",
+        help="crash: pg_ctl stop -m immediate; freeze: SIGSTOP every process of the "
+        "primary (connections stay open, nothing answers: a hung or cut-off host)",
+    )
     args = parser.parse_args()
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="sac-ivr-bench-failover-") as tmp:
         for run in range(args.runs):
-            result = await one_run(args.callers, args.gap, Path(tmp) / f"run{run}")
+            result = await one_run(args.callers, args.gap, args.fault, Path(tmp) / f"run{run}")
             results.append(result)
             print(
                 f"run {run + 1}: resume {result.resume_s * 1000:7.1f} ms  "
@@ -192,7 +202,10 @@ async def main() -> None:
                 flush=True,
             )
     print()
-    print(f"{args.runs} runs, {args.callers} callers, {args.gap} s from crash to promotion")
+    print(
+        f"{args.runs} runs, {args.callers} callers, fault {args.fault}, "
+        f"{args.gap} s from the fault to the promotion"
+    )
     print(summary("resume after promotion (sac-ivr)", [r.resume_s for r in results]))
     print(summary("baseline: asyncpg connect+SELECT 1", [r.baseline_s for r in results]))
     print(summary("no-number window (crash..resume)", [r.window_s for r in results]))

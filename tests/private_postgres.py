@@ -28,10 +28,12 @@ SAC_IVR_REQUIRE_POSTGRES=1: then it fails.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -156,6 +158,36 @@ class PrivatePostgres:
         """``mode="immediate"``: no shutdown checkpoint, clients cut at once (a crash)."""
         self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
 
+    def processes(self) -> list[int]:
+        """The postmaster and its children (backends, WAL sender, checkpointer…)."""
+        try:
+            postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
+        except (FileNotFoundError, IndexError, ValueError):
+            return []
+        found = [postmaster]
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    stat = (entry / "stat").read_text()
+                except OSError:
+                    continue
+                if int(stat.rsplit(")", 1)[1].split()[1]) == postmaster:
+                    found.append(int(entry.name))
+        return found
+
+    def freeze(self) -> None:
+        """SIGSTOP every process of the cluster: its connections stay open and the
+        kernel still accepts new ones, but nothing answers (a hung server, or a host
+        cut off without a reset). ``thaw()`` undoes it."""
+        for pid in self.processes():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        for pid in self.processes():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+
     def running(self) -> bool:
         done = subprocess.run(
             [str(self.bin / "pg_ctl"), "-D", str(self.data), "status"],
@@ -188,6 +220,7 @@ class PrivatePostgres:
 
     def __exit__(self, *exc: object) -> None:
         try:
+            self.thaw()
             if (self.data / "postmaster.pid").exists() and self.running():
                 self.stop(mode="immediate")
         finally:

@@ -11,7 +11,8 @@ dies (``pg_ctl stop -m immediate``) and the standby is promoted:
 - the calls caught in the switch end cleanly, ``SAC_RESULT=ERROR`` without a number,
   within the call's bound; none hangs.
 
-The second test fences the old primary read-only instead of stopping it (its pooled
+Also with the primary frozen instead of stopped (its connections stay open, nothing
+answers). The next test fences the old primary read-only instead of stopping it (its pooled
 connections stay open but every write is refused): the issuer must drop them and go
 to the promoted standby, not keep failing on them.
 """
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
+import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
@@ -182,7 +184,12 @@ def assert_resumed_for_good(load: Load, promoted_at: float) -> None:
     assert not late_errors, late_errors[:5]
 
 
-async def test_primary_crash_and_promotion_under_load(tmp_path: Path) -> None:
+@pytest.mark.parametrize("fault", ["crash", "freeze"])
+async def test_primary_lost_and_standby_promoted_under_load(fault: str, tmp_path: Path) -> None:
+    """crash: ``pg_ctl stop -m immediate``, its connections reset at once. freeze:
+    SIGSTOP on every process of the primary, its connections stay open and nothing
+    answers (a hung server, or a host cut off without a reset): only deadlines (the
+    pool's ping, the issuer's batch, each host's connect share) get past it."""
     primary = PrivatePostgres(synchronous_standby="standby1")
     await asyncio.to_thread(primary.__enter__)
     standby: PrivateStandby | None = None
@@ -191,11 +198,14 @@ async def test_primary_crash_and_promotion_under_load(tmp_path: Path) -> None:
         standby = primary.standby("standby1")
         await asyncio.to_thread(standby.__enter__)
         server = await asyncio.to_thread(serve, multi_host_url(primary, standby), tmp_path / "s")
-        load = Load(server.agi_port, "crash")
+        load = Load(server.agi_port, fault)
         load.start()
         try:
             await load.wait_issued(CALLS_BEFORE)
-            await asyncio.to_thread(primary.stop, "immediate")
+            if fault == "freeze":
+                primary.freeze()
+            else:
+                await asyncio.to_thread(primary.stop, "immediate")
             await asyncio.sleep(0.5)  # calls go on against a dead primary and a standby
             await asyncio.to_thread(standby.promote)
             promoted_at = time.monotonic()
