@@ -298,3 +298,17 @@ async def test_a_silent_first_host_does_not_use_up_the_connect_timeout() -> None
             writer.close()
         silent_server.close()
         await silent_server.wait_closed()
+
+
+async def test_one_host_in_the_query_string_is_a_plain_url() -> None:
+    """``?host=H:P`` once: one host, no host list (its value is then a string)."""
+    real = make_url(PG_ADMIN_URL)
+    url = real.set(host=None, port=None).update_query_pairs(
+        [("host", f"{real.host}:{real.port or 5432}")]
+    )
+    engine = create_engine(url.render_as_string(hide_password=False))
+    try:
+        async with engine.connect() as connection:
+            assert await connection.scalar(text("SELECT 1")) == 1
+    finally:
+        await engine.dispose()

@@ -65,7 +65,8 @@ def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
     event.listen(engine.sync_engine, "handle_error", _read_only_is_disconnect)
     event.listen(engine.sync_engine, "handle_error", _unanswered_is_disconnect)
     host_list = None
-    if url.get_driver_name() == "asyncpg" and len(url.query.get("host", ())) > 1:
+    hosts = url.query.get("host", ())  # a str for one host=, a tuple for several
+    if url.get_driver_name() == "asyncpg" and not isinstance(hosts, str) and len(hosts) > 1:
         host_list = _HostList()
         event.listen(engine.sync_engine, "do_connect", host_list.connect)
         event.listen(engine.sync_engine, "handle_error", host_list.on_error)
