@@ -22,7 +22,11 @@ they all come from the failover: a closed loop of callers retries at once, so th
 count says more about the loop than about a SAC), and the numbers lost (heard by a
 caller but absent from the new primary; must be 0).
 
-    python -m bench.pg_failover [--runs 5] [--callers 20] [--gap 0.5]
+    python -m bench.pg_failover [--runs 5] [--callers 20] [--gap 0.5] [--fault crash|freeze]
+
+``--replication-cost`` measures what synchronous replication costs instead: steady
+issuing (calls/s, time to the number) on a primary alone, with an asynchronous
+standby and with a synchronous one, side by side in one run.
 """
 
 from __future__ import annotations
@@ -168,6 +172,48 @@ async def one_run(callers: int, gap: float, fault: str, work_dir: Path) -> Resul
         await asyncio.to_thread(primary.__exit__, None, None, None)
 
 
+async def steady(mode: str, callers: int, seconds: float, work_dir: Path) -> str:
+    """Calls/s and the time to the number (connect to first audio) of a closed loop of
+    callers, on one primary alone, with an asynchronous standby, or a synchronous one."""
+    primary = PrivatePostgres(synchronous_standby="standby1" if mode == "sync" else None)
+    await asyncio.to_thread(primary.__enter__)
+    standby = primary.standby("standby1") if mode != "alone" else None
+    server: ServeProcess | None = None
+    try:
+        servers = [primary]
+        if standby is not None:
+            await asyncio.to_thread(standby.__enter__)
+            servers.append(standby)
+        env = {"SAC_IVR_DATABASE_URL": multi_host_url(*servers), "SAC_IVR_LOG_LEVEL": "WARNING"}
+        server = await asyncio.to_thread(ServeProcess(work_dir, env=env).start)
+        load = Load(server.agi_port, callers)
+        task = asyncio.gather(*(load.caller(i) for i in range(callers)))
+        try:
+            await asyncio.sleep(1.0)  # warm-up: connections, caches
+            start = time.monotonic()
+            await asyncio.sleep(seconds)
+            end = time.monotonic()
+        finally:
+            load.stopping = True
+            async with asyncio.timeout(CALL_BOUND_S + 5):
+                await task
+        done = [c for c in load.calls if c.heard_at and start <= c.started and c.heard_at <= end]
+        waits = sorted((c.heard_at - c.started) * 1000 for c in done if c.heard_at)
+        failed = sum(c.result != "OK" for c in load.calls)
+        p99 = waits[min(len(waits) - 1, int(0.99 * len(waits)))]
+        return (
+            f"{mode + ' standby' if mode != 'alone' else 'primary alone':<18} "
+            f"{len(done) / (end - start):7.0f} calls/s   to the number p50 "
+            f"{statistics.median(waits):6.1f} ms  p99 {p99:6.1f} ms   failed {failed}"
+        )
+    finally:
+        if server is not None:
+            await asyncio.to_thread(server.stop, 15)
+        if standby is not None:
+            await asyncio.to_thread(standby.__exit__, None, None, None)
+        await asyncio.to_thread(primary.__exit__, None, None, None)
+
+
 def summary(name: str, values: list[float]) -> str:
     ms = sorted(v * 1000 for v in values)
     return f"{name:<34} p50 {statistics.median(ms):8.1f} ms   max {ms[-1]:8.1f} ms"
@@ -187,7 +233,20 @@ async def main() -> None:
         help="crash: pg_ctl stop -m immediate; freeze: SIGSTOP every process of the "
         "primary (connections stay open, nothing answers: a hung or cut-off host)",
     )
+    parser.add_argument(
+        "--replication-cost",
+        action="store_true",
+        help="instead: steady issuing with no standby, an asynchronous and a "
+        "synchronous one, side by side",
+    )
+    parser.add_argument("--seconds", type=float, default=5.0, help="--replication-cost's length")
     args = parser.parse_args()
+    if args.replication_cost:
+        with tempfile.TemporaryDirectory(prefix="sac-ivr-bench-failover-") as tmp:
+            for mode in ("alone", "async", "sync"):
+                line = await steady(mode, args.callers, args.seconds, Path(tmp) / mode)
+                print(line, flush=True)
+        return
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="sac-ivr-bench-failover-") as tmp:
         for run in range(args.runs):
