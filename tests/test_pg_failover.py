@@ -184,12 +184,15 @@ def assert_resumed_for_good(load: Load, promoted_at: float) -> None:
     assert not late_errors, late_errors[:5]
 
 
-@pytest.mark.parametrize("fault", ["crash", "freeze"])
+@pytest.mark.parametrize("fault", ["crash", "freeze", "freeze-in-commit"])
 async def test_primary_lost_and_standby_promoted_under_load(fault: str, tmp_path: Path) -> None:
     """crash: ``pg_ctl stop -m immediate``, its connections reset at once. freeze:
     SIGSTOP on every process of the primary, its connections stay open and nothing
     answers (a hung server, or a host cut off without a reset): only deadlines (the
-    pool's ping, the issuer's batch, each host's connect share) get past it."""
+    pool's ping, the issuer's batch, each host's connect share) get past it.
+    freeze-in-commit: the standby is frozen first, so that the batch in flight waits
+    for its synchronous commit, and then the primary: that batch hangs on a silent
+    server, which only the issuer's batch deadline ends."""
     primary = PrivatePostgres(synchronous_standby="standby1")
     await asyncio.to_thread(primary.__enter__)
     standby: PrivateStandby | None = None
@@ -202,7 +205,12 @@ async def test_primary_lost_and_standby_promoted_under_load(fault: str, tmp_path
         load.start()
         try:
             await load.wait_issued(CALLS_BEFORE)
-            if fault == "freeze":
+            if fault == "freeze-in-commit":
+                standby.freeze()
+                await asyncio.sleep(0.3)  # a batch is now waiting for the standby's flush
+                primary.freeze()
+                standby.thaw()
+            elif fault == "freeze":
                 primary.freeze()
             else:
                 await asyncio.to_thread(primary.stop, "immediate")
@@ -237,7 +245,8 @@ async def test_old_primary_fenced_read_only_does_not_wedge_the_issuer(tmp_path: 
     try:
         standby = primary.standby("standby1")
         await asyncio.to_thread(standby.__enter__)
-        server = await asyncio.to_thread(serve, multi_host_url(primary, standby), tmp_path / "s")
+        # The standby first: migrations and writes must pass it over.
+        server = await asyncio.to_thread(serve, multi_host_url(standby, primary), tmp_path / "s")
         load = Load(server.agi_port, "fence")
         load.start()
         try:
