@@ -90,7 +90,7 @@ def _bound_the_ping(engine: AsyncEngine, host_list: _HostList | None) -> None:
     ping = dialect.do_ping
 
     def do_ping(dbapi_connection: Any) -> bool:
-        driver_connection = dbapi_connection._connection
+        driver_connection = dialect.get_driver_connection(dbapi_connection)
         # Runs in SQLAlchemy's greenlet, on the event loop's thread.
         timer = _cut_after(PG_PING_TIMEOUT_S, driver_connection)
         alive = False
@@ -166,7 +166,7 @@ def _unanswered_is_disconnect(context: Any) -> None:
 class NoUsableHostError(ConnectionError):
     """No host of a multi-host URL accepted a session of the wanted kind (each down,
     unreachable, starting up, or a standby when a primary is wanted). Its message
-    names each host's error class only."""
+    names each host and the class of its error, nothing else."""
 
 
 # Errors after which the next host of the list is worth trying; any other error
