@@ -22,11 +22,13 @@ they all come from the failover: a closed loop of callers retries at once, so th
 count says more about the loop than about a SAC), and the numbers lost (heard by a
 caller but absent from the new primary; must be 0).
 
-    python -m bench.pg_failover [--runs 5] [--callers 20] [--gap 0.5] [--fault crash|freeze]
+    python -m bench.pg_failover [--runs 5] [--callers 20] [--gap 0.5]
+                                [--fault crash|freeze|freeze-in-commit]
 
 ``--replication-cost`` measures what synchronous replication costs instead: steady
 issuing (calls/s, time to the number) on a primary alone, with an asynchronous
-standby and with a synchronous one, side by side in one run.
+standby and with a synchronous one, side by side in one run (``--runs`` rounds, the
+three interleaved; medians).
 """
 
 from __future__ import annotations
@@ -135,7 +137,12 @@ async def one_run(callers: int, gap: float, fault: str, work_dir: Path) -> Resul
         try:
             await load.until(lambda: sum(c.result == "OK" for c in load.calls) >= 200, "warm-up")
             crash = time.monotonic()
-            if fault == "freeze":
+            if fault == "freeze-in-commit":
+                standby.freeze()  # the batch in flight waits for the standby's flush
+                await asyncio.sleep(0.3)
+                primary.freeze()
+                standby.thaw()
+            elif fault == "freeze":
                 primary.freeze()
             else:
                 await asyncio.to_thread(primary.stop, "immediate")
@@ -172,7 +179,22 @@ async def one_run(callers: int, gap: float, fault: str, work_dir: Path) -> Resul
         await asyncio.to_thread(primary.__exit__, None, None, None)
 
 
-async def steady(mode: str, callers: int, seconds: float, work_dir: Path) -> str:
+@dataclass
+class Steady:
+    rate: float  # calls/s
+    p50_ms: float  # to the number
+    p99_ms: float
+    failed: int
+
+    def line(self, mode: str) -> str:
+        name = "primary alone" if mode == "alone" else f"{mode} standby"
+        return (
+            f"{name:<18} {self.rate:7.0f} calls/s   to the number p50 {self.p50_ms:6.1f} ms"
+            f"  p99 {self.p99_ms:6.1f} ms   failed {self.failed}"
+        )
+
+
+async def steady(mode: str, callers: int, seconds: float, work_dir: Path) -> Steady:
     """Calls/s and the time to the number (connect to first audio) of a closed loop of
     callers, on one primary alone, with an asynchronous standby, or a synchronous one."""
     primary = PrivatePostgres(synchronous_standby="standby1" if mode == "sync" else None)
@@ -201,11 +223,7 @@ async def steady(mode: str, callers: int, seconds: float, work_dir: Path) -> str
         waits = sorted((c.heard_at - c.started) * 1000 for c in done if c.heard_at)
         failed = sum(c.result != "OK" for c in load.calls)
         p99 = waits[min(len(waits) - 1, int(0.99 * len(waits)))]
-        return (
-            f"{mode + ' standby' if mode != 'alone' else 'primary alone':<18} "
-            f"{len(done) / (end - start):7.0f} calls/s   to the number p50 "
-            f"{statistics.median(waits):6.1f} ms  p99 {p99:6.1f} ms   failed {failed}"
-        )
+        return Steady(len(done) / (end - start), statistics.median(waits), p99, failed)
     finally:
         if server is not None:
             await asyncio.to_thread(server.stop, 15)
@@ -228,10 +246,12 @@ async def main() -> None:
     )
     parser.add_argument(
         "--fault",
-        choices=("crash", "freeze"),
+        choices=("crash", "freeze", "freeze-in-commit"),
         default="crash",
         help="crash: pg_ctl stop -m immediate; freeze: SIGSTOP every process of the "
-        "primary (connections stay open, nothing answers: a hung or cut-off host)",
+        "primary (connections stay open, nothing answers: a hung or cut-off host); "
+        "freeze-in-commit: the standby frozen first, so that a batch hangs in its "
+        "synchronous commit, then the primary",
     )
     parser.add_argument(
         "--replication-cost",
@@ -242,10 +262,24 @@ async def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="--replication-cost's length")
     args = parser.parse_args()
     if args.replication_cost:
+        modes = ("alone", "async", "sync")
+        runs: dict[str, list[Steady]] = {mode: [] for mode in modes}
         with tempfile.TemporaryDirectory(prefix="sac-ivr-bench-failover-") as tmp:
-            for mode in ("alone", "async", "sync"):
-                line = await steady(mode, args.callers, args.seconds, Path(tmp) / mode)
-                print(line, flush=True)
+            for round_ in range(args.runs):  # the modes interleaved: same machine noise
+                for mode in modes:
+                    work_dir = Path(tmp) / f"{mode}{round_}"
+                    measured = await steady(mode, args.callers, args.seconds, work_dir)
+                    runs[mode].append(measured)
+                    print(f"round {round_ + 1}: {measured.line(mode)}", flush=True)
+        print(f"\nmedians of {args.runs} rounds, {args.callers} callers in a closed loop")
+        for mode in modes:
+            median = Steady(
+                statistics.median(r.rate for r in runs[mode]),
+                statistics.median(r.p50_ms for r in runs[mode]),
+                statistics.median(r.p99_ms for r in runs[mode]),
+                sum(r.failed for r in runs[mode]),
+            )
+            print(median.line(mode))
         return
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="sac-ivr-bench-failover-") as tmp:
