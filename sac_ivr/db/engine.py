@@ -32,7 +32,7 @@ PG_COMMAND_TIMEOUT_S = 60.0
 # The pool's ping of a connection before handing it out: past this its server is taken
 # as gone (hung, or its host cut off: the connection still looks open) and the
 # connection is cut and replaced, instead of waiting the command timeout.
-PG_PING_TIMEOUT_S = 2.0
+PG_PING_TIMEOUT_S = 1.0
 
 
 def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
@@ -182,7 +182,8 @@ class _HostList:
     took over would never be tried. Here each host gets an equal share of the timeout
     (the total stays :data:`PG_CONNECT_TIMEOUT_S`); the host that last accepted is
     tried first from then on, so after a failover new connections do not wait on the
-    dead primary first; and a host whose connection stopped answering goes last.
+    dead primary first; and a host that failed an attempt, or whose connection was
+    lost, goes last.
     ``target_session_attrs`` still applies to each host (``read-write`` unless the
     URL says otherwise): a standby is passed over.
     """
@@ -206,8 +207,12 @@ class _HostList:
                 connection = dialect.connect(
                     *cargs, **{**params, "host": host, "port": port, "timeout": share}
                 )
-            except Exception as exc:
-                if not _next_host(exc):
+            except BaseException as exc:
+                # Last from now on, even when the attempt was cancelled (a caller's
+                # deadline shorter than the share): the next attempt starts elsewhere
+                # instead of on the same silent host again.
+                self._move((host, port), first=False)
+                if not isinstance(exc, Exception) or not _next_host(exc):
                     raise
                 failures.append(f"{host}:{port} {type(exc).__name__}")
                 last = exc
