@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
 import asyncpg
 import pytest
 from sqlalchemy import text
@@ -176,6 +177,19 @@ async def assert_all_stored_once(load: Load, new_primary: PrivatePostgres) -> No
     assert set(counts.values()) == {1}
 
 
+async def wait_healthy(http_port: int) -> dict[str, object]:
+    """The web process (its own engine and pool) answers /healthz with the database
+    ok again; returns the last answer."""
+    deadline = time.monotonic() + PHASE_TIMEOUT_S
+    async with aiohttp.ClientSession() as http:
+        while True:
+            async with http.get(f"http://127.0.0.1:{http_port}/healthz") as response:
+                body = await response.json()
+                if response.status == 200 or time.monotonic() > deadline:
+                    return {**body, "http_status": response.status}
+            await asyncio.sleep(0.1)
+
+
 def assert_resumed_for_good(load: Load, promoted_at: float) -> None:
     """Once a call got a number from the new primary, no later call failed: the
     issuer does not flap between the servers."""
@@ -224,6 +238,8 @@ async def test_primary_lost_and_standby_promoted_under_load(fault: str, tmp_path
         assert_clean(load)
         await assert_all_stored_once(load, standby)
         assert_resumed_for_good(load, promoted_at)
+        health = await wait_healthy(server.http_port)
+        assert health["http_status"] == 200 and health["database"] == "ok", health
         assert server.proc is not None and server.proc.poll() is None
     finally:
         if server is not None:
