@@ -31,7 +31,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from sac_ivr.db.engine import create_engine
-from tests.conftest import PG_ADMIN_URL
+from tests.conftest import PG_ADMIN_URL, postgres_template
 from tests.fakeasterisk.agi import fake_call
 from tests.private_postgres import PrivatePostgres, PrivateStandby
 from tests.serve_proc import ServeProcess
@@ -297,6 +297,7 @@ async def test_a_silent_first_host_does_not_use_up_the_connect_timeout() -> None
     of the connect timeout, then the next host is tried; and the host that accepted
     goes first from then on. asyncpg alone spends the whole timeout on the first host
     and never tries the second."""
+    await asyncio.to_thread(postgres_template)  # the shared server: skips (or fails) without
     accepted: list[asyncio.StreamWriter] = []
 
     async def silent(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -327,6 +328,7 @@ async def test_a_silent_first_host_does_not_use_up_the_connect_timeout() -> None
 
 async def test_one_host_in_the_query_string_is_a_plain_url() -> None:
     """``?host=H:P`` once: one host, no host list (its value is then a string)."""
+    await asyncio.to_thread(postgres_template)  # the shared server: skips (or fails) without
     real = make_url(PG_ADMIN_URL)
     url = real.set(host=None, port=None).update_query_pairs(
         [("host", f"{real.host}:{real.port or 5432}")]
