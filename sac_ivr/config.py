@@ -86,7 +86,9 @@ class Settings:
     # -- storage
     database_url: str = _setting(
         "sqlite+aiosqlite:///var/sac-ivr.sqlite3",
-        "SQLAlchemy URL: sqlite+aiosqlite:///PATH (embedded) or postgresql+asyncpg://...",
+        "SQLAlchemy URL: sqlite+aiosqlite:///PATH (embedded) or postgresql+asyncpg://...; "
+        "a primary and standby: postgresql+asyncpg://USER@/DB?host=H1:5432&host=H2:5432"
+        "&target_session_attrs=read-write (see Running at scale).",
     )
     # -- protocol numbers
     timezone: str = _setting("America/Sao_Paulo", "Local time zone of the dates in numbers.")

@@ -10,12 +10,25 @@ its own (pytest's tmp_path is not reachable by that user)::
         pg.stop()     # connections refused from now on
         pg.start()    # back, same data
 
+A primary with a streaming standby (pg_basebackup -R into a second data folder, on
+another port), for failover tests::
+
+    with PrivatePostgres(synchronous_standby="standby1") as primary:
+        with primary.standby("standby1") as standby:
+            primary.stop(mode="immediate")  # the primary crashes
+            standby.promote()               # the standby takes writes
+
+``synchronous_standby`` names the standby whose flush every commit on the primary
+waits for (``synchronous_standby_names``, ``synchronous_commit=on``): with it, a
+commit the primary acknowledged is on the standby too.
+
 Without initdb (no PostgreSQL server package) the test skips, unless
 SAC_IVR_REQUIRE_POSTGRES=1: then it fails.
 """
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
@@ -24,6 +37,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +61,7 @@ def _free_port() -> int:
 
 
 class PrivatePostgres:
-    def __init__(self) -> None:
+    def __init__(self, *, synchronous_standby: str | None = None) -> None:
         bin_dir = _bin_dir()
         if bin_dir is None:
             reason = "PostgreSQL server binaries (initdb, pg_ctl) not found"
@@ -59,16 +73,50 @@ class PrivatePostgres:
         self.data = self.root / "data"
         self.port = _free_port()
         self.url = f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/postgres"
+        self.synchronous_standby = synchronous_standby
+        self._extra_options = ""
+        if synchronous_standby:
+            self._extra_options = (
+                f" -c synchronous_standby_names={synchronous_standby}"
+                " -c synchronous_commit=on -c wal_level=replica"
+            )
         self._user: dict[str, Any] = {}
         if os.geteuid() == 0:  # PostgreSQL refuses to run as root
             entry = pwd.getpwnam("postgres")
             self._user = {"user": entry.pw_uid, "group": entry.pw_gid}
 
-    def _run(self, *args: str) -> None:
+    def _run(self, *args: str) -> str:
         done = subprocess.run(args, capture_output=True, timeout=60, cwd=self.root, **self._user)
         if done.returncode != 0:
             output = (done.stdout + done.stderr).decode(errors="replace")[-2000:]
             raise RuntimeError(f"{Path(args[0]).name} failed ({done.returncode}): {output}")
+        return done.stdout.decode(errors="replace")
+
+    @property
+    def host_port(self) -> str:
+        """``127.0.0.1:PORT``, as a ``host=`` of a multi-host URL."""
+        return f"127.0.0.1:{self.port}"
+
+    def psql(self, sql: str) -> str:
+        """Run one statement with psql; its rows unaligned, ``|``-separated."""
+        return self._run(
+            str(self.bin / "psql"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-X",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            sql,
+        ).strip()
 
     def __enter__(self) -> PrivatePostgres:
         if self._user:
@@ -90,7 +138,7 @@ class PrivatePostgres:
     def start(self) -> None:
         options = (
             f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories='' "
-            "-c fsync=off"
+            "-c fsync=off" + self._extra_options
         )
         self._run(
             str(self.bin / "pg_ctl"),
@@ -106,42 +154,116 @@ class PrivatePostgres:
             "start",
         )
 
-    def stop(self) -> None:
-        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
+    def stop(self, mode: str = "fast") -> None:
+        """``mode="immediate"``: no shutdown checkpoint, clients cut at once (a crash)."""
+        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
+
+    def processes(self) -> list[int]:
+        """The postmaster and its children (backends, WAL sender, checkpointer…)."""
+        try:
+            postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
+        except (FileNotFoundError, IndexError, ValueError):
+            return []
+        found = [postmaster]
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    stat = (entry / "stat").read_text()
+                except OSError:
+                    continue
+                if int(stat.rsplit(")", 1)[1].split()[1]) == postmaster:
+                    found.append(int(entry.name))
+        return found
+
+    def freeze(self) -> None:
+        """SIGSTOP every process of the cluster: its connections stay open and the
+        kernel still accepts new ones, but nothing answers (a hung server, or a host
+        cut off without a reset). ``thaw()`` undoes it."""
+        for pid in self.processes():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        for pid in self.processes():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+
+    def running(self) -> bool:
+        done = subprocess.run(
+            [str(self.bin / "pg_ctl"), "-D", str(self.data), "status"],
+            capture_output=True,
+            timeout=30,
+            cwd=self.root,
+            **self._user,
+        )
+        return done.returncode == 0
+
+    def standby(self, name: str = "standby1") -> PrivateStandby:
+        """A streaming standby of this (running) cluster; enter it to create and start it."""
+        return PrivateStandby(self, name)
+
+    def wait_streaming(self, name: str, timeout: float = 30.0) -> None:
+        """Until standby ``name`` streams from this primary (and, if it is the
+        synchronous one, is in sync)."""
+        want = "sync" if name == self.synchronous_standby else "async"
+        deadline = time.monotonic() + timeout
+        state = ""
+        while time.monotonic() < deadline:
+            state = self.psql(
+                "SELECT state || '/' || sync_state FROM pg_stat_replication"
+                f" WHERE application_name = '{name}'"
+            )
+            if state == f"streaming/{want}":
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"standby {name} not streaming/{want} in {timeout} s: {state!r}")
 
     def __exit__(self, *exc: object) -> None:
         try:
-            if (self.data / "postmaster.pid").exists():
-                self.stop()
+            self.thaw()
+            if (self.data / "postmaster.pid").exists() and self.running():
+                self.stop(mode="immediate")
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
 
 
-# -- frozen server (tests/test_outage_*.py) --------------------------------------------
+class PrivateStandby(PrivatePostgres):
+    """A hot standby made by ``pg_basebackup -R`` from ``primary``, on a port of its
+    own; ``promote()`` makes it a primary. It is never a synchronous primary itself:
+    once promoted, it commits alone (no standby is left to wait for)."""
 
+    def __init__(self, primary: PrivatePostgres, name: str) -> None:
+        super().__init__()
+        self.primary = primary
+        self.name = name
+        # cluster_name is the application_name the standby streams under, which
+        # synchronous_standby_names on the primary refers to.
+        self._extra_options = f" -c cluster_name={name} -c hot_standby=on"
 
-def _cluster_pids(pg: PrivatePostgres) -> list[int]:
-    """The postmaster (first line of postmaster.pid) and its children (backends)."""
-    postmaster = int((pg.data / "postmaster.pid").read_text().split()[0])
-    pids = [postmaster]
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) == postmaster:
-            pids.append(int(entry.name))
-    return pids
+    def __enter__(self) -> PrivateStandby:
+        if self._user:
+            os.chown(self.root, self._user["user"], self._user["group"])
+        self._run(
+            str(self.bin / "pg_basebackup"),
+            "-D",
+            str(self.data),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.primary.port),
+            "-U",
+            "postgres",
+            "-R",
+            "-X",
+            "stream",
+            "-c",
+            "fast",
+            "--no-sync",
+        )
+        self.start()
+        self.primary.wait_streaming(self.name)
+        return self
 
-
-def freeze(pg: PrivatePostgres) -> None:
-    """SIGSTOP the whole cluster: connections stay open, nothing answers."""
-    for pid in _cluster_pids(pg):
-        os.kill(pid, signal.SIGSTOP)
-
-
-def thaw(pg: PrivatePostgres) -> None:
-    for pid in _cluster_pids(pg):
-        os.kill(pid, signal.SIGCONT)
+    def promote(self) -> None:
+        """``pg_ctl promote``: returns once the standby accepts writes."""
+        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-w", "-t", "30", "promote")

@@ -29,7 +29,7 @@ from sac_ivr.protocols.tables import Protocol, ProtocolEvent
 from sac_ivr.runner import start_service
 from tests.conftest import make_settings
 from tests.fakeasterisk.agi import fake_call
-from tests.private_postgres import PrivatePostgres, freeze, thaw
+from tests.private_postgres import PrivatePostgres
 
 MOBILE = "11987654321"
 LANDLINE = "1133334444"
@@ -180,7 +180,7 @@ async def test_frozen_database_caller_gets_a_reserve_number(
         assert first.variables["SAC_RESULT"] == "OK"
         await running.core.issuer.refill_reserve()
 
-        await asyncio.to_thread(freeze, pg)
+        await asyncio.to_thread(pg.freeze)
         try:
             # SAC_RESULT=OK: the number was issued within the route's bound (4 s).
             call = await fake_call(
@@ -193,7 +193,7 @@ async def test_frozen_database_caller_gets_a_reserve_number(
             key = f"day:{number[:8]}"
             assert in_blocks(journal, key, int(number[8:14]))
         finally:
-            await asyncio.to_thread(thaw, pg)
+            await asyncio.to_thread(pg.thaw)
 
         await until(lambda: not running.core.issuer.in_outage, 60, "back on the database")
         assert await counts(running.core, [number]) == (1, 1, 1)

@@ -71,7 +71,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlch
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sac_ivr.db.base import utcnow
-from sac_ivr.db.engine import create_sync_engine, is_sqlite
+from sac_ivr.db.engine import begin_with_deadline, create_sync_engine, is_sqlite
 from sac_ivr.phones import normalize_phone
 from sac_ivr.protocols.numbering import ProtocolFormat
 from sac_ivr.protocols.reserve import CALL_FIELDS, Journal, JournalEntry, Taken
@@ -94,6 +94,10 @@ RESERVE_REFRESH_S = 30.0
 OUTAGE_RETRY_S = 0.5
 REPLAY_CHUNK = 256
 JOURNAL_KEEP = timedelta(days=2)
+# PostgreSQL: a batch takes milliseconds; past this the server is taken as gone (hung,
+# or cut off without a reset) and the batch fails, instead of holding every caller
+# queued behind it until the driver's command timeout (see db/engine.py).
+PG_BATCH_TIMEOUT_S = 3.0
 
 
 @dataclass(frozen=True)
@@ -472,7 +476,7 @@ class ProtocolIssuer:
         if self._sync_engine is None and self._journal is not None:
             return await self._commit_bounded(requests)
         if self._sync_engine is None:
-            async with self._engine.begin() as connection:
+            async with begin_with_deadline(self._engine, PG_BATCH_TIMEOUT_S) as connection:
                 return await connection.run_sync(self._write, requests)
         # SQLite: on the loop, see the module docstring.
         loop = asyncio.get_running_loop()
@@ -519,11 +523,12 @@ class ProtocolIssuer:
     async def _commit_unless_abandoned(
         self, requests: list[tuple[CallInfo, datetime]], abandoned: list[bool]
     ) -> list[IssuedProtocol]:
-        async with self._engine.connect() as connection:
-            async with connection.begin():
-                issued = await connection.run_sync(self._write, requests)
-                if abandoned[0]:  # its callers got reserve numbers: roll back
-                    raise TimeoutError("batch abandoned")
+        # The connection is cut at PG_BATCH_TIMEOUT_S: an abandoned batch on a server
+        # that never answers does not hold its connection for ever.
+        async with begin_with_deadline(self._engine, PG_BATCH_TIMEOUT_S) as connection:
+            issued = await connection.run_sync(self._write, requests)
+            if abandoned[0]:  # its callers got reserve numbers: roll back
+                raise TimeoutError("batch abandoned")
         return issued
 
     def _enter_outage(self, exc: BaseException) -> None:
