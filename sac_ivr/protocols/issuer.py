@@ -358,7 +358,7 @@ class ProtocolIssuer:
         )
 
     async def _query_first(self, query: Any) -> Any:
-        async with self._engine.connect() as connection:
+        async with begin_with_deadline(self._engine, PG_BATCH_TIMEOUT_S) as connection:
             return (await connection.execute(query)).first()
 
     async def _bounded(self, coro: Any) -> Any:
@@ -655,7 +655,7 @@ class ProtocolIssuer:
         ):
             if journal.remaining(key) * 2 >= self._block:
                 continue
-            async with self._engine.begin() as connection:
+            async with begin_with_deadline(self._engine, PG_BATCH_TIMEOUT_S) as connection:
                 last = await connection.run_sync(_bump_counter, key, self._block)
             first = last - self._block + 1
             journal.add_block(key, first, last, now)
@@ -672,11 +672,11 @@ class ProtocolIssuer:
         inserted = 0
         entries = journal.pending(REPLAY_CHUNK)
         if not entries:
-            async with self._engine.connect() as connection:
+            async with begin_with_deadline(self._engine, PG_BATCH_TIMEOUT_S) as connection:
                 await connection.exec_driver_sql("SELECT 1")
             return 0
         while entries:
-            async with self._engine.begin() as connection:
+            async with begin_with_deadline(self._engine, PG_BATCH_TIMEOUT_S) as connection:
                 issued = await connection.run_sync(self._write_replay, entries)
             journal.mark_replayed([entry.number for entry in entries], self._clock())
             inserted += len(issued)
