@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import statistics
 import sys
 import tempfile
@@ -122,7 +123,9 @@ async def baseline(port: int) -> float:
     return time.monotonic() - started
 
 
-async def one_run(callers: int, gap: float, fault: str, work_dir: Path) -> Result:
+async def one_run(
+    callers: int, gap: float, fault: str, work_dir: Path, reserve_block: int | None = None
+) -> Result:
     primary = PrivatePostgres(synchronous_standby="standby1")
     await asyncio.to_thread(primary.__enter__)
     standby = primary.standby("standby1")
@@ -131,6 +134,8 @@ async def one_run(callers: int, gap: float, fault: str, work_dir: Path) -> Resul
         await asyncio.to_thread(standby.__enter__)
         env = {"SAC_IVR_DATABASE_URL": multi_host_url(primary, standby)}
         env["SAC_IVR_LOG_LEVEL"] = "WARNING"
+        if reserve_block is not None:
+            env["SAC_IVR_PROTOCOL_RESERVE_BLOCK"] = str(reserve_block)
         server = await asyncio.to_thread(ServeProcess(work_dir, env=env).start)
         load = Load(server.agi_port, callers)
         task = asyncio.gather(*(load.caller(i) for i in range(callers)))
@@ -157,7 +162,15 @@ async def one_run(callers: int, gap: float, fault: str, work_dir: Path) -> Resul
             await load.until(lambda: len(heard_after()) > 0, "resume")
             resume_s = min(heard_after()) - promoted
             last_before = max(c.heard_at for c in load.calls if c.heard_at and c.heard_at < crash)
-            window_s = min(heard_after()) - last_before
+            # The longest time no caller heard a number, from the last one before the
+            # fault to the first after the promotion (numbers from the outage reserve
+            # are heard in between).
+            heard = sorted(
+                c.heard_at
+                for c in load.calls
+                if c.heard_at and last_before <= c.heard_at <= min(heard_after())
+            )
+            window_s = max(later - earlier for earlier, later in itertools.pairwise(heard))
         finally:
             load.stopping = True
             async with asyncio.timeout(CALL_BOUND_S + 5):
@@ -165,10 +178,15 @@ async def one_run(callers: int, gap: float, fault: str, work_dir: Path) -> Resul
         errors = sum(c.result != "OK" for c in load.calls)  # the run's, all from the failover
         numbers = [c.number for c in load.calls if c.number]
         connection = await asyncpg.connect(host="127.0.0.1", port=standby.port, user="postgres")
-        try:
-            stored = await connection.fetchval(
-                "SELECT count(*) FROM protocols WHERE number = ANY($1)", numbers
-            )
+        try:  # numbers from the outage reserve arrive with the journal's replay
+            deadline = time.monotonic() + 30
+            while True:
+                stored = await connection.fetchval(
+                    "SELECT count(*) FROM protocols WHERE number = ANY($1)", numbers
+                )
+                if stored == len(numbers) or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.2)
         finally:
             await connection.close()
         return Result(resume_s, baseline_s, window_s, errors, len(numbers), len(numbers) - stored)
@@ -260,6 +278,13 @@ async def main() -> None:
         "synchronous one, side by side",
     )
     parser.add_argument("--seconds", type=float, default=5.0, help="--replication-cost's length")
+    parser.add_argument(
+        "--reserve-block",
+        type=int,
+        default=None,
+        help="protocol_reserve_block for the service (0: no outage reserve; default: "
+        "the service's own)",
+    )
     args = parser.parse_args()
     if args.replication_cost:
         modes = ("alone", "async", "sync")
@@ -284,7 +309,9 @@ async def main() -> None:
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="sac-ivr-bench-failover-") as tmp:
         for run in range(args.runs):
-            result = await one_run(args.callers, args.gap, args.fault, Path(tmp) / f"run{run}")
+            result = await one_run(
+                args.callers, args.gap, args.fault, Path(tmp) / f"run{run}", args.reserve_block
+            )
             results.append(result)
             print(
                 f"run {run + 1}: resume {result.resume_s * 1000:7.1f} ms  "

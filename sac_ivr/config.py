@@ -103,7 +103,7 @@ class Settings:
         12, "Digits of the global sequence (protocol_format=sequence)."
     )
     protocol_reserve_block: int = _setting(
-        200,
+        1000,
         "PostgreSQL: numbers each instance reserves ahead per counter (today and "
         "tomorrow) to issue while the database is unreachable; 0: no reserve.",
     )
