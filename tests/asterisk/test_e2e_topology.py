@@ -89,35 +89,52 @@ INSTANCES = ("first", "second")
 
 
 class Database:
-    """The one database both sac-ivr share: a private PostgreSQL cluster.
-
-    The topology's database step lives here: once PostgreSQL failover (issue #10
-    item 4) is in, this becomes a primary and a streaming standby, ``url`` the
-    multi-host URL, and a phase kills the primary.
-    """
+    """The one database both sac-ivr share: a private PostgreSQL primary with a
+    synchronous streaming standby, given to sac-ivr as a multi-host URL; the last
+    phase crashes the primary and promotes the standby."""
 
     def __init__(self) -> None:
-        self._pg = PrivatePostgres()
+        self._primary = PrivatePostgres(synchronous_standby="standby1")
+        self._standby = self._primary.standby("standby1")
+        self.current: PrivatePostgres = self._primary
 
     def __enter__(self) -> Database:
-        self._pg.__enter__()
+        self._primary.__enter__()
+        try:
+            self._standby.__enter__()
+        except BaseException:
+            self._primary.__exit__(None, None, None)
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._pg.__exit__(*exc)
+        try:
+            self._standby.__exit__(*exc)
+        finally:
+            self._primary.__exit__(*exc)
 
     @property
     def url(self) -> str:
-        return self._pg.url
+        hosts = "&".join(f"host={pg.host_port}" for pg in (self._primary, self._standby))
+        return f"postgresql+asyncpg://postgres@/postgres?{hosts}&target_session_attrs=read-write"
+
+    def fail_over(self, gap_s: float = 0.5) -> None:
+        """The primary crashes (``pg_ctl stop -m immediate``); ``gap_s`` later (a
+        failover tool deciding) the standby is promoted."""
+        self._primary.stop(mode="immediate")
+        time.sleep(gap_s)
+        self._standby.promote()
+        self.current = self._standby
 
     def rows(self) -> list[dict[str, Any]]:
-        """Every ``protocols`` row (number, caller, the call's ids)."""
+        """Every ``protocols`` row (number, caller, the call's ids) on the primary."""
 
         async def fetch() -> list[dict[str, Any]]:
             import asyncpg
 
-            dsn = self.url.replace("postgresql+asyncpg://", "postgresql://")
-            conn = await asyncpg.connect(dsn, timeout=10)
+            conn = await asyncpg.connect(
+                host="127.0.0.1", port=self.current.port, user="postgres", timeout=10
+            )
             try:
                 records = await conn.fetch(
                     "SELECT number, caller_number, linkedid, channel FROM protocols"
@@ -662,3 +679,42 @@ def test_idle_asterisk_killed_the_probes_take_it_out(
         f"\ntopology: idle Asterisk b killed; out of the dispatcher set by the probes "
         f"after {outage.down_after_s:.2f} s"
     )
+
+
+# -- phase 6: the primary database dies -------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def primary_killed(topology: Topology, idle_asterisk_killed: Outage) -> Phase:
+    """The primary crashes once the KILL_AFTER-th caller hears its intro; the standby
+    is promoted half a second later. The survivors: Asterisk ``a``, sac-ivr
+    ``second``."""
+    killed_at: list[float] = []
+
+    def kill(index: int, call: ProxiedCall) -> None:
+        if index != KILL_AFTER:
+            return
+        _intro_heard(topology, call, {})
+        killed_at.append(time.monotonic())
+        topology.database.fail_over()
+
+    phase = _burst(topology, CALLERS, kill)
+    phase.events["killed_at"] = killed_at[0] if killed_at else None
+    # Numbers given from the outage reserve while no primary answered reach the new
+    # primary with the journal's replay: waited for, within a bound.
+    callers = {c.call.caller_num for c in phase.callers}
+    deadline = time.monotonic() + 30
+    while {r["caller_number"] for r in phase.rows} < callers and time.monotonic() < deadline:
+        time.sleep(0.2)
+        phase.rows = topology.database.rows()
+    return phase
+
+
+def test_primary_database_killed_every_caller_still_hears_a_stored_number(
+    primary_killed: Phase, topology: Topology
+) -> None:
+    phase = primary_killed
+    assert phase.events["killed_at"] is not None
+    _assert_every_caller_heard_their_stored_number(phase)
+    after = [c for c in phase.callers if c.placed > phase.events["killed_at"]]
+    assert after, [c.explain() for c in phase.callers]
