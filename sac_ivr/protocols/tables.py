@@ -5,10 +5,15 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Date, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Date, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from sac_ivr.db.base import Base, UtcDateTime, utcnow
+from sac_ivr.lifecycle.statuses import PENDING_STATUSES
+
+# The WHERE of the partial index of requests not yet answered. A query uses it on
+# SQLite only if it repeats this term with the values written out (reports/services.py).
+PENDING_WHERE = "status IN (" + ", ".join(f"'{s}'" for s in PENDING_STATUSES) + ")"
 
 
 class ProtocolCounter(Base):
@@ -61,7 +66,20 @@ class Protocol(Base):
         back_populates="protocol", order_by="ProtocolEvent.id", cascade="all, delete-orphan"
     )
 
-    __table_args__ = (Index("ix_protocols_issued_at", "issued_at"),)
+    __table_args__ = (
+        Index("ix_protocols_issued_at", "issued_at"),
+        # Reports: answered in a period; the pending ones soonest due first, counted
+        # and grouped by agent from the index alone (migration 0006).
+        Index("ix_protocols_resolved_at", "resolved_at"),
+        Index(
+            "ix_protocols_pending_due",
+            "due_at",
+            "id",
+            "agent",
+            sqlite_where=text(PENDING_WHERE),
+            postgresql_where=text(PENDING_WHERE),
+        ),
+    )
 
 
 class ProtocolEvent(Base):
@@ -84,3 +102,6 @@ class ProtocolEvent(Base):
     data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     protocol: Mapped[Protocol] = relationship(back_populates="events")
+
+    # Reports: the status changes of a period (migration 0006).
+    __table_args__ = (Index("ix_protocol_events_kind_at", "kind", "at"),)

@@ -1,0 +1,72 @@
+"""reads at scale: indexes for the reports and the listings
+
+- ``protocols (resolved_at)``: requests answered in a period;
+- ``protocols (due_at, id, agent) WHERE status IN (pending…)``: the requests not yet
+  answered, soonest due first, counted and grouped by agent from the index alone;
+- ``protocol_events (kind, at)``: the status changes of a period;
+- ``calls (agent_name, started_at)`` (replaces ``calls (agent_name)``) and
+  ``calls (agent_interface, started_at)``: an agent's calls, newest first.
+
+On PostgreSQL the indexes are built with ``CREATE INDEX CONCURRENTLY`` in alembic's
+``autocommit_block`` (outside the migration's transaction), so issuing numbers and
+the call log go on while they are built; a build that fails leaves an INVALID index
+to drop by hand before running the upgrade again. Measured on the 2-core bench
+machine at 5M protocols (45M timeline entries, PostgreSQL 15, 128 MB
+shared_buffers): see BENCHMARKS.md, "Reads at scale". On SQLite the indexes are
+built in the migration's usual way (the database is locked meanwhile), then
+``ANALYZE`` gives the query planner the statistics it needs to choose them.
+
+Revision ID: 0006
+Revises: 0004
+Create Date: 2026-12-01 22:00:00
+"""
+
+from collections.abc import Sequence
+
+from alembic import op
+
+revision: str = "0006"
+down_revision: str | None = "0004"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+# Frozen copy of protocols.tables.PENDING_WHERE at this revision.
+PENDING_WHERE = "status IN ('open', 'forwarded', 'in_progress', 'waiting_customer')"
+
+INDEXES = (
+    ("ix_protocols_resolved_at", "protocols", "resolved_at", None),
+    ("ix_protocols_pending_due", "protocols", "due_at, id, agent", PENDING_WHERE),
+    ("ix_protocol_events_kind_at", "protocol_events", "kind, at", None),
+    ("ix_calls_agent_name_started_at", "calls", "agent_name, started_at", None),
+    ("ix_calls_agent_interface_started_at", "calls", "agent_interface, started_at", None),
+)
+
+
+def _postgres() -> bool:
+    return op.get_bind().dialect.name == "postgresql"
+
+
+def upgrade() -> None:
+    if _postgres():
+        with op.get_context().autocommit_block():
+            for name, table, columns, where in INDEXES:
+                op.execute(
+                    f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} ON {table} ({columns})"
+                    + (f" WHERE {where}" if where else "")
+                )
+            op.execute("DROP INDEX CONCURRENTLY IF EXISTS ix_calls_agent_name")
+            op.execute("ANALYZE protocols, protocol_events, calls")
+        return
+    for name, table, columns, where in INDEXES:
+        op.execute(
+            f"CREATE INDEX IF NOT EXISTS {name} ON {table} ({columns})"
+            + (f" WHERE {where}" if where else "")
+        )
+    op.execute("DROP INDEX IF EXISTS ix_calls_agent_name")
+    op.execute("ANALYZE")
+
+
+def downgrade() -> None:
+    op.execute("CREATE INDEX IF NOT EXISTS ix_calls_agent_name ON calls (agent_name)")
+    for name, *_ in reversed(INDEXES):
+        op.execute(f"DROP INDEX IF EXISTS {name}")
