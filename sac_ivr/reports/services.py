@@ -23,10 +23,10 @@ import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, and_, case, func, literal_column, select
+from sqlalchemy import ColumnElement, and_, case, func, select
 from sqlalchemy import Integer as SqlInteger
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -35,7 +35,7 @@ from sac_ivr.history.tables import HistoryRequest
 from sac_ivr.http.listing import iso
 from sac_ivr.lifecycle.config import LifecycleConfig
 from sac_ivr.lifecycle.statuses import ANSWERED_STATUSES, PENDING_STATUSES, status_label
-from sac_ivr.protocols.tables import Protocol, ProtocolEvent
+from sac_ivr.protocols.tables import PENDING, Protocol, ProtocolEvent, status_in
 from sac_ivr.protocols.timeline import EventKind
 
 SYSTEM_ACTORS = ("system", "caller")
@@ -76,13 +76,9 @@ def _r(value: float | None) -> float | None:
 
 
 def _in(column: Any, values: Sequence[str]) -> ColumnElement[bool]:
-    """``column IN ('a', 'b')`` with the values written out: SQLite uses a partial
-    index only when the query repeats its WHERE term, bound parameters don't match."""
-    return cast(ColumnElement[bool], column.in_([literal_column(f"'{v}'") for v in values]))
+    return status_in(column, tuple(values))
 
 
-# The same term as ix_protocols_pending_due's WHERE (PENDING_WHERE, protocols/tables.py).
-PENDING = _in(Protocol.status, PENDING_STATUSES)
 ANSWERED = _in(Protocol.status, ANSWERED_STATUSES)
 
 
@@ -221,7 +217,7 @@ def _by_key(
         into.answered_n += group.answered_n
         into.answered_s += group.answered_s
     label = config.subject_label if kind == "subject" else config.department_label
-    items = [
+    items: list[dict[str, Any]] = [
         {
             "code": code,
             "label": label(code) if code else "Não informado",
@@ -323,17 +319,13 @@ async def calls_per_hour(
             counts[int(hour)] += int(count)
     else:
         # SQLite has no time zones: counts per UTC quarter hour (every zone's offset is
-        # a whole number of quarter hours), each quarter turned into its local hour here.
-        quarter = func.strftime("%Y-%m-%d %H", Protocol.issued_at)
-        minute = sql_cast(func.strftime("%M", Protocol.issued_at), SqlInteger) / 15
-        for start, q, count in (
-            await session.execute(
-                select(quarter, minute, func.count()).where(in_period).group_by(quarter, minute)
-            )
+        # a whole number of quarter hours; at most 96 a day), each quarter turned into
+        # its local hour here.
+        quarter = sql_cast(func.strftime("%s", Protocol.issued_at), SqlInteger) / 900
+        for q, count in (
+            await session.execute(select(quarter, func.count()).where(in_period).group_by(quarter))
         ).all():
-            at = datetime.strptime(start, "%Y-%m-%d %H").replace(tzinfo=UTC)
-            at += timedelta(minutes=15 * int(q))
-            counts[at.astimezone(tz).hour] += int(count)
+            counts[datetime.fromtimestamp(int(q) * 900, tz).hour] += int(count)
     return [{"hour": h, "calls": c} for h, c in enumerate(counts)]
 
 
