@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from sac_ivr.core import Core
 from sac_ivr.feature import Feature
-from sac_ivr.reports import http
+from sac_ivr.reports import http, statistics
 
 FEATURE = Feature[Core](
-    name="reports", depends_on=("history", "lifecycle", "protocols"), http=http.setup
+    name="reports",
+    depends_on=("history", "lifecycle", "protocols"),
+    http=http.setup,
+    background=statistics.refresh,
 )
