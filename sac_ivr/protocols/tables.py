@@ -79,15 +79,26 @@ class Protocol(Base):
     )
 
     __table_args__ = (
-        Index("ix_protocols_issued_at", "issued_at"),
-        # Reports: answered in a period; the pending ones soonest due first, counted
-        # and grouped by agent from the index alone (migration 0006).
-        Index("ix_protocols_resolved_at", "resolved_at"),
+        # Migration 0006 widened these two into covering indexes: the reports read a
+        # period (opened, or answered, in it) and the requests not yet answered from
+        # the index alone. The pending one repeats ``status`` for SQLite, which
+        # otherwise reads the row to check the partial index's own WHERE.
+        Index(
+            "ix_protocols_issued_at_cover",
+            "issued_at",
+            "subject",
+            "department",
+            "status",
+            "due_at",
+            "resolved_at",
+        ),
+        Index("ix_protocols_resolved_at", "resolved_at", "issued_at", "status"),
         Index(
             "ix_protocols_pending_due",
             "due_at",
             "id",
             "agent",
+            "status",
             sqlite_where=text(PENDING_WHERE),
             postgresql_where=text(PENDING_WHERE),
         ),
@@ -115,8 +126,21 @@ class ProtocolEvent(Base):
 
     protocol: Mapped[Protocol] = relationship(back_populates="events")
 
-    # Reports: the status changes of a period (migration 0006).
-    __table_args__ = (Index("ix_protocol_events_kind_at", "kind", "at"),)
+    # Reports: the status changes of a period, from the index alone (migration 0006;
+    # ``kind`` repeated for SQLite, as in ix_protocols_pending_due).
+    __table_args__ = (
+        Index(
+            "ix_protocol_events_status_at",
+            "at",
+            "actor",
+            "from_status",
+            "to_status",
+            "protocol_id",
+            "kind",
+            sqlite_where=text("kind = 'status'"),
+            postgresql_where=text("kind = 'status'"),
+        ),
+    )
 
 
 def status_in(column: Any, values: tuple[str, ...]) -> ColumnElement[bool]:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, and_, case, func, select
+from sqlalchemy import ColumnElement, and_, case, func, literal_column, select
 from sqlalchemy import Integer as SqlInteger
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -249,7 +249,8 @@ async def by_agent(session: AsyncSession, params: ReportParams) -> list[dict[str
         _in(ProtocolEvent.to_status, ANSWERED_STATUSES),
     )
     in_period = and_(
-        ProtocolEvent.kind == EventKind.STATUS.value,
+        # Written out, as the partial index's WHERE (ix_protocol_events_status_at).
+        ProtocolEvent.kind == literal_column(f"'{EventKind.STATUS.value}'"),
         ProtocolEvent.at >= params.period.start,
         ProtocolEvent.at < params.period.end,
         ProtocolEvent.actor.notin_(SYSTEM_ACTORS),
