@@ -102,6 +102,16 @@ class Protocol(Base):
             sqlite_where=text(PENDING_WHERE),
             postgresql_where=text(PENDING_WHERE),
         ),
+        # The listing of those (overdue=true, due_within_days), newest first.
+        Index(
+            "ix_protocols_pending_issued",
+            "issued_at",
+            "id",
+            "due_at",
+            "status",
+            sqlite_where=text(PENDING_WHERE),
+            postgresql_where=text(PENDING_WHERE),
+        ),
     )
 
 

@@ -7,6 +7,9 @@
 - ``protocols (due_at, id, agent, status) WHERE status IN (pending…)``: the
   requests not yet answered, soonest due first, counted and grouped by agent from
   the index alone;
+- ``protocols (issued_at, id, due_at, status) WHERE status IN (pending…)``: the
+  protocols listing's overdue / due-soon filters, newest first, without sorting
+  every overdue request;
 - ``protocol_events (at, actor, from_status, to_status, protocol_id, kind) WHERE
   kind = 'status'``: the status changes of a period, from the index alone (a third
   of the timeline; smaller than ``(kind, at)`` over every entry, and covering);
@@ -48,6 +51,7 @@ INDEXES = (
     ),
     ("ix_protocols_resolved_at", "protocols", "resolved_at, issued_at, status", None),
     ("ix_protocols_pending_due", "protocols", "due_at, id, agent, status", PENDING_WHERE),
+    ("ix_protocols_pending_issued", "protocols", "issued_at, id, due_at, status", PENDING_WHERE),
     (
         "ix_protocol_events_status_at",
         "protocol_events",
