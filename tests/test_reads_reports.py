@@ -23,7 +23,6 @@ from sac_ivr.lifecycle.statuses import PENDING_STATUSES
 from sac_ivr.protocols import services as protocol_services
 from sac_ivr.protocols.tables import Protocol
 from sac_ivr.reports import services
-from sac_ivr.runner import start_service
 from tests.conftest import make_settings
 
 NOW = datetime(2026, 11, 20, 15, 7, 31, 123456, tzinfo=UTC)
@@ -177,24 +176,3 @@ async def _overdue_protocols_listing(data: Core):
         ).all()
     assert total == len(expected) > 30
     assert [p.id for p in rows] == list(expected[5:35])
-
-
-async def test_sqlite_statistics_refreshed_at_start(sqlite_url: str):
-    """The web process gives SQLite's planner statistics when it starts."""
-    settings = make_settings(sqlite_url)
-    await asyncio.to_thread(generate, sqlite_url, 300, days=30, seed=3, settings=settings, now=NOW)
-    core = build_core(settings)
-    try:
-        async with core.engine.begin() as conn:
-            await conn.exec_driver_sql("DELETE FROM sqlite_stat1")
-    finally:
-        await core.close()
-    service = await start_service(settings, migrate=False)
-    try:
-        async with service.core.reader() as session:
-            indexes = set(
-                await session.scalars(text("SELECT idx FROM sqlite_stat1 WHERE tbl = 'protocols'"))
-            )
-    finally:
-        await service.stop(drain_seconds=1.0)
-    assert {"ix_protocols_pending_due", "ix_protocols_resolved_at"} <= indexes
