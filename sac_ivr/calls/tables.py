@@ -60,5 +60,6 @@ class CallLog(Base):
         Index("ix_calls_ended_at", "ended_at"),
         # Calls by agent (name or interface), newest first (migration 0006).
         Index("ix_calls_agent_name_started_at", "agent_name", "started_at"),
-        Index("ix_calls_agent_interface_started_at", "agent_interface", "started_at"),
+        # agent_name too: the interface half excludes the rows the name half counted.
+        Index("ix_calls_agent_interface_started_at", "agent_interface", "started_at", "agent_name"),
     )

@@ -253,7 +253,8 @@ async def by_column(
     return _by_key(await _period_groups(session, params), config, kind)
 
 
-async def by_agent(session: AsyncSession, params: ReportParams) -> list[dict[str, Any]]:
+def _agent_filters(params: ReportParams) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
+    """(status changes by agents in the period, those that answered a request)."""
     answers = and_(
         _in(ProtocolEvent.from_status, PENDING_STATUSES),
         _in(ProtocolEvent.to_status, ANSWERED_STATUSES),
@@ -265,36 +266,65 @@ async def by_agent(session: AsyncSession, params: ReportParams) -> list[dict[str
         ProtocolEvent.at < params.period.end,
         ProtocolEvent.actor.notin_(SYSTEM_ACTORS),
     )
+    return in_period, answers
+
+
+async def _agent_changes(session: AsyncSession, params: ReportParams) -> list[Any]:
+    """(actor, status changes, answers) from the partial index alone."""
+    in_period, answers = _agent_filters(params)
+    return list(
+        (
+            await session.execute(
+                select(ProtocolEvent.actor, func.count(), func.count().filter(answers))
+                .where(in_period)
+                .group_by(ProtocolEvent.actor)
+            )
+        ).all()
+    )
+
+
+async def _agent_answer_seconds(session: AsyncSession, params: ReportParams) -> list[Any]:
+    """(actor, mean seconds from opening to the answer): the opening dates are read
+    for the answers only."""
+    in_period, answers = _agent_filters(params)
+    duration = _seconds(session, ProtocolEvent.at, Protocol.issued_at)
+    return list(
+        (
+            await session.execute(
+                select(ProtocolEvent.actor, func.avg(duration))
+                .join(Protocol, Protocol.id == ProtocolEvent.protocol_id)
+                .where(in_period, answers)
+                .group_by(ProtocolEvent.actor)
+            )
+        ).all()
+    )
+
+
+async def _agent_pending(session: AsyncSession) -> list[Any]:
+    """(agent, pending requests assigned now) from the pending partial index."""
+    return list(
+        (
+            await session.execute(
+                select(Protocol.agent, func.count())
+                .where(PENDING, Protocol.agent.is_not(None))
+                .group_by(Protocol.agent)
+            )
+        ).all()
+    )
+
+
+def _agent_items(
+    changes: list[Any], seconds: list[Any], pending: list[Any]
+) -> list[dict[str, Any]]:
     stats: dict[str, dict[str, Any]] = defaultdict(
         lambda: {"status_changes": 0, "answered": 0, "avg": None, "assigned_pending": 0}
     )
-    # The changes, from the partial index alone; the opening dates only for answers.
-    for actor, changes, answered in (
-        await session.execute(
-            select(ProtocolEvent.actor, func.count(), func.count().filter(answers))
-            .where(in_period)
-            .group_by(ProtocolEvent.actor)
-        )
-    ).all():
-        stats[actor]["status_changes"] = int(changes)
+    for actor, count, answered in changes:
+        stats[actor]["status_changes"] = int(count)
         stats[actor]["answered"] = int(answered)
-    duration = _seconds(session, ProtocolEvent.at, Protocol.issued_at)
-    for actor, seconds in (
-        await session.execute(
-            select(ProtocolEvent.actor, func.avg(duration))
-            .join(Protocol, Protocol.id == ProtocolEvent.protocol_id)
-            .where(in_period, answers)
-            .group_by(ProtocolEvent.actor)
-        )
-    ).all():
-        stats[actor]["avg"] = _hours(seconds)
-    for agent, count in (
-        await session.execute(
-            select(Protocol.agent, func.count())
-            .where(PENDING, Protocol.agent.is_not(None))
-            .group_by(Protocol.agent)
-        )
-    ).all():
+    for actor, secs in seconds:
+        stats[actor]["avg"] = _hours(secs)
+    for agent, count in pending:
         stats[str(agent)]["assigned_pending"] = int(count)  # not NULL: filtered
     items = [
         {
@@ -308,6 +338,14 @@ async def by_agent(session: AsyncSession, params: ReportParams) -> list[dict[str
     ]
     items.sort(key=lambda i: (-i["answered"], -i["status_changes"], i["agent"]))
     return items
+
+
+async def by_agent(session: AsyncSession, params: ReportParams) -> list[dict[str, Any]]:
+    return _agent_items(
+        await _agent_changes(session, params),
+        await _agent_answer_seconds(session, params),
+        await _agent_pending(session),
+    )
 
 
 async def calls_per_hour(
@@ -430,7 +468,7 @@ async def full_report(
 async def full_report_concurrently(
     reader: async_sessionmaker[AsyncSession], params: ReportParams, config: LifecycleConfig
 ) -> dict[str, Any]:
-    """:func:`full_report`, its queries in four sessions at once (both cores of the
+    """:func:`full_report`, its queries in five sessions at once (both cores of the
     database work on one report). Each figure is as consistent as before: every
     statement sees the data as of its own start (READ COMMITTED, or SQLite's WAL)."""
 
@@ -438,9 +476,16 @@ async def full_report_concurrently(
         async with reader() as session:
             return [await step(session) for step in steps]
 
-    (agents,), (groups,), (hourly, answered), (overdue_page, figures) = await asyncio.gather(
-        each(lambda s: by_agent(s, params)),
-        each(lambda s: _period_groups(s, params)),
+    (
+        (changes,),
+        (answer_seconds,),
+        (groups, assigned),
+        (hourly, answered),
+        (overdue_page, figures),
+    ) = await asyncio.gather(
+        each(lambda s: _agent_changes(s, params)),
+        each(lambda s: _agent_answer_seconds(s, params)),
+        each(lambda s: _period_groups(s, params), _agent_pending),
         each(lambda s: calls_per_hour(s, params, config.tz), lambda s: resolution(s, params)),
         each(
             lambda s: deadline_list(s, params, "overdue", config, 20, 0),
@@ -456,7 +501,7 @@ async def full_report_concurrently(
         "resolution": answered,
         "by_subject": _by_key(groups, config, "subject"),
         "by_department": _by_key(groups, config, "department"),
-        "by_agent": agents,
+        "by_agent": _agent_items(changes, answer_seconds, assigned),
         "calls_per_hour": hourly,
         "overdue_top": overdue,
         "overdue_total": overdue_total,

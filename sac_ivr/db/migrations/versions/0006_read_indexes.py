@@ -14,7 +14,8 @@
   kind = 'status'``: the status changes of a period, from the index alone (a third
   of the timeline; smaller than ``(kind, at)`` over every entry, and covering);
 - ``calls (agent_name, started_at)`` (replaces ``calls (agent_name)``) and
-  ``calls (agent_interface, started_at)``: an agent's calls, newest first.
+  ``calls (agent_interface, started_at, agent_name)``: an agent's calls (by member
+  name or interface), counted from the indexes alone and paged newest first.
 
 On PostgreSQL the indexes are built with ``CREATE INDEX CONCURRENTLY`` in alembic's
 ``autocommit_block`` (outside the migration's transaction), so issuing numbers and
@@ -59,7 +60,12 @@ INDEXES = (
         "kind = 'status'",
     ),
     ("ix_calls_agent_name_started_at", "calls", "agent_name, started_at", None),
-    ("ix_calls_agent_interface_started_at", "calls", "agent_interface, started_at", None),
+    (
+        "ix_calls_agent_interface_started_at",
+        "calls",
+        "agent_interface, started_at, agent_name",
+        None,
+    ),
 )
 
 
