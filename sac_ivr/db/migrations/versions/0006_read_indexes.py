@@ -22,8 +22,8 @@ On PostgreSQL the indexes are built with ``CREATE INDEX CONCURRENTLY`` in alembi
 the call log go on while they are built; a build that fails leaves an INVALID index
 to drop by hand before running the upgrade again. Measured on the 2-core bench
 machine (PostgreSQL 15, 128 MB shared_buffers; BENCHMARKS.md, "Reads at scale"):
-the whole upgrade takes 46 s at 5M protocols (44M timeline entries, 5M calls) and
-5-17 s at 1M. On SQLite the indexes are built in the migration's usual way (writers
+the whole upgrade takes 46-57 s at 5M protocols (44M timeline entries, 5M calls) and
+13-17 s at 1M. On SQLite the indexes are built in the migration's usual way (writers
 wait meanwhile: 15 s at 1M protocols), then ``ANALYZE`` gives the query planner the
 statistics it needs to choose them (SQLite gathers none by itself).
 
