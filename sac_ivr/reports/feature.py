@@ -7,7 +7,5 @@ from sac_ivr.feature import Feature
 from sac_ivr.reports import http
 
 FEATURE = Feature[Core](
-    name="reports",
-    depends_on=("history", "lifecycle", "protocols"),
-    http=http.setup,
+    name="reports", depends_on=("history", "lifecycle", "protocols"), http=http.setup
 )
