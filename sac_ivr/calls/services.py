@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import ColumnElement, and_, func, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sac_ivr.calls.tables import CallLog
@@ -32,28 +32,60 @@ async def find(
     session: AsyncSession, flt: CallFilter, limit: int, offset: int
 ) -> tuple[Sequence[CallLog], int]:
     """Calls, newest first."""
-    query = select(CallLog)
+    conditions: list[ColumnElement[bool]] = []
     if flt.since is not None:
-        query = query.where(CallLog.started_at >= flt.since)
+        conditions.append(CallLog.started_at >= flt.since)
     if flt.until is not None:
-        query = query.where(CallLog.started_at < flt.until)
+        conditions.append(CallLog.started_at < flt.until)
     if flt.phone_e164:
-        query = query.where(CallLog.caller_e164 == flt.phone_e164)
+        conditions.append(CallLog.caller_e164 == flt.phone_e164)
     if flt.protocol:
-        query = query.where(CallLog.protocol_number == flt.protocol)
-    if flt.agent:
-        query = query.where(
-            or_(CallLog.agent_name == flt.agent, CallLog.agent_interface == flt.agent)
-        )
+        conditions.append(CallLog.protocol_number == flt.protocol)
     if flt.outcome:
-        query = query.where(CallLog.outcome == flt.outcome)
+        conditions.append(CallLog.outcome == flt.outcome)
     if flt.server:
-        query = query.where(CallLog.server == flt.server)
+        conditions.append(CallLog.server == flt.server)
+    newest_first = (CallLog.started_at.desc(), CallLog.id.desc())
+    if flt.agent:
+        return await _find_by_agent(session, flt.agent, conditions, limit, offset)
+    query = select(CallLog).where(*conditions)
     total = await session.scalar(select(func.count()).select_from(query.subquery()))
-    rows = await session.scalars(
-        query.order_by(CallLog.started_at.desc(), CallLog.id.desc()).limit(limit).offset(offset)
-    )
+    rows = await session.scalars(query.order_by(*newest_first).limit(limit).offset(offset))
     return rows.all(), int(total or 0)
+
+
+async def _find_by_agent(
+    session: AsyncSession,
+    agent: str,
+    conditions: list[ColumnElement[bool]],
+    limit: int,
+    offset: int,
+) -> tuple[Sequence[CallLog], int]:
+    """An agent's calls (member name or interface): the two disjoint halves of the OR,
+    each counted and paged from its own (column, started_at) index, then merged."""
+    by_name = and_(CallLog.agent_name == agent, *conditions)
+    by_interface = and_(
+        CallLog.agent_interface == agent,
+        or_(CallLog.agent_name.is_(None), CallLog.agent_name != agent),
+        *conditions,
+    )
+    total = 0
+    for half in (by_name, by_interface):
+        total += int(await session.scalar(select(func.count()).where(half)) or 0)
+    newest_first = (CallLog.started_at.desc(), CallLog.id.desc())
+    firsts = [
+        select(CallLog.id).where(half).order_by(*newest_first).limit(offset + limit).subquery()
+        for half in (by_name, by_interface)
+    ]
+    ids = union_all(*(select(first.c.id) for first in firsts)).subquery()
+    rows = await session.scalars(
+        select(CallLog)
+        .where(CallLog.id.in_(select(ids.c.id)))
+        .order_by(*newest_first)
+        .limit(limit)
+        .offset(offset)
+    )
+    return rows.all(), total
 
 
 async def calls_of_protocol(session: AsyncSession, protocol: Protocol) -> Sequence[CallLog]:

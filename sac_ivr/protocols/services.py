@@ -10,8 +10,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from sac_ivr.lifecycle.statuses import PENDING_STATUSES
-from sac_ivr.protocols.tables import Protocol
+from sac_ivr.protocols.tables import PENDING, Protocol
 
 
 class ProtocolNotFound(LookupError):
@@ -52,7 +51,7 @@ async def find(
     if flt.status:
         query = query.where(Protocol.status == flt.status)
     if flt.pending_only:
-        query = query.where(Protocol.status.in_(PENDING_STATUSES))
+        query = query.where(PENDING)  # the partial index's term
     if flt.due_after is not None:
         query = query.where(Protocol.due_at >= flt.due_after)
     if flt.due_before is not None:

@@ -5,10 +5,27 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Date, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    ColumnElement,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    literal_column,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from sac_ivr.db.base import Base, UtcDateTime, utcnow
+from sac_ivr.lifecycle.statuses import PENDING_STATUSES
+
+# The WHERE of the partial index of requests not yet answered. A query uses it on
+# SQLite only if it repeats this term with the values written out (reports/services.py).
+PENDING_WHERE = "status IN (" + ", ".join(f"'{s}'" for s in PENDING_STATUSES) + ")"
 
 
 class ProtocolCounter(Base):
@@ -61,7 +78,41 @@ class Protocol(Base):
         back_populates="protocol", order_by="ProtocolEvent.id", cascade="all, delete-orphan"
     )
 
-    __table_args__ = (Index("ix_protocols_issued_at", "issued_at"),)
+    __table_args__ = (
+        # Migration 0006 widened these two into covering indexes: the reports read a
+        # period (opened, or answered, in it) and the requests not yet answered from
+        # the index alone. The pending one repeats ``status`` for SQLite, which
+        # otherwise reads the row to check the partial index's own WHERE.
+        Index(
+            "ix_protocols_issued_at_cover",
+            "issued_at",
+            "subject",
+            "department",
+            "status",
+            "due_at",
+            "resolved_at",
+        ),
+        Index("ix_protocols_resolved_at", "resolved_at", "issued_at", "status"),
+        Index(
+            "ix_protocols_pending_due",
+            "due_at",
+            "id",
+            "agent",
+            "status",
+            sqlite_where=text(PENDING_WHERE),
+            postgresql_where=text(PENDING_WHERE),
+        ),
+        # The listing of those (overdue=true, due_within_days), newest first.
+        Index(
+            "ix_protocols_pending_issued",
+            "issued_at",
+            "id",
+            "due_at",
+            "status",
+            sqlite_where=text(PENDING_WHERE),
+            postgresql_where=text(PENDING_WHERE),
+        ),
+    )
 
 
 class ProtocolEvent(Base):
@@ -84,3 +135,29 @@ class ProtocolEvent(Base):
     data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     protocol: Mapped[Protocol] = relationship(back_populates="events")
+
+    # Reports: the status changes of a period, from the index alone (migration 0006;
+    # ``kind`` repeated for SQLite, as in ix_protocols_pending_due).
+    __table_args__ = (
+        Index(
+            "ix_protocol_events_status_at",
+            "at",
+            "actor",
+            "from_status",
+            "to_status",
+            "protocol_id",
+            "kind",
+            sqlite_where=text("kind = 'status'"),
+            postgresql_where=text("kind = 'status'"),
+        ),
+    )
+
+
+def status_in(column: Any, values: tuple[str, ...]) -> ColumnElement[bool]:
+    """``column IN ('a', 'b')`` with the values written out: SQLite uses a partial
+    index only when the query repeats its WHERE term; bound parameters don't match."""
+    return column.in_([literal_column(f"'{v}'") for v in values])
+
+
+# Requests not yet answered: the term of ix_protocols_pending_due (PENDING_WHERE).
+PENDING = status_in(Protocol.status, PENDING_STATUSES)

@@ -21,8 +21,7 @@ CSV_CONTENT = {"text/csv": {"schema": {"type": "string"}}}
 async def _full_report(request: web.Request, query: schemas.ReportQuery) -> dict[str, Any]:
     """Every figure for the period the query asks for."""
     svc = core_of(request)
-    async with svc.reader() as session:
-        return await services.full_report(session, query.params(), lifecycle_of(svc))
+    return await services.full_report_concurrently(svc.reader, query.params(), lifecycle_of(svc))
 
 
 @api.get(
