@@ -10,15 +10,17 @@ Everything on 127.0.0.1, each part on its own ports:
 - two real Asterisk 22 (``a`` and ``b``), each with the project's dialplan and
   ``SAC_AGI_HOSTS`` listing both sac-ivr, each its own first (``a``: first, second;
   ``b``: second, first);
-- two real ``sac-ivr serve`` (``first``, ``second``) on one PostgreSQL database (a
-  private cluster: the ``database`` fixture, the one place to switch to a primary
-  and a streaming standby once PostgreSQL failover is in);
+- two real ``sac-ivr serve`` (``first``, ``second``) on one PostgreSQL database: a
+  private primary with a synchronous streaming standby, given as a multi-host URL
+  (the ``database`` fixture); both follow both Asterisk over AMI, one writer per
+  server (the call log exactly once);
 - SIPp callers sending their INVITE to Kamailio only.
 
 Phases, one after the other, each a burst of callers:
 
 1. all up: the calls are spread over both Asterisk and both sac-ivr, and every
-   caller hears their own stored number and reaches the menu;
+   caller hears their own stored number and reaches the menu; each call is once in
+   the call log, under its server;
 2. ``first`` is killed (SIGKILL) in the middle of the burst: every caller still hears
    a stored number; those placed after the kill are served by ``second`` (Asterisk
    ``a`` finds ``first`` refusing and goes on to the next host at once);
@@ -28,15 +30,14 @@ Phases, one after the other, each a burst of callers:
    out of the set; no new caller is lost. The call in progress on ``b`` is cut
    (its media was there), the one on ``a`` goes on;
 4. ``b`` started again: the probes put it back, calls are shared again;
-5. ``b`` killed with no call coming: the probes alone take it out.
+5. ``b`` killed with no call coming: the probes alone take it out;
+6. the primary database crashes mid-burst and the standby is promoted half a second
+   later: every caller still hears a stored number (numbers from the outage reserve
+   meanwhile, replayed to the new primary), and the call log catches up.
 
 The times (kill to "is down", start to "is up") are printed with ``-s``: the
 README's figures ("Running at scale" > "Reference topology"); nothing asserts them.
 
-Not yet here: killing the PostgreSQL primary (the standby promoted) — that needs the
-database failover of issue #10 item 4; the ``database`` fixture is where it goes.
-The call log (AMI) is off in both instances: following several Asterisk servers
-over AMI is issue #10 items 2 and 3.
 """
 
 from __future__ import annotations
@@ -128,7 +129,13 @@ class Database:
 
     def rows(self) -> list[dict[str, Any]]:
         """Every ``protocols`` row (number, caller, the call's ids) on the primary."""
+        return self._fetch("SELECT number, caller_number, linkedid, channel FROM protocols")
 
+    def call_rows(self) -> list[dict[str, Any]]:
+        """Every call-log row (server, linkedid, caller, end) on the primary."""
+        return self._fetch("SELECT server, linkedid, caller_number, ended_at FROM calls")
+
+    def _fetch(self, sql: str) -> list[dict[str, Any]]:
         async def fetch() -> list[dict[str, Any]]:
             import asyncpg
 
@@ -136,9 +143,7 @@ class Database:
                 host="127.0.0.1", port=self.current.port, user="postgres", timeout=10
             )
             try:
-                records = await conn.fetch(
-                    "SELECT number, caller_number, linkedid, channel FROM protocols"
-                )
+                records = await conn.fetch(sql)
             finally:
                 await conn.close()
             return [dict(r) for r in records]
@@ -251,7 +256,11 @@ def topology(
                 agi_port=agi_ports[name],
                 env={
                     "SAC_IVR_DATABASE_URL": database.url,
-                    "SAC_IVR_AMI_ENABLED": "false",  # see the module docstring
+                    # Both instances follow both servers; one writes each one's log.
+                    "SAC_IVR_AMI_ENABLED": "true",
+                    "SAC_IVR_AMI_SERVERS": ",".join(
+                        f"{server}=127.0.0.1:{a.ports.ami}" for server, a in asterisks.items()
+                    ),
                 },
             ).start()
         kamailio = Kamailio(
@@ -395,6 +404,28 @@ def _burst(
     return phase
 
 
+def _assert_one_ended_call_row_each(topology: Topology, phase: Phase) -> None:
+    """Each caller's call in the call log once, under the Asterisk it was on, ended
+    (the log follows AMI: waited for, within a bound)."""
+    deadline = time.monotonic() + 30
+    while True:
+        rows = topology.database.call_rows()
+        mine = {
+            c.call.caller_num: [r for r in rows if r["caller_number"] == c.call.caller_num]
+            for c in phase.callers
+        }
+        done = all(len(found) == 1 and found[0]["ended_at"] for found in mine.values())
+        if done or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    for caller in phase.callers:
+        found = mine[caller.call.caller_num]
+        assert len(found) == 1, (found, caller.explain())
+        assert found[0]["server"] == caller.server, (found, caller.explain())
+        assert found[0]["linkedid"] == phase.row(caller)["linkedid"], caller.explain()
+        assert found[0]["ended_at"] is not None, (found, caller.explain())
+
+
 def _assert_every_caller_heard_their_stored_number(phase: Phase) -> None:
     numbers = [r["number"] for r in phase.rows]
     assert len(numbers) == len(set(numbers)), f"a number stored twice: {numbers}"
@@ -445,8 +476,11 @@ def all_up(topology: Topology) -> Phase:
     return _burst(topology, CALLERS)
 
 
-def test_all_up_calls_spread_over_both_asterisk_and_both_sac_ivr(all_up: Phase) -> None:
+def test_all_up_calls_spread_over_both_asterisk_and_both_sac_ivr(
+    all_up: Phase, topology: Topology
+) -> None:
     _assert_every_caller_heard_their_stored_number(all_up)
+    _assert_one_ended_call_row_each(topology, all_up)
     servers = [c.server for c in all_up.callers]
     assert set(servers) == set(SERVERS), servers
     # each Asterisk lists a different sac-ivr first: both issued numbers
@@ -718,3 +752,4 @@ def test_primary_database_killed_every_caller_still_hears_a_stored_number(
     _assert_every_caller_heard_their_stored_number(phase)
     after = [c for c in phase.callers if c.placed > phase.events["killed_at"]]
     assert after, [c.explain() for c in phase.callers]
+    _assert_one_ended_call_row_each(topology, phase)  # the call log caught up
