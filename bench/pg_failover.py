@@ -49,7 +49,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.fakeasterisk.agi import fake_call  # noqa: E402
-from tests.private_postgres import PrivatePostgres  # noqa: E402
+from tests.private_postgres import PrivatePostgres, multi_host_url  # noqa: E402
 from tests.serve_proc import ServeProcess  # noqa: E402
 
 CALL_BOUND_S = 10.0
@@ -106,11 +106,6 @@ class Result:
     errors: int
     ok_total: int
     lost: int
-
-
-def multi_host_url(*servers: PrivatePostgres) -> str:
-    hosts = "&".join(f"host={server.host_port}" for server in servers)
-    return f"postgresql+asyncpg://postgres@/postgres?{hosts}&target_session_attrs=read-write"
 
 
 async def baseline(port: int) -> float:

@@ -2,6 +2,7 @@
 row of the period), kept callable: bench/reads.py prints them as the baseline and
 tests/test_reads_reports.py compares the SQL aggregation with them.
 """
+
 from __future__ import annotations
 
 import math

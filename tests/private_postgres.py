@@ -267,3 +267,10 @@ class PrivateStandby(PrivatePostgres):
     def promote(self) -> None:
         """``pg_ctl promote``: returns once the standby accepts writes."""
         self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-w", "-t", "30", "promote")
+
+
+def multi_host_url(*servers: PrivatePostgres) -> str:
+    """The service's database URL listing ``servers`` in order, writes on whichever
+    is the primary (``target_session_attrs=read-write``)."""
+    hosts = "&".join(f"host={server.host_port}" for server in servers)
+    return f"postgresql+asyncpg://postgres@/postgres?{hosts}&target_session_attrs=read-write"

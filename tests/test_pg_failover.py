@@ -33,7 +33,7 @@ from sqlalchemy.engine import make_url
 from sac_ivr.db.engine import create_engine
 from tests.conftest import PG_ADMIN_URL, postgres_template
 from tests.fakeasterisk.agi import fake_call
-from tests.private_postgres import PrivatePostgres, PrivateStandby
+from tests.private_postgres import PrivatePostgres, PrivateStandby, multi_host_url
 from tests.serve_proc import ServeProcess
 
 CALLERS = 20
@@ -123,11 +123,6 @@ class Load:
         assert self._task is not None
         async with asyncio.timeout(CALL_BOUND_S + 5):
             await self._task
-
-
-def multi_host_url(*servers: PrivatePostgres) -> str:
-    hosts = "&".join(f"host={server.host_port}" for server in servers)
-    return f"postgresql+asyncpg://postgres@/postgres?{hosts}&target_session_attrs=read-write"
 
 
 def serve(url: str, work_dir: Path) -> ServeProcess:

@@ -75,7 +75,7 @@ from tests.asterisk.kamailio import SAMPLE, Kamailio, ProxiedCall
 from tests.asterisk.kamailio import unavailable_reason as kamailio_unavailable
 from tests.asterisk.service import SacIvrService
 from tests.asterisk.sipp import CallResult
-from tests.private_postgres import PrivatePostgres
+from tests.private_postgres import PrivatePostgres, multi_host_url
 
 UNAVAILABLE = "sac/protocol-unavailable"
 INTRO = "sac/protocol-intro"
@@ -116,8 +116,7 @@ class Database:
 
     @property
     def url(self) -> str:
-        hosts = "&".join(f"host={pg.host_port}" for pg in (self._primary, self._standby))
-        return f"postgresql+asyncpg://postgres@/postgres?{hosts}&target_session_attrs=read-write"
+        return multi_host_url(self._primary, self._standby)
 
     def fail_over(self, gap_s: float = 0.5) -> None:
         """The primary crashes (``pg_ctl stop -m immediate``); ``gap_s`` later (a
