@@ -214,8 +214,39 @@ class Browser:
 
         await self.wait_until(gone, f"{css!r} still visible", timeout)
 
+    async def wait_for_text(
+        self,
+        css: str,
+        *,
+        text: str | None = None,
+        visible: bool = True,
+        timeout: float = TIMEOUT,
+    ) -> str:
+        """The text of the element matching ``css`` (as :meth:`wait_for`), read in the
+        same look: a live page redraws its lists at every event, so an element found
+        first and read afterwards may be gone (stale) by then."""
+        from selenium.common.exceptions import StaleElementReferenceException
+        from selenium.webdriver.common.by import By
+
+        def ready(driver: Any) -> tuple[str] | None:
+            try:
+                for element in driver.find_elements(By.CSS_SELECTOR, css):
+                    if visible and not element.is_displayed():
+                        continue
+                    found = element.text
+                    if text is not None and text not in found:
+                        continue
+                    return (found,)
+            except StaleElementReferenceException:
+                return None
+            return None
+
+        what = f"{css!r}" + (f" containing {text!r}" if text is not None else "")
+        (found,) = await self.wait_until(ready, f"no visible {what}", timeout)
+        return str(found)
+
     async def text(self, css: str) -> str:
-        return (await self.wait_for(css)).text
+        return await self.wait_for_text(css)
 
     async def click(self, css: str, text: str | None = None) -> None:
         element = await self.wait_for(css, text=text)

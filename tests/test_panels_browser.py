@@ -85,8 +85,8 @@ async def test_agent_panel_follows_a_call_from_queue_to_answer(
     # A call enters the queue: it shows up, caller masked (not this agent's call yet).
     tracker = tracker_of(panel)
     tracker.enter_queue("1700000004.1", current, "+5511987654321", waited_s=12)
-    item = await browser.wait_for("#queue-calls .call-item", text="•••• 4321")
-    assert "98765" not in item.text
+    item = await browser.wait_for_text("#queue-calls .call-item", text="•••• 4321")
+    assert "98765" not in item
     await browser.wait_for("#queue-count", text="1")
     await browser.screenshot("agent-queue")
 

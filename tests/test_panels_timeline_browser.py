@@ -47,9 +47,9 @@ async def test_answered_entry_names_the_agent_in_portuguese(
     base = f"http://127.0.0.1:{running_sqlite.http_port}"
     await login_panel(browser, f"{base}/agent/calls/{number}", token)
     await browser.wait_for("#call-number", text=shown_protocol(number))
-    entry = await browser.wait_for("#timeline .kind-answered", text="Ligação atendida")
-    assert "Atendente: Ana Souza (fila sac-agents)" in entry.text
-    assert "sistema" in entry.text and "system" not in entry.text
+    entry = await browser.wait_for_text("#timeline .kind-answered", text="Ligação atendida")
+    assert "Atendente: Ana Souza (fila sac-agents)" in entry
+    assert "sistema" in entry and "system" not in entry
     opened = await browser.text("#timeline .kind-opened")
     assert "sistema" in opened
     assert await browser.console_errors(ignore=EXPECTED_HTTP_ERRORS) == []

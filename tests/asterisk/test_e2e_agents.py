@@ -177,9 +177,10 @@ def scene(
         )
         assert added["Response"] == "Success", added
         a = shown_protocol(numbers["a"])
-        ringing = await browser.wait_for("#my-calls .call-item.state-ringing", text=a)
-        # Read at once: every live event redraws the list (the element goes stale).
-        seen.ringing_item = ringing.text
+        # Read in the same look: every live event redraws the list.
+        seen.ringing_item = await browser.wait_for_text(
+            "#my-calls .call-item.state-ringing", text=a
+        )
         await browser.wait_for("#call-number", text=a)
         await browser.wait_for("#call-live .badge", text="Tocando")
         await browser.wait_for("#customer-facts", text="Telefone")
@@ -187,10 +188,9 @@ def scene(
         seen.ringing_url = browser.url
         seen.ringing_customer = await browser.text("#customer-facts")
         await browser.screenshot("e2e-agent-ringing")
-        connected = await browser.wait_for(
+        seen.connected_item = await browser.wait_for_text(
             "#my-calls .call-item.state-connected", text="esperou", timeout=WAIT
         )
-        seen.connected_item = connected.text
         await browser.wait_for("#call-live .badge", text="Em atendimento")
         seen.connected_live = await browser.text("#call-live")
         await browser.screenshot("e2e-agent-connected")
