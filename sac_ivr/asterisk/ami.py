@@ -120,10 +120,14 @@ class AmiClient:
         self._callbacks_task: asyncio.Task[None] | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings, **kwargs: Any) -> AmiClient:
+    def from_settings(
+        cls, settings: Settings, host: str | None = None, port: int | None = None, **kwargs: Any
+    ) -> AmiClient:
+        """A client with the AMI settings; ``host``/``port`` name one server of
+        several (default: ``ami_host``/``ami_port``)."""
         return cls(
-            settings.ami_host,
-            settings.ami_port,
+            settings.ami_host if host is None else host,
+            settings.ami_port if port is None else port,
             settings.ami_username,
             settings.ami_secret,
             action_timeout=settings.ami_action_timeout,

@@ -23,8 +23,6 @@ from collections import deque
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.engine import make_url
-
 from sac_ivr.asterisk.ami import AmiActionError, AmiClient, AmiError, AmiNotConnected, AmiTimeout
 from sac_ivr.calls.events import ChannelSnapshot
 from sac_ivr.calls.follow import FollowLock, PgFollowLock, Role, SoleFollower
@@ -33,6 +31,7 @@ from sac_ivr.calls.tracker import CallTracker
 from sac_ivr.calls.writer import CallLogWriter
 from sac_ivr.core import Core
 from sac_ivr.db.base import utcnow
+from sac_ivr.db.engine import is_sqlite
 
 log = logging.getLogger(__name__)
 
@@ -46,19 +45,6 @@ def _holder() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _client_for(core: Core, server: AmiServer) -> AmiClient:
-    s = core.settings
-    return AmiClient(
-        server.host,
-        server.port,
-        s.ami_username,
-        s.ami_secret,
-        action_timeout=s.ami_action_timeout,
-        ping_interval=s.ami_ping_interval,
-        backoff_max=s.ami_reconnect_max,
-    )
-
-
 class ServerRuntime:
     """One Asterisk server: AMI client, call log writer, live tracker, follower lock."""
 
@@ -66,7 +52,7 @@ class ServerRuntime:
         settings = core.settings
         self.core = core
         self.name = server.name
-        self.client = client or _client_for(core, server)
+        self.client = client or AmiClient.from_settings(core.settings, server.host, server.port)
         self.writer = CallLogWriter(
             core.sessionmaker,
             reader=core.reader,
@@ -76,7 +62,7 @@ class ServerRuntime:
         )
         self.tracker = CallTracker(self._publish)
         self.lock: FollowLock
-        if make_url(settings.database_url).get_backend_name() == "postgresql":
+        if not is_sqlite(core.engine):
             self.lock = PgFollowLock(
                 settings.database_url,
                 server.name,
