@@ -6,20 +6,12 @@ sac-ivr connects, then loaded again."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from tests.asterisk.ami import AmiClient
+from tests.asterisk.e2e_api import wait_until
 from tests.asterisk.instance import AsteriskInstance
 from tests.asterisk.stale import hang_up_callers
-
-
-def _wait(predicate: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out: {what}")
-        time.sleep(0.1)
 
 
 def test_queue_status_refused_then_answered_seeds_the_queues_on_the_same_link(
@@ -33,10 +25,10 @@ def test_queue_status_refused_then_answered_seeds_the_queues_on_the_same_link(
         assert refused.get("Response") == "Error", refused
         service = sac_ivr()
         token = service.create_token("sofia-seed", "supervisor")
-        _wait(
+        wait_until(
             lambda: "queue status not available yet" in service.log_text(),
-            30,
             f"QueueStatus refused:\n{service.log_text()[-2000:]}",
+            timeout=30,
         )
 
         def queues() -> list[str]:
@@ -47,7 +39,7 @@ def test_queue_status_refused_then_answered_seeds_the_queues_on_the_same_link(
         assert queues() == []
         loaded = ami.action("ModuleLoad", Module="app_queue.so", LoadType="load")
         assert loaded.get("Response") == "Success", loaded
-        _wait(lambda: queues() == ["sac-agents"], 30, "the queues seeded")
+        wait_until(lambda: queues() == ["sac-agents"], "the queues seeded", timeout=30)
         assert service.log_text().count("AMI connected to") == 1  # no reconnect needed
     finally:
         if ami.action("QueueStatus").get("Response") != "Success":

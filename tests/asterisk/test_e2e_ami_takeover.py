@@ -23,6 +23,7 @@ import asyncpg
 import pytest
 
 from tests.asterisk.ami import AmiClient
+from tests.asterisk.e2e_api import wait_until
 from tests.asterisk.instance import AsteriskInstance, free_port
 from tests.asterisk.service import SacIvrService
 from tests.asterisk.sipp import SipCall
@@ -56,14 +57,6 @@ def _holder(url: str) -> str | None:
     return rows[0]["holder"] if rows else None
 
 
-def _wait(predicate: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out: {what}")
-        time.sleep(0.1)
-
-
 def test_follower_killed_mid_call_every_call_one_row_with_its_real_end(
     asterisk: AsteriskInstance,
     ami: AmiClient,
@@ -82,10 +75,12 @@ def test_follower_killed_mid_call_every_call_one_row_with_its_real_end(
     calls: list[SipCall] = []
     try:
         follower.start()
-        _wait(lambda: _holder(postgres_url) is not None, 30, "the first instance follows")
+        wait_until(
+            lambda: _holder(postgres_url) is not None, "the first instance follows", timeout=30
+        )
         first_holder = _holder(postgres_url)
         standby.start()
-        _wait(lambda: "AMI connected" in standby.log_text(), 30, "the second on AMI")
+        wait_until(lambda: "AMI connected" in standby.log_text(), "the second on AMI", timeout=30)
         assert _holder(postgres_url) == first_holder
 
         started = time.monotonic()
@@ -93,10 +88,10 @@ def test_follower_killed_mid_call_every_call_one_row_with_its_real_end(
             calls.append(sip_call(hangup_after=seconds).start())
         time.sleep(max(0.0, KILL_AT - (time.monotonic() - started)))
         follower.kill()  # SIGKILL; its children die with it (PR_SET_PDEATHSIG)
-        _wait(
+        wait_until(
             lambda: _holder(postgres_url) not in (None, first_holder),
-            30,
             f"takeover:\n{standby.log_text()[-3000:]}",
+            timeout=30,
         )
         assert "this instance now writes its call log" in standby.log_text()
         for call in calls:
@@ -112,7 +107,7 @@ def test_follower_killed_mid_call_every_call_one_row_with_its_real_end(
             mine = [r for r in rows if r["caller_number"] in numbers]
             return len(mine) >= len(numbers) and all(r["ended_at"] for r in mine)
 
-        _wait(all_closed, 30, "every call closed")
+        wait_until(all_closed, "every call closed", timeout=30)
         for number in numbers:
             found = [r for r in rows if r["caller_number"] == number]
             assert len(found) == 1, (number, found)
