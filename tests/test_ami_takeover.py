@@ -115,6 +115,22 @@ async def holder_pid(sessionmaker: Any) -> int | None:
     return int(holder.rsplit(":", 1)[1]) if holder else None
 
 
+async def start_both(
+    procs: list[ServeProcess], fake: FakeAmi, sessionmaker: Any
+) -> tuple[ServeProcess, ServeProcess]:
+    """Start both instances; once one follows the server (it records that it is
+    alive once it has reconciled), return (the follower, the other)."""
+    for proc in procs:
+        await asyncio.to_thread(proc.start)
+    await fake.wait_logins(2, timeout=30)
+    deadline = time.monotonic() + 30
+    while (pid := await holder_pid(sessionmaker)) is None:
+        assert time.monotonic() < deadline, "no instance follows the server"
+        await asyncio.sleep(0.1)
+    follower = next(p for p in procs if p.children().get("web") == pid)
+    return follower, next(p for p in procs if p is not follower)
+
+
 async def test_kill_9_of_the_follower_mid_call_leaves_every_call_one_right_row(
     tmp_path: Path, postgres_url: str
 ) -> None:
@@ -124,16 +140,7 @@ async def test_kill_9_of_the_follower_mid_call_leaves_every_call_one_right_row(
     procs = [ServeProcess(tmp_path / name, serve_env(postgres_url, fake)) for name in "ab"]
     calls = Calls(fake)
     try:
-        for proc in procs:
-            await asyncio.to_thread(proc.start)
-        await fake.wait_logins(2, timeout=30)
-        # the follower records that it follows (alive) once it has reconciled
-        deadline = time.monotonic() + 30
-        while (pid := await holder_pid(sessionmaker)) is None:
-            assert time.monotonic() < deadline, "no instance follows the server"
-            await asyncio.sleep(0.1)
-        follower = next(p for p in procs if p.children().get("web") == pid)
-        standby = next(p for p in procs if p is not follower)
+        follower, standby = await start_both(procs, fake, sessionmaker)
 
         ends_after_kill = await calls.start()  # hangs up while nobody writes
         vanishes = await calls.start()  # ends while nobody writes; no Hangup at all
@@ -215,15 +222,7 @@ async def test_a_frozen_follower_is_replaced_and_writes_nothing_when_it_wakes(
     calls = Calls(fake)
     frozen: ServeProcess | None = None
     try:
-        for proc in procs:
-            await asyncio.to_thread(proc.start)
-        await fake.wait_logins(2, timeout=30)
-        deadline = time.monotonic() + 30
-        while (pid := await holder_pid(sessionmaker)) is None:
-            assert time.monotonic() < deadline, "no instance follows the server"
-            await asyncio.sleep(0.1)
-        frozen = next(p for p in procs if p.children().get("web") == pid)
-        standby = next(p for p in procs if p is not frozen)
+        frozen, standby = await start_both(procs, fake, sessionmaker)
         call = await calls.start()
         await asyncio.sleep(1.0)
         os.killpg(frozen.pid, signal.SIGSTOP)
