@@ -49,7 +49,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.fakeasterisk.agi import fake_call  # noqa: E402
-from tests.private_postgres import PrivatePostgres, multi_host_url  # noqa: E402
+from tests.private_postgres import (  # noqa: E402
+    PrivatePostgres,
+    multi_host_url,
+    primary_with_standby,
+)
 from tests.serve_proc import ServeProcess  # noqa: E402
 
 CALL_BOUND_S = 10.0
@@ -121,75 +125,76 @@ async def baseline(port: int) -> float:
 async def one_run(
     callers: int, gap: float, fault: str, work_dir: Path, reserve_block: int | None = None
 ) -> Result:
-    primary = PrivatePostgres(synchronous_standby="standby1")
-    await asyncio.to_thread(primary.__enter__)
-    standby = primary.standby("standby1")
-    server: ServeProcess | None = None
-    try:
-        await asyncio.to_thread(standby.__enter__)
-        env = {"SAC_IVR_DATABASE_URL": multi_host_url(primary, standby)}
-        env["SAC_IVR_LOG_LEVEL"] = "WARNING"
-        if reserve_block is not None:
-            env["SAC_IVR_PROTOCOL_RESERVE_BLOCK"] = str(reserve_block)
-        server = await asyncio.to_thread(ServeProcess(work_dir, env=env).start)
-        load = Load(server.agi_port, callers)
-        task = asyncio.gather(*(load.caller(i) for i in range(callers)))
+    async with primary_with_standby() as (primary, standby):
+        server: ServeProcess | None = None
         try:
-            await load.until(lambda: sum(c.result == "OK" for c in load.calls) >= 200, "warm-up")
-            crash = time.monotonic()
-            if fault == "freeze-in-commit":
-                standby.freeze()  # the batch in flight waits for the standby's flush
-                await asyncio.sleep(0.3)
-                primary.freeze()
-                standby.thaw()
-            elif fault == "freeze":
-                primary.freeze()
-            else:
-                await asyncio.to_thread(primary.stop, "immediate")
-            await asyncio.sleep(gap)
-            await asyncio.to_thread(standby.promote)
-            promoted = time.monotonic()
-            baseline_s = await baseline(standby.port)
-
-            def heard_after() -> list[float]:
-                return [c.heard_at for c in load.calls if c.heard_at and c.heard_at > promoted]
-
-            await load.until(lambda: len(heard_after()) > 0, "resume")
-            resume_s = min(heard_after()) - promoted
-            last_before = max(c.heard_at for c in load.calls if c.heard_at and c.heard_at < crash)
-            # The longest time no caller heard a number, from the last one before the
-            # fault to the first after the promotion (numbers from the outage reserve
-            # are heard in between).
-            heard = sorted(
-                c.heard_at
-                for c in load.calls
-                if c.heard_at and last_before <= c.heard_at <= min(heard_after())
-            )
-            window_s = max(later - earlier for earlier, later in itertools.pairwise(heard))
-        finally:
-            load.stopping = True
-            async with asyncio.timeout(CALL_BOUND_S + 5):
-                await task
-        errors = sum(c.result != "OK" for c in load.calls)  # the run's, all from the failover
-        numbers = [c.number for c in load.calls if c.number]
-        connection = await asyncpg.connect(host="127.0.0.1", port=standby.port, user="postgres")
-        try:  # numbers from the outage reserve arrive with the journal's replay
-            deadline = time.monotonic() + 30
-            while True:
-                stored = await connection.fetchval(
-                    "SELECT count(*) FROM protocols WHERE number = ANY($1)", numbers
+            env = {"SAC_IVR_DATABASE_URL": multi_host_url(primary, standby)}
+            env["SAC_IVR_LOG_LEVEL"] = "WARNING"
+            if reserve_block is not None:
+                env["SAC_IVR_PROTOCOL_RESERVE_BLOCK"] = str(reserve_block)
+            server = await asyncio.to_thread(ServeProcess(work_dir, env=env).start)
+            load = Load(server.agi_port, callers)
+            task = asyncio.gather(*(load.caller(i) for i in range(callers)))
+            try:
+                await load.until(
+                    lambda: sum(c.result == "OK" for c in load.calls) >= 200, "warm-up"
                 )
-                if stored == len(numbers) or time.monotonic() > deadline:
-                    break
-                await asyncio.sleep(0.2)
+                crash = time.monotonic()
+                if fault == "freeze-in-commit":
+                    standby.freeze()  # the batch in flight waits for the standby's flush
+                    await asyncio.sleep(0.3)
+                    primary.freeze()
+                    standby.thaw()
+                elif fault == "freeze":
+                    primary.freeze()
+                else:
+                    await asyncio.to_thread(primary.stop, "immediate")
+                await asyncio.sleep(gap)
+                await asyncio.to_thread(standby.promote)
+                promoted = time.monotonic()
+                baseline_s = await baseline(standby.port)
+
+                def heard_after() -> list[float]:
+                    return [c.heard_at for c in load.calls if c.heard_at and c.heard_at > promoted]
+
+                await load.until(lambda: len(heard_after()) > 0, "resume")
+                resume_s = min(heard_after()) - promoted
+                last_before = max(
+                    c.heard_at for c in load.calls if c.heard_at and c.heard_at < crash
+                )
+                # The longest time no caller heard a number, from the last one before the
+                # fault to the first after the promotion (numbers from the outage reserve
+                # are heard in between).
+                heard = sorted(
+                    c.heard_at
+                    for c in load.calls
+                    if c.heard_at and last_before <= c.heard_at <= min(heard_after())
+                )
+                window_s = max(later - earlier for earlier, later in itertools.pairwise(heard))
+            finally:
+                load.stopping = True
+                async with asyncio.timeout(CALL_BOUND_S + 5):
+                    await task
+            errors = sum(c.result != "OK" for c in load.calls)  # the run's, all from the failover
+            numbers = [c.number for c in load.calls if c.number]
+            connection = await asyncpg.connect(host="127.0.0.1", port=standby.port, user="postgres")
+            try:  # numbers from the outage reserve arrive with the journal's replay
+                deadline = time.monotonic() + 30
+                while True:
+                    stored = await connection.fetchval(
+                        "SELECT count(*) FROM protocols WHERE number = ANY($1)", numbers
+                    )
+                    if stored == len(numbers) or time.monotonic() > deadline:
+                        break
+                    await asyncio.sleep(0.2)
+            finally:
+                await connection.close()
+            return Result(
+                resume_s, baseline_s, window_s, errors, len(numbers), len(numbers) - stored
+            )
         finally:
-            await connection.close()
-        return Result(resume_s, baseline_s, window_s, errors, len(numbers), len(numbers) - stored)
-    finally:
-        if server is not None:
-            await asyncio.to_thread(server.stop, 15)
-        await asyncio.to_thread(standby.__exit__, None, None, None)
-        await asyncio.to_thread(primary.__exit__, None, None, None)
+            if server is not None:
+                await asyncio.to_thread(server.stop, 15)
 
 
 @dataclass

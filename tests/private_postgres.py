@@ -28,6 +28,7 @@ SAC_IVR_REQUIRE_POSTGRES=1: then it fails.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import glob
 import os
@@ -38,6 +39,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -274,3 +276,22 @@ def multi_host_url(*servers: PrivatePostgres) -> str:
     is the primary (``target_session_attrs=read-write``)."""
     hosts = "&".join(f"host={server.host_port}" for server in servers)
     return f"postgresql+asyncpg://postgres@/postgres?{hosts}&target_session_attrs=read-write"
+
+
+@contextlib.asynccontextmanager
+async def primary_with_standby(
+    name: str = "standby1",
+) -> AsyncIterator[tuple[PrivatePostgres, PrivateStandby]]:
+    """A primary with a synchronous streaming standby ``name`` (for async tests: both
+    started and removed off the event loop)."""
+    primary = PrivatePostgres(synchronous_standby=name)
+    await asyncio.to_thread(primary.__enter__)
+    try:
+        standby = primary.standby(name)
+        await asyncio.to_thread(standby.__enter__)
+        try:
+            yield primary, standby
+        finally:
+            await asyncio.to_thread(standby.__exit__, None, None, None)
+    finally:
+        await asyncio.to_thread(primary.__exit__, None, None, None)

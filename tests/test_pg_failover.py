@@ -33,7 +33,7 @@ from sqlalchemy.engine import make_url
 from sac_ivr.db.engine import create_engine
 from tests.conftest import PG_ADMIN_URL, postgres_template
 from tests.fakeasterisk.agi import fake_call
-from tests.private_postgres import PrivatePostgres, PrivateStandby, multi_host_url
+from tests.private_postgres import PrivatePostgres, multi_host_url, primary_with_standby
 from tests.serve_proc import ServeProcess
 
 CALLERS = 20
@@ -212,46 +212,41 @@ async def test_primary_lost_and_standby_promoted_under_load(fault: str, tmp_path
     freeze-in-commit: the standby is frozen first, so that the batch in flight waits
     for its synchronous commit, and then the primary: that batch hangs on a silent
     server, which only the issuer's batch deadline ends."""
-    primary = PrivatePostgres(synchronous_standby="standby1")
-    await asyncio.to_thread(primary.__enter__)
-    standby: PrivateStandby | None = None
-    server: ServeProcess | None = None
-    try:
-        standby = primary.standby("standby1")
-        await asyncio.to_thread(standby.__enter__)
-        server = await asyncio.to_thread(serve, multi_host_url(primary, standby), tmp_path / "s")
-        load = Load(server.agi_port, fault)
-        load.start()
+    async with primary_with_standby() as (primary, standby):
+        server: ServeProcess | None = None
         try:
-            await load.wait_issued(CALLS_BEFORE)
-            if fault == "freeze-in-commit":
-                standby.freeze()
-                await asyncio.sleep(0.3)  # a batch is now waiting for the standby's flush
-                primary.freeze()
-                standby.thaw()
-            elif fault == "freeze":
-                primary.freeze()
-            else:
-                await asyncio.to_thread(primary.stop, "immediate")
-            await asyncio.sleep(0.5)  # calls go on against a dead primary and a standby
-            await asyncio.to_thread(standby.promote)
-            promoted_at = time.monotonic()
-            await load.wait_issued(CALLS_AFTER, after=promoted_at)
+            server = await asyncio.to_thread(
+                serve, multi_host_url(primary, standby), tmp_path / "s"
+            )
+            load = Load(server.agi_port, fault)
+            load.start()
+            try:
+                await load.wait_issued(CALLS_BEFORE)
+                if fault == "freeze-in-commit":
+                    standby.freeze()
+                    await asyncio.sleep(0.3)  # a batch is now waiting for the standby's flush
+                    primary.freeze()
+                    standby.thaw()
+                elif fault == "freeze":
+                    primary.freeze()
+                else:
+                    await asyncio.to_thread(primary.stop, "immediate")
+                await asyncio.sleep(0.5)  # calls go on against a dead primary and a standby
+                await asyncio.to_thread(standby.promote)
+                promoted_at = time.monotonic()
+                await load.wait_issued(CALLS_AFTER, after=promoted_at)
+            finally:
+                await load.stop()
+            assert await is_primary(standby)
+            assert_clean(load)
+            await assert_all_stored_once(load, standby)
+            assert_resumed_for_good(load, promoted_at)
+            health = await wait_healthy(server.http_port)
+            assert health["http_status"] == 200 and health["database"] == "ok", health
+            assert server.proc is not None and server.proc.poll() is None
         finally:
-            await load.stop()
-        assert await is_primary(standby)
-        assert_clean(load)
-        await assert_all_stored_once(load, standby)
-        assert_resumed_for_good(load, promoted_at)
-        health = await wait_healthy(server.http_port)
-        assert health["http_status"] == 200 and health["database"] == "ok", health
-        assert server.proc is not None and server.proc.poll() is None
-    finally:
-        if server is not None:
-            await asyncio.to_thread(server.stop, 15)
-        if standby is not None:
-            await asyncio.to_thread(standby.__exit__, None, None, None)
-        await asyncio.to_thread(primary.__exit__, None, None, None)
+            if server is not None:
+                await asyncio.to_thread(server.stop, 15)
 
 
 async def test_old_primary_fenced_read_only_does_not_wedge_the_issuer(tmp_path: Path) -> None:
@@ -259,41 +254,36 @@ async def test_old_primary_fenced_read_only_does_not_wedge_the_issuer(tmp_path: 
     default_transaction_read_only, as failover tools do): its pooled connections
     still answer pings, so only the 'read-only transaction' error tells they are on
     the wrong server."""
-    primary = PrivatePostgres(synchronous_standby="standby1")
-    await asyncio.to_thread(primary.__enter__)
-    standby: PrivateStandby | None = None
-    server: ServeProcess | None = None
-    try:
-        standby = primary.standby("standby1")
-        await asyncio.to_thread(standby.__enter__)
-        # The standby first: migrations and writes must pass it over.
-        server = await asyncio.to_thread(serve, multi_host_url(standby, primary), tmp_path / "s")
-        load = Load(server.agi_port, "fence")
-        load.start()
+    async with primary_with_standby() as (primary, standby):
+        server: ServeProcess | None = None
         try:
-            await load.wait_issued(CALLS_BEFORE)
-            await asyncio.to_thread(
-                primary.psql, "ALTER SYSTEM SET default_transaction_read_only = on"
+            # The standby first: migrations and writes must pass it over.
+            server = await asyncio.to_thread(
+                serve, multi_host_url(standby, primary), tmp_path / "s"
             )
-            await asyncio.to_thread(primary.psql, "SELECT pg_reload_conf()")
-            await asyncio.sleep(0.5)
-            await asyncio.to_thread(standby.promote)
-            promoted_at = time.monotonic()
-            await load.wait_issued(CALLS_AFTER, after=promoted_at)
+            load = Load(server.agi_port, "fence")
+            load.start()
+            try:
+                await load.wait_issued(CALLS_BEFORE)
+                await asyncio.to_thread(
+                    primary.psql, "ALTER SYSTEM SET default_transaction_read_only = on"
+                )
+                await asyncio.to_thread(primary.psql, "SELECT pg_reload_conf()")
+                await asyncio.sleep(0.5)
+                await asyncio.to_thread(standby.promote)
+                promoted_at = time.monotonic()
+                await load.wait_issued(CALLS_AFTER, after=promoted_at)
+            finally:
+                await load.stop()
+            assert_clean(load)
+            await assert_all_stored_once(load, standby)
+            assert_resumed_for_good(load, promoted_at)
+            # The numbers issued after the switch went to the new primary only.
+            after = [o.number for o in load.issued(promoted_at) if o.number]
+            assert await stored_counts(primary, after) == {}
         finally:
-            await load.stop()
-        assert_clean(load)
-        await assert_all_stored_once(load, standby)
-        assert_resumed_for_good(load, promoted_at)
-        # The numbers issued after the switch went to the new primary only.
-        after = [o.number for o in load.issued(promoted_at) if o.number]
-        assert await stored_counts(primary, after) == {}
-    finally:
-        if server is not None:
-            await asyncio.to_thread(server.stop, 15)
-        if standby is not None:
-            await asyncio.to_thread(standby.__exit__, None, None, None)
-        await asyncio.to_thread(primary.__exit__, None, None, None)
+            if server is not None:
+                await asyncio.to_thread(server.stop, 15)
 
 
 async def test_a_silent_first_host_does_not_use_up_the_connect_timeout() -> None:
