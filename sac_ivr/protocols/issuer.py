@@ -540,8 +540,7 @@ class ProtocolIssuer:
             describe_error(exc),
         )
         self._keeper_wake.set()
-        if self._keeper is None or self._keeper.done():
-            self._keeper = asyncio.create_task(self._keep(), name="protocol-reserve")
+        self.start()  # the keeper, if it is not running
 
     def _issue_from_reserve(self, batch: Sequence[_Pending]) -> None:
         """Numbers from the reserve, journaled (one fsync) before they are returned."""
